@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# guest/rootfs/build.sh [OUTDIR]: builds the busybox root filesystem shared by the VM and the container.
+#
+# The same directory is packed into the Linux guest's initramfs (guest/linux/build.sh) and used as the
+# container's root (swiftlet container run --rootfs). It holds busybox-static and its applet links,
+# the mount points a Linux userspace expects, and a minimal /etc. Output: OUTDIR/rootfs (default
+# guest/rootfs/out/rootfs). Needs Debian's busybox-static package (installed if missing and root).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+out=${1:-$here/out}
+root=$out/rootfs
+busybox=/bin/busybox   # Debian's busybox-static installs a static binary here
+is_static() { [ -x "$1" ] && LC_ALL=C ldd "$1" 2>&1 | grep -q 'not a dynamic executable'; }
+if ! is_static "$busybox"; then
+    if [ "$(id -u)" = 0 ]; then
+        echo "rootfs: installing busybox-static" >&2
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+    fi
+    is_static "$busybox" || { echo "rootfs: a static busybox is needed at $busybox (apt-get install busybox-static)" >&2; exit 1; }
+fi
+stamp="$(sha256sum "$busybox" "$0" | sha256sum | cut -c1-16)"
+if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && [ -x "$root/bin/busybox" ]; then
+    echo "$root"; exit 0
+fi
+rm -rf "$root"
+mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,run,var/tmp,mnt}
+chmod 1777 "$root/tmp" "$root/var/tmp"
+install -m 0755 "$busybox" "$root/bin/busybox"
+for applet in $("$busybox" --list-full); do
+    [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
+done
+cat > "$root/etc/passwd" <<'PW'
+root:x:0:0:root:/root:/bin/sh
+nobody:x:65534:65534:nobody:/:/bin/false
+PW
+cat > "$root/etc/group" <<'GR'
+root:x:0:
+nogroup:x:65534:
+GR
+echo swiftlet > "$root/etc/hostname"
+echo "$stamp" > "$out/.stamp"
+echo "$root"
