@@ -1,0 +1,165 @@
+/*
+ * ckvm.c: ioctl numbers and non-variadic wrappers for <linux/kvm.h>; see ckvm.h for the contract
+ * (every wrapper returns the result or -errno). No logic lives here.
+ */
+#define _GNU_SOURCE
+#include "ckvm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+const unsigned long CKVM_GET_API_VERSION = KVM_GET_API_VERSION;
+const unsigned long CKVM_CREATE_VM = KVM_CREATE_VM;
+const unsigned long CKVM_CHECK_EXTENSION = KVM_CHECK_EXTENSION;
+const unsigned long CKVM_GET_VCPU_MMAP_SIZE = KVM_GET_VCPU_MMAP_SIZE;
+const unsigned long CKVM_GET_SUPPORTED_CPUID = KVM_GET_SUPPORTED_CPUID;
+const unsigned long CKVM_SET_USER_MEMORY_REGION = KVM_SET_USER_MEMORY_REGION;
+const unsigned long CKVM_CREATE_VCPU = KVM_CREATE_VCPU;
+const unsigned long CKVM_SET_TSS_ADDR = KVM_SET_TSS_ADDR;
+const unsigned long CKVM_SET_IDENTITY_MAP_ADDR = KVM_SET_IDENTITY_MAP_ADDR;
+const unsigned long CKVM_CREATE_IRQCHIP = KVM_CREATE_IRQCHIP;
+const unsigned long CKVM_CREATE_PIT2 = KVM_CREATE_PIT2;
+const unsigned long CKVM_IRQ_LINE = KVM_IRQ_LINE;
+const unsigned long CKVM_IOEVENTFD = KVM_IOEVENTFD;
+const unsigned long CKVM_IRQFD = KVM_IRQFD;
+const unsigned long CKVM_RUN = KVM_RUN;
+const unsigned long CKVM_GET_REGS = KVM_GET_REGS;
+const unsigned long CKVM_SET_REGS = KVM_SET_REGS;
+const unsigned long CKVM_GET_SREGS = KVM_GET_SREGS;
+const unsigned long CKVM_SET_SREGS = KVM_SET_SREGS;
+const unsigned long CKVM_SET_CPUID2 = KVM_SET_CPUID2;
+const unsigned long CKVM_SET_MSRS = KVM_SET_MSRS;
+const unsigned long CKVM_GET_VCPU_EVENTS = KVM_GET_VCPU_EVENTS;
+const unsigned long CKVM_SET_VCPU_EVENTS = KVM_SET_VCPU_EVENTS;
+const unsigned long CKVM_SET_FPU = KVM_SET_FPU;
+const unsigned long CKVM_SET_LAPIC = KVM_SET_LAPIC;
+const unsigned long CKVM_GET_LAPIC = KVM_GET_LAPIC;
+const unsigned long CKVM_SET_MP_STATE = KVM_SET_MP_STATE;
+const unsigned long CKVM_TRANSLATE = KVM_TRANSLATE;
+const unsigned long CKVM_GET_MSRS = KVM_GET_MSRS;
+
+int ckvm_ioctl_none(int fd, unsigned long request) {
+    int r = ioctl(fd, request, 0);
+    return r < 0 ? -errno : r;
+}
+
+int ckvm_ioctl_int(int fd, unsigned long request, unsigned long value) {
+    int r = ioctl(fd, request, value);
+    return r < 0 ? -errno : r;
+}
+
+int ckvm_ioctl_ptr(int fd, unsigned long request, void *argument) {
+    int r = ioctl(fd, request, argument);
+    return r < 0 ? -errno : r;
+}
+
+int ckvm_open(const char *path) {
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int ckvm_close(int fd) { return close(fd) < 0 ? -errno : 0; }
+
+void *ckvm_mmap(size_t size, int fd, int *error) {
+    void *p;
+    if (fd >= 0)
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    else
+        p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (p == MAP_FAILED) {
+        *error = errno;
+        return NULL;
+    }
+    *error = 0;
+    return p;
+}
+
+int ckvm_munmap(void *address, size_t size) { return munmap(address, size) < 0 ? -errno : 0; }
+
+int ckvm_madvise_hugepage(void *address, size_t size) {
+    return madvise(address, size, MADV_HUGEPAGE) < 0 ? -errno : 0;
+}
+
+struct ckvm_io_exit ckvm_run_io(const struct kvm_run *run) {
+    struct ckvm_io_exit io = {run->io.direction, run->io.size, run->io.port, run->io.count, run->io.data_offset};
+    return io;
+}
+
+struct ckvm_mmio_exit ckvm_run_mmio(struct kvm_run *run) {
+    struct ckvm_mmio_exit m = {run->mmio.phys_addr, run->mmio.data, run->mmio.len, run->mmio.is_write};
+    return m;
+}
+
+uint64_t ckvm_run_fail_entry_reason(const struct kvm_run *run) { return run->fail_entry.hardware_entry_failure_reason; }
+uint32_t ckvm_run_fail_entry_cpu(const struct kvm_run *run) { return run->fail_entry.cpu; }
+uint32_t ckvm_run_internal_suberror(const struct kvm_run *run) { return run->internal.suberror; }
+uint32_t ckvm_run_internal_ndata(const struct kvm_run *run) { return run->internal.ndata; }
+uint64_t ckvm_run_internal_data(const struct kvm_run *run, uint32_t index) {
+    return index < 16 ? run->internal.data[index] : 0;
+}
+uint32_t ckvm_run_system_event_type(const struct kvm_run *run) { return run->system_event.type; }
+uint64_t ckvm_run_hardware_exit_reason(const struct kvm_run *run) { return run->hw.hardware_exit_reason; }
+uint8_t *ckvm_run_immediate_exit(struct kvm_run *run) { return &run->immediate_exit; }
+
+struct kvm_cpuid2 *ckvm_cpuid_alloc(uint32_t capacity) {
+    struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + capacity * sizeof(struct kvm_cpuid_entry2));
+    if (c) c->nent = capacity;
+    return c;
+}
+void ckvm_cpuid_free(struct kvm_cpuid2 *cpuid) { free(cpuid); }
+struct kvm_cpuid_entry2 *ckvm_cpuid_entry(struct kvm_cpuid2 *cpuid, uint32_t index) { return &cpuid->entries[index]; }
+
+struct kvm_msrs *ckvm_msrs_alloc(uint32_t count) {
+    struct kvm_msrs *m = calloc(1, sizeof(*m) + count * sizeof(struct kvm_msr_entry));
+    if (m) m->nmsrs = count;
+    return m;
+}
+void ckvm_msrs_free(struct kvm_msrs *msrs) { free(msrs); }
+struct kvm_msr_entry *ckvm_msrs_entry(struct kvm_msrs *msrs, uint32_t index) { return &msrs->entries[index]; }
+
+static void ckvm_kick_handler(int signal) { (void)signal; }
+
+int ckvm_install_kick_handler(int signal) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = ckvm_kick_handler;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: KVM_RUN must return EINTR */
+    return sigaction(signal, &sa, NULL) < 0 ? -errno : 0;
+}
+
+int ckvm_kick_thread(unsigned long thread, int signal) {
+    int r = pthread_kill((pthread_t)thread, signal);
+    return r == 0 ? 0 : -r;
+}
+
+int ckvm_sigrtmin(int offset) { return SIGRTMIN + offset; }
+
+int ckvm_thread_signal_mask(int signal, int block) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, signal);
+    int r = pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
+    return r == 0 ? 0 : -r;
+}
+
+uint64_t ckvm_monotonic_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+long ckvm_max_rss_kib(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0) return -errno;
+    return ru.ru_maxrss;
+}

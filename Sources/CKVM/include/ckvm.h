@@ -1,0 +1,107 @@
+/*
+ * ckvm.h: the thin C shim over <linux/kvm.h> (Debian's linux-libc-dev). It is the only code in Swiftlet
+ * that includes the kernel's KVM header.
+ *
+ * Swift imports the structs of <linux/kvm.h> but not the function-like _IO/_IOR/_IOW macros that encode
+ * ioctl request numbers, and it cannot call the variadic ioctl(2) with a typed pointer cleanly. So this
+ * shim exports every request Swiftlet uses as a constant, and one non-variadic wrapper per ioctl.
+ * Contract: each wrapper returns the ioctl's non-negative result, or -errno on failure. No logic lives here.
+ * Reference: Documentation/virt/kvm/api.rst (the KVM API).
+ */
+#ifndef SWIFTLET_CKVM_H
+#define SWIFTLET_CKVM_H
+
+#include <linux/kvm.h>
+#include <stdint.h>
+#include <stddef.h>
+
+/* ioctl request numbers (system, VM and vCPU). */
+extern const unsigned long CKVM_GET_API_VERSION;
+extern const unsigned long CKVM_CREATE_VM;
+extern const unsigned long CKVM_CHECK_EXTENSION;
+extern const unsigned long CKVM_GET_VCPU_MMAP_SIZE;
+extern const unsigned long CKVM_GET_SUPPORTED_CPUID;
+extern const unsigned long CKVM_SET_USER_MEMORY_REGION;
+extern const unsigned long CKVM_CREATE_VCPU;
+extern const unsigned long CKVM_SET_TSS_ADDR;
+extern const unsigned long CKVM_SET_IDENTITY_MAP_ADDR;
+extern const unsigned long CKVM_CREATE_IRQCHIP;
+extern const unsigned long CKVM_CREATE_PIT2;
+extern const unsigned long CKVM_IRQ_LINE;
+extern const unsigned long CKVM_IOEVENTFD;
+extern const unsigned long CKVM_IRQFD;
+extern const unsigned long CKVM_RUN;
+extern const unsigned long CKVM_GET_REGS;
+extern const unsigned long CKVM_SET_REGS;
+extern const unsigned long CKVM_GET_SREGS;
+extern const unsigned long CKVM_SET_SREGS;
+extern const unsigned long CKVM_SET_CPUID2;
+extern const unsigned long CKVM_SET_MSRS;
+extern const unsigned long CKVM_GET_VCPU_EVENTS;
+extern const unsigned long CKVM_SET_VCPU_EVENTS;
+extern const unsigned long CKVM_SET_FPU;
+extern const unsigned long CKVM_SET_LAPIC;
+extern const unsigned long CKVM_GET_LAPIC;
+extern const unsigned long CKVM_SET_MP_STATE;
+extern const unsigned long CKVM_TRANSLATE;
+extern const unsigned long CKVM_GET_MSRS;
+
+/* ioctl without an argument, with an integer argument, and with a pointer argument.
+ * Each returns the result (>= 0) or -errno. */
+int ckvm_ioctl_none(int fd, unsigned long request);
+int ckvm_ioctl_int(int fd, unsigned long request, unsigned long value);
+int ckvm_ioctl_ptr(int fd, unsigned long request, void *argument);
+
+/* open("/dev/kvm"-like path, O_RDWR | O_CLOEXEC): the fd or -errno. */
+int ckvm_open(const char *path);
+/* close(fd): 0 or -errno. */
+int ckvm_close(int fd);
+
+/* mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0) for the vCPU's kvm_run page, or
+ * mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE, -1, 0) when fd < 0
+ * (guest RAM). Returns the address, or NULL with *error set to errno. */
+void *ckvm_mmap(size_t size, int fd, int *error);
+/* munmap: 0 or -errno. */
+int ckvm_munmap(void *address, size_t size);
+/* madvise(MADV_DONTDUMP | MADV_MERGEABLE-free hint): 0 or -errno. Used to tell the kernel RAM is huge-page friendly. */
+int ckvm_madvise_hugepage(void *address, size_t size);
+
+/* kvm_run exit payload accessors (the payload is a union Swift cannot name conveniently). */
+struct ckvm_io_exit { uint8_t direction; uint8_t size; uint16_t port; uint32_t count; uint64_t data_offset; };
+struct ckvm_io_exit ckvm_run_io(const struct kvm_run *run);
+struct ckvm_mmio_exit { uint64_t phys_addr; uint8_t *data; uint32_t len; uint8_t is_write; };
+struct ckvm_mmio_exit ckvm_run_mmio(struct kvm_run *run);
+uint64_t ckvm_run_fail_entry_reason(const struct kvm_run *run);
+uint32_t ckvm_run_fail_entry_cpu(const struct kvm_run *run);
+uint32_t ckvm_run_internal_suberror(const struct kvm_run *run);
+uint32_t ckvm_run_internal_ndata(const struct kvm_run *run);
+uint64_t ckvm_run_internal_data(const struct kvm_run *run, uint32_t index);
+uint32_t ckvm_run_system_event_type(const struct kvm_run *run);
+uint64_t ckvm_run_hardware_exit_reason(const struct kvm_run *run);
+uint8_t *ckvm_run_immediate_exit(struct kvm_run *run);
+
+/* struct kvm_cpuid2 with room for `capacity` entries, zeroed, nent = capacity; free with ckvm_cpuid_free. */
+struct kvm_cpuid2 *ckvm_cpuid_alloc(uint32_t capacity);
+void ckvm_cpuid_free(struct kvm_cpuid2 *cpuid);
+struct kvm_cpuid_entry2 *ckvm_cpuid_entry(struct kvm_cpuid2 *cpuid, uint32_t index);
+
+/* struct kvm_msrs with room for `count` entries; free with ckvm_msrs_free. */
+struct kvm_msrs *ckvm_msrs_alloc(uint32_t count);
+void ckvm_msrs_free(struct kvm_msrs *msrs);
+struct kvm_msr_entry *ckvm_msrs_entry(struct kvm_msrs *msrs, uint32_t index);
+
+/* Thread kick: install a no-op handler for `signal` (without SA_RESTART) so that pthread_kill interrupts
+ * KVM_RUN with EINTR; send it to a thread. Both return 0 or -errno. */
+int ckvm_install_kick_handler(int signal);
+int ckvm_kick_thread(unsigned long thread, int signal);
+/* The SIGRTMIN + offset value (a macro in glibc). */
+int ckvm_sigrtmin(int offset);
+/* Block or unblock `signal` in the calling thread: 0 or -errno. */
+int ckvm_thread_signal_mask(int signal, int block);
+
+/* clock_gettime(CLOCK_MONOTONIC) in nanoseconds. */
+uint64_t ckvm_monotonic_ns(void);
+/* getrusage(RUSAGE_SELF).ru_maxrss in KiB. */
+long ckvm_max_rss_kib(void);
+
+#endif

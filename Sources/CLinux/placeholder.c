@@ -1,0 +1,1 @@
+/* CLinux: owned by the container launcher (see Sources/Container). */

@@ -1,0 +1,63 @@
+// GuestAddress and AddressRange: guest-physical addresses as types, so a host pointer, a guest address
+// and a length can never be mixed up. Arithmetic that could overflow returns nil instead of trapping.
+
+/// A guest-physical address.
+public struct GuestAddress: RawRepresentable, Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public init(_ rawValue: UInt64) { self.rawValue = rawValue }
+
+    /// `self + length`, or nil if that wraps past 2^64.
+    public func adding(_ length: UInt64) -> GuestAddress? {
+        let (sum, overflow) = rawValue.addingReportingOverflow(length)
+        return overflow ? nil : GuestAddress(sum)
+    }
+
+    /// The distance from `base` up to `self`, or nil if `self` is below `base`.
+    public func offset(from base: GuestAddress) -> UInt64? {
+        rawValue >= base.rawValue ? rawValue - base.rawValue : nil
+    }
+
+    public static func < (lhs: GuestAddress, rhs: GuestAddress) -> Bool { lhs.rawValue < rhs.rawValue }
+
+    public var description: String { "0x" + hex(rawValue) }
+}
+
+/// A non-empty range of guest-physical addresses [base, base + length).
+public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
+    public let base: GuestAddress
+    public let length: UInt64
+
+    /// Rejects a zero length and a range that wraps past 2^64 (its last byte must be addressable).
+    public init?(base: GuestAddress, length: UInt64) {
+        guard length > 0, base.adding(length - 1) != nil else { return nil }
+        self.base = base
+        self.length = length
+    }
+
+    /// The address one past the last byte (may be 2^64, so given as a UInt64 sum that saturates).
+    public var end: UInt64 { base.rawValue &+ length }
+    public var last: GuestAddress { GuestAddress(base.rawValue + (length - 1)) }
+
+    public func contains(_ address: GuestAddress) -> Bool {
+        address >= base && address.rawValue - base.rawValue < length
+    }
+
+    /// True if `[address, address + length)` lies wholly inside this range.
+    public func contains(_ address: GuestAddress, length: UInt64) -> Bool {
+        guard let offset = address.offset(from: base) else { return false }
+        return offset <= self.length && length <= self.length - offset
+    }
+
+    public func overlaps(_ other: AddressRange) -> Bool {
+        base <= other.last && other.base <= last
+    }
+
+    public var description: String { "[\(base), 0x\(hex(last.rawValue))]" }
+}
+
+/// Lowercase hexadecimal without a prefix, padded to `width` digits.
+public func hex<T: BinaryInteger>(_ value: T, width: Int = 0) -> String {
+    let digits = String(value, radix: 16)
+    return digits.count >= width ? digits : String(repeating: "0", count: width - digits.count) + digits
+}

@@ -1,0 +1,52 @@
+// ConsoleOutput: where the guest's serial bytes go on the host: stdout, line-buffered.
+//
+// One write(2) per line instead of per byte keeps the console cheap; a partial line is flushed when the
+// buffer fills and when the VM stops, so nothing the guest printed is lost.
+import Glibc
+import Synchronization
+
+public final class ConsoleOutput: Sendable {
+    private let buffer = Mutex<[UInt8]>([])
+    private let fd: Int32
+    private let capture: Mutex<[UInt8]>?
+
+    /// - Parameter capture: also keep a copy of everything written (tests, compare).
+    public init(fd: Int32 = 1, capture: Bool = false) {
+        self.fd = fd
+        self.capture = capture ? Mutex([]) : nil
+    }
+
+    public func put(_ byte: UInt8) {
+        capture?.withLock { $0.append(byte) }
+        buffer.withLock { b in
+            b.append(byte)
+            if byte == 0x0A || b.count >= 4096 { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
+        }
+    }
+
+    public func flush() {
+        buffer.withLock { b in
+            if !b.isEmpty { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
+        }
+    }
+
+    /// Everything written so far (only with `capture: true`).
+    public var captured: [UInt8] { capture?.withLock { $0 } ?? [] }
+
+    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+        if fd < 0 { return }
+        bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 { if errno == EINTR { continue }; return }
+                offset += n
+            }
+        }
+    }
+}
+
+/// Writes a line to stderr without Foundation.
+public func printError(_ line: String) {
+    ConsoleOutput.writeAll(2, Array((line + "\n").utf8))
+}

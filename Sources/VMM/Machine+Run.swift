@@ -1,0 +1,242 @@
+// Machine+Run: vCPU threads and the exit dispatch loop.
+//
+// Each vCPU runs on its own POSIX thread because KVM_RUN blocks (never on Swift's cooperative pool). The
+// loop calls KVM_RUN, decodes the exit and hands it on: port I/O and MMIO to the buses, HLT, SHUTDOWN,
+// FAIL_ENTRY, INTERNAL_ERROR and anything unknown to the outcome. Stopping is cooperative: the first
+// outcome wins, sets `stopRequested`, and every other vCPU is kicked with a signal plus `immediate_exit`
+// (the two together close the race of a kick arriving just before KVM_RUN).
+import CKVM
+import Devices
+import GuestMemory
+import Glibc
+import KVM
+import Synchronization
+
+/// The signal used to kick a vCPU thread out of KVM_RUN.
+let kickSignal = ckvm_sigrtmin(1)
+
+extension Machine {
+    /// Runs the guest until it ends or `configuration.timeout` expires; returns how it ended.
+    public func run() -> MachineOutcome {
+        _ = ckvm_install_kick_handler(kickSignal)
+        var pipeFDs: [Int32] = [-1, -1]
+        guard pipe(&pipeFDs) == 0 else { return .vmmFailure("cannot create a pipe: \(String(cString: strerror(errno)))") }
+        defer { close(pipeFDs[0]); close(pipeFDs[1]) }
+        let doneFD = pipeFDs[1]
+
+        var threads: [pthread_t] = []
+        for vcpu in vcpus {
+            let context = Unmanaged.passRetained(VCPUThreadContext(machine: self, vcpu: vcpu, doneFD: doneFD))
+            var thread = pthread_t()
+            let result = pthread_create(&thread, nil, { raw in
+                let context = Unmanaged<VCPUThreadContext>.fromOpaque(raw!).takeRetainedValue()
+                context.machine.vcpuLoop(context.vcpu)
+                var byte: UInt8 = 1
+                _ = write(context.doneFD, &byte, 1)
+                return nil
+            }, context.toOpaque())
+            if result != 0 {
+                context.release()
+                finish(.vmmFailure("cannot start vCPU thread: \(String(cString: strerror(result)))"))
+                break
+            }
+            threads.append(thread)
+        }
+
+        // Wait for the first vCPU to finish, or for the timeout.
+        let deadline = configuration.timeout.map { ckvm_monotonic_ns() + UInt64($0 * 1e9) }
+        var finished = threads.isEmpty ? vcpus.count : 0
+        while finished < threads.count && !stopRequested.load(ordering: .acquiring) {
+            var timeoutMs: Int32 = -1
+            if let deadline {
+                let now = ckvm_monotonic_ns()
+                if now >= deadline { finish(.timeout(seconds: configuration.timeout!)); break }
+                timeoutMs = Int32(min((deadline - now) / 1_000_000 + 1, 1_000_000))
+            }
+            var pfd = pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0)
+            let n = poll(&pfd, 1, timeoutMs)
+            if n > 0 {
+                var byte: UInt8 = 0
+                if read(pipeFDs[0], &byte, 1) == 1 { finished += 1 }
+            }
+        }
+        kickAll(threads)
+        for thread in threads { pthread_join(thread, nil) }
+        console.flush()
+        return outcome.withLock { $0 } ?? .halted(vcpu: 0)
+    }
+
+    /// Records the outcome if none is recorded yet and asks every vCPU to stop.
+    func finish(_ result: MachineOutcome) {
+        outcome.withLock { if $0 == nil { $0 = result } }
+        stopRequested.store(true, ordering: .releasing)
+    }
+
+    private func kickAll(_ threads: [pthread_t]) {
+        stopRequested.store(true, ordering: .releasing)
+        for vcpu in vcpus { vcpu.setImmediateExit(true) }
+        for thread in threads { _ = ckvm_kick_thread(UInt(thread), kickSignal) }
+    }
+
+    /// The run loop of one vCPU, on its own thread.
+    func vcpuLoop(_ vcpu: VCPU) {
+        let tracing = tracer.printing
+        while !stopRequested.load(ordering: .acquiring) {
+            let entered = ckvm_monotonic_ns()
+            let exit: VCPUExit
+            do { exit = try vcpu.run() } catch {
+                finish(.vmmFailure("vCPU \(vcpu.id): \(error)"))
+                return
+            }
+            let exited = ckvm_monotonic_ns()
+            let reason = handle(exit, on: vcpu, tracing: tracing)
+            tracer.record(reason, guestNanoseconds: exited - entered, vmmNanoseconds: ckvm_monotonic_ns() - exited)
+        }
+    }
+
+    /// Dispatches one exit; returns its reason for the tracer.
+    private func handle(_ exit: VCPUExit, on vcpu: VCPU, tracing: Bool) -> ExitTracer.Reason {
+        switch exit {
+        case let .io(io):
+            handlePortIO(io, vcpu: vcpu, tracing: tracing)
+            return .io
+        case let .mmio(mmio):
+            handleMMIO(mmio, vcpu: vcpu, tracing: tracing)
+            return .mmio
+        case .halt:
+            if tracing { tracer.printExit(vcpu: vcpu.id, reason: .hlt, detail: "guest executed HLT", rip: try? vcpu.registers().rip) }
+            finish(.halted(vcpu: vcpu.id))
+            return .hlt
+        case .shutdown:
+            if tracing { tracer.printExit(vcpu: vcpu.id, reason: .shutdown, detail: "triple fault", rip: try? vcpu.registers().rip) }
+            finish(.tripleFault(vcpu: vcpu.id, registers: registerDump(vcpu)))
+            return .shutdown
+        case let .failEntry(reason, cpu):
+            finish(.crashed(vcpu: vcpu.id, report: "KVM_EXIT_FAIL_ENTRY: the CPU refused to enter the guest (hardware reason 0x\(hex(reason)), host CPU \(cpu))\n\(registerDump(vcpu))"))
+            return .failEntry
+        case let .internalError(suberror, data):
+            if suberror == internalErrorEmulation {
+                finish(.emulationFailure(vcpu: vcpu.id, report: emulationFailureReport(vcpu, data: data)))
+            } else {
+                finish(.crashed(vcpu: vcpu.id, report: "KVM_EXIT_INTERNAL_ERROR suberror \(suberror) (\(internalErrorName(suberror))), data \(data.map { "0x" + hex($0) }.joined(separator: " "))\n\(registerDump(vcpu))"))
+            }
+            return .internalError
+        case let .systemEvent(type):
+            finish(type == 2 ? .reset(how: "KVM system event RESET") : .halted(vcpu: vcpu.id))
+            return .systemEvent
+        case let .unknownHardware(reason):
+            finish(.crashed(vcpu: vcpu.id, report: "KVM_EXIT_UNKNOWN: hardware exit reason 0x\(hex(reason))"))
+            return .unknown
+        case .interrupted:
+            vcpu.setImmediateExit(false)
+            return .interrupted
+        case let .unhandled(reason):
+            finish(.crashed(vcpu: vcpu.id, report: "unexpected KVM exit reason \(reason); Swiftlet does not handle it"))
+            return .other
+        }
+    }
+
+    private func handlePortIO(_ io: PortIOExit, vcpu: VCPU, tracing: Bool) {
+        for i in 0..<io.count {
+            let slice = UnsafeMutableRawBufferPointer(rebasing: io.data[(i * io.size)..<((i + 1) * io.size)])
+            if io.isWrite {
+                var value: UInt64 = 0
+                for (k, byte) in slice.enumerated() { value |= UInt64(byte) << (8 * UInt64(k)) }
+                let handled = portBus.write(UInt64(io.port), size: io.size, value: value)
+                if tracing { traceIO(vcpu, port: io.port, write: true, size: io.size, value: value, handled: handled) }
+            } else {
+                let value = portBus.read(UInt64(io.port), size: io.size)
+                let result = value ?? UInt64.max // no device: the bus floats high
+                for k in 0..<io.size { slice[k] = UInt8(truncatingIfNeeded: result >> (8 * UInt64(k))) }
+                if tracing { traceIO(vcpu, port: io.port, write: false, size: io.size, value: result & mask(io.size), handled: value != nil) }
+            }
+        }
+    }
+
+    private func traceIO(_ vcpu: VCPU, port: UInt16, write: Bool, size: Int, value: UInt64, handled: Bool) {
+        let device = portBus.entry(containing: UInt64(port))
+        var detail = "\(write ? "out" : "in ") port 0x\(hex(port, width: 4)) \(size) byte\(size == 1 ? "" : "s") \(write ? "←" : "→") 0x\(hex(value, width: size * 2))"
+        if write && size == 1 && value >= 0x20 && value < 0x7F { detail += " '\(Character(Unicode.Scalar(UInt8(value))))'" }
+        if write && size == 1 && value == 0x0A { detail += " '\\n'" }
+        if let device { detail += "  → \(device.name) +\(UInt64(port) - device.base)" } else { detail += "  → no device (reads float high)" }
+        tracer.printExit(vcpu: vcpu.id, reason: .io, detail: detail, rip: try? vcpu.registers().rip)
+    }
+
+    private func handleMMIO(_ mmio: MMIOExit, vcpu: VCPU, tracing: Bool) {
+        let size = mmio.data.count
+        var handled: Bool
+        var value: UInt64 = 0
+        if mmio.isWrite {
+            for (k, byte) in mmio.data.enumerated() { value |= UInt64(byte) << (8 * UInt64(k)) }
+            handled = mmioBus.write(mmio.address, size: size, value: value)
+        } else {
+            let read = mmioBus.read(mmio.address, size: size)
+            handled = read != nil
+            value = read ?? UInt64.max
+            for k in 0..<size { mmio.data[k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) }
+        }
+        if tracing {
+            let device = mmioBus.entry(containing: mmio.address)
+            tracer.printExit(vcpu: vcpu.id, reason: .mmio,
+                             detail: "\(mmio.isWrite ? "write" : "read ") 0x\(hex(mmio.address, width: 8)) \(size) bytes \(mmio.isWrite ? "←" : "→") 0x\(hex(value & mask(size), width: size * 2))  → \(device?.name ?? "nothing there")",
+                             rip: try? vcpu.registers().rip)
+        }
+        if !handled && unmappedReports.add(1, ordering: .relaxed).newValue <= 8 {
+            let rip = (try? vcpu.registers().rip).map { " at RIP 0x\(hex($0))" } ?? ""
+            if mmio.isWrite {
+                printError("swiftlet: guest wrote \(size) bytes (0x\(hex(value & mask(size)))) to unmapped guest-physical 0x\(hex(mmio.address))\(rip): no RAM or device there, write ignored")
+            } else {
+                printError("swiftlet: guest read \(size) bytes from unmapped guest-physical 0x\(hex(mmio.address))\(rip): no RAM or device there, returning all ones")
+            }
+        }
+    }
+
+    // MARK: Reports
+
+    func registerDump(_ vcpu: VCPU) -> String {
+        guard let r = try? vcpu.registers(), let s = try? vcpu.specialRegisters() else { return "  (registers unavailable)" }
+        func h(_ v: UInt64) -> String { hex(v, width: 16) }
+        return """
+          rip \(h(r.rip))  rflags \(h(r.rflags))  rsp \(h(r.rsp))  rbp \(h(r.rbp))
+          rax \(h(r.rax))  rbx \(h(r.rbx))  rcx \(h(r.rcx))  rdx \(h(r.rdx))
+          rsi \(h(r.rsi))  rdi \(h(r.rdi))  r8  \(h(r.r8))  r9  \(h(r.r9))
+          cr0 \(h(s.cr0))  cr2 \(h(s.cr2))  cr3 \(h(s.cr3))  cr4 \(h(s.cr4))  efer \(h(s.efer))
+          cs \(hex(s.cs.selector, width: 4)) (base \(hex(s.cs.base)), \(s.cs.l == 1 ? "64-bit" : s.cs.db == 1 ? "32-bit" : "16-bit"), dpl \(s.cs.dpl))  ss \(hex(s.ss.selector, width: 4))  gdt \(hex(s.gdt.base))/\(hex(s.gdt.limit))  idt \(hex(s.idt.base))/\(hex(s.idt.limit))
+        """
+    }
+
+    func emulationFailureReport(_ vcpu: VCPU, data: [UInt64]) -> String {
+        let rip = (try? vcpu.registers().rip) ?? 0
+        var bytes = emulationFailureInstructionBytes(data)
+        if bytes == nil, let physical = try? vcpu.translate(rip) ?? nil {
+            bytes = try? memory.readBytes(at: GuestAddress(physical), count: 15)
+        }
+        let text = bytes.map { $0.map { hex($0, width: 2) }.joined(separator: " ") } ?? "(not readable)"
+        let mnemonic = bytes.flatMap { InstructionHint.mnemonic($0) }
+        var report = "KVM_EXIT_INTERNAL_ERROR (emulation failure): KVM's instruction emulator could not execute the instruction at RIP 0x\(hex(rip)): bytes \(text)"
+        if let mnemonic { report += " (\(mnemonic))" }
+        if backend == .pvm {
+            report += "\n  hint: this host's KVM is kvm_pvm, which runs guest kernel code in an emulator that lacks some instructions (see `swiftlet doctor`)"
+        }
+        return report + "\n" + registerDump(vcpu)
+    }
+}
+
+func mask(_ size: Int) -> UInt64 { size >= 8 ? UInt64.max : (1 << (8 * UInt64(size))) - 1 }
+
+func internalErrorName(_ suberror: UInt32) -> String {
+    switch suberror {
+    case 1: "emulation failure"
+    case 2: "simultaneous exception"
+    case 3: "delivery event"
+    case 4: "unexpected exit reason"
+    default: "unknown"
+    }
+}
+
+final class VCPUThreadContext {
+    let machine: Machine
+    let vcpu: VCPU
+    let doneFD: Int32
+    init(machine: Machine, vcpu: VCPU, doneFD: Int32) { self.machine = machine; self.vcpu = vcpu; self.doneFD = doneFD }
+}

@@ -1,0 +1,268 @@
+// Machine: a virtual machine built by a recipe that reads top to bottom, returned ready but not running.
+//
+// build(): open /dev/kvm → create the VM → guest RAM (and the firmware ROM) → memory slots → load the
+// kernel → boot information (multiboot info, GDT, firmware handoff) → devices on the port bus → vCPUs
+// with CPUID and the entry registers. Each step is a small method that throws a VMMError naming what failed.
+// Running the machine (vCPU threads, exit dispatch) is in Machine+Run.swift.
+import CGuestImages
+import CKVM
+import Devices
+import Glibc
+import GuestMemory
+import KVM
+import Synchronization
+import X86Boot
+
+public final class Machine: @unchecked Sendable {
+    public let configuration: MachineConfiguration
+    public let kvm: KVMSystem
+    public let backend: Backend
+    public let vm: VirtualMachine
+    public let memory: GuestMemory
+    public let portBus = Bus(name: "port I/O")
+    public let mmioBus = Bus(name: "MMIO")
+    public private(set) var vcpus: [VCPU] = []
+    public let console: ConsoleOutput
+    public let tracer: ExitTracer
+    /// Where each step of the boot put things, for `explain` and the learning lab.
+    public private(set) var bootNotes: [String] = []
+    /// Timestamps (ns since the process's monotonic clock) of each lab-port marker the guest wrote.
+    public let markers = Mutex<[(code: UInt32, nanoseconds: UInt64)]>([])
+    /// Set once, by whichever vCPU or device ends the run first.
+    let outcome = Mutex<MachineOutcome?>(nil)
+    let stopRequested = Atomic<Bool>(false)
+    var entryPoint: UInt32 = 0
+    var multibootInfoAddress: UInt32 = 0
+    let unmappedReports = Atomic<Int>(0)
+
+    // MARK: The recipe
+
+    /// Builds the machine described by `configuration`; the vCPUs are created but not started.
+    public static func build(_ configuration: MachineConfiguration, console: ConsoleOutput = ConsoleOutput()) throws(VMMError) -> Machine {
+        try validate(configuration)
+        let kvm = try openKVM()
+        let vm = try createVM(kvm)
+        let memory = try createMemory(configuration)
+        let machine = Machine(configuration: configuration, kvm: kvm, vm: vm, memory: memory, console: console)
+        try machine.setArchitectureAddresses()
+        try machine.registerMemorySlots()
+        let image = try machine.readKernelImage()
+        try machine.loadMultibootKernel(image)
+        try machine.writeBootInformation()
+        try machine.attachDevices()
+        try machine.createVCPUs()
+        return machine
+    }
+
+    private init(configuration: MachineConfiguration, kvm: KVMSystem, vm: VirtualMachine, memory: GuestMemory, console: ConsoleOutput) {
+        self.configuration = configuration
+        self.kvm = kvm
+        self.backend = KVMSystem.backend()
+        self.vm = vm
+        self.memory = memory
+        self.console = console
+        self.tracer = ExitTracer(printing: configuration.traceExits)
+    }
+
+    static func validate(_ c: MachineConfiguration) throws(VMMError) {
+        guard c.memorySize >= X86Layout.minimumRAM else {
+            throw .invalidOption("--memory \(c.memorySize >> 10)K is too small: the guest needs at least \(X86Layout.minimumRAM >> 20)M")
+        }
+        let host = hostMemoryBytes()
+        if host > 0 && c.memorySize > host {
+            throw .invalidOption("--memory \(c.memorySize >> 20)M is more than this host has (\(host >> 20) MiB of RAM)")
+        }
+        guard c.cpus == 1 else {
+            throw .invalidOption("--cpus \(c.cpus): multiboot guests run on one vCPU (give --cpus 1)")
+        }
+        if let t = c.timeout, !(t > 0) { throw .invalidOption("--timeout must be a positive number of seconds") }
+    }
+
+    static func openKVM() throws(VMMError) -> KVMSystem {
+        do { return try KVMSystem() } catch { throw .kvm(error) }
+    }
+
+    static func createVM(_ kvm: KVMSystem) throws(VMMError) -> VirtualMachine {
+        do { return try kvm.createVirtualMachine() } catch { throw .kvm(error) }
+    }
+
+    static func createMemory(_ c: MachineConfiguration) throws(VMMError) -> GuestMemory {
+        var layout = X86Layout.ramLayout(size: c.memorySize)
+        if c.bootMode == .firmware { layout.append((X86Layout.firmwareBase, X86Layout.firmwareSize)) }
+        do { return try GuestMemory(layout: layout) } catch { throw .memory(error) }
+    }
+
+    /// KVM on Intel needs three pages for a real-mode TSS and one for an identity map, somewhere the guest
+    /// never uses; AMD and PVM accept and ignore them.
+    func setArchitectureAddresses() throws(VMMError) {
+        do {
+            try vm.setTSSAddress(X86Layout.kvmTSS.rawValue)
+            if kvm.checkExtension(.setIdentityMapAddress) > 0 { try vm.setIdentityMapAddress(X86Layout.kvmIdentityMap.rawValue) }
+        } catch { throw .kvm(error) }
+    }
+
+    func registerMemorySlots() throws(VMMError) {
+        for (slot, region) in memory.regions.enumerated() {
+            do {
+                try vm.setUserMemoryRegion(slot: UInt32(slot), guestPhysicalAddress: region.range.base.rawValue,
+                                           size: region.range.length, hostAddress: memory.hostAddress(of: region))
+            } catch { throw .kvm(error) }
+            note("memory slot \(slot): guest-physical \(region.range) ← \(region.range.length >> 10) KiB of host memory (mmap, touched on demand)")
+        }
+    }
+
+    func readKernelImage() throws(VMMError) -> [UInt8] {
+        switch configuration.kernel {
+        case let .embedded(name):
+            guard let image = Self.embeddedImage(name) else {
+                throw .invalidOption("no embedded guest named '\(name)' (built in: \(MachineConfiguration.embeddedGuests.joined(separator: ", ")))")
+            }
+            return image
+        case let .file(path):
+            switch FileBytes.read(path) {
+            case let .success(bytes): return bytes
+            case let .failure(failure): throw .kernelFile(path: path, reason: failure.reason)
+            }
+        }
+    }
+
+    static func embeddedImage(_ name: String) -> [UInt8]? {
+        var size = 0
+        guard let bytes = swiftlet_guest_image(name, &size), size > 0 else { return nil }
+        return Array(UnsafeBufferPointer(start: bytes, count: size))
+    }
+
+    /// Multiboot: validate the ELF and its header, then copy the segments to their physical addresses.
+    func loadMultibootKernel(_ image: [UInt8]) throws(VMMError) {
+        var reserved: [(range: AddressRange, what: String)] = [
+            (AddressRange(base: GuestAddress(0), length: X86Layout.multibootInfoEnd.rawValue)!, "the boot information area below 0x8000"),
+        ]
+        if configuration.bootMode == .firmware {
+            reserved.append((AddressRange(base: X86Layout.firmwareBase, length: X86Layout.firmwareSize)!, "the firmware ROM at 0xffff0000"))
+        }
+        let kernel: Multiboot.Kernel
+        do { kernel = try Multiboot.validate(image: image, memory: memory, reserved: reserved) } catch {
+            throw .kernel(path: configuration.kernel.displayName, error)
+        }
+        do { try Multiboot.load(kernel, image: image, into: memory) } catch { throw .memory(error) }
+        entryPoint = kernel.entry
+        for r in kernel.loadedRanges {
+            note("kernel segment: guest-physical [0x\(hex(r.start)), 0x\(hex(r.end))) from the ELF's program headers")
+        }
+        note("multiboot header at file offset 0x\(hex(kernel.header.offset)), flags 0x\(hex(kernel.header.flags)); entry point 0x\(hex(kernel.entry))")
+    }
+
+    func writeBootInformation() throws(VMMError) {
+        let base = X86Layout.multibootInfo
+        let info = Multiboot.encodeInfo(base: base, memoryMap: Multiboot.memoryMap(for: memory), commandLine: configuration.commandLine)
+        do {
+            guard base.rawValue + UInt64(info.count) <= X86Layout.multibootInfoEnd.rawValue else {
+                throw VMMError.invalidOption("the kernel command line is too long for the multiboot information area")
+            }
+            try memory.write(bytes: info, at: base)
+            try memory.write(bytes: BootGDT.bytes, at: X86Layout.gdt)
+            if configuration.bootMode == .firmware {
+                guard let rom = Self.embeddedImage("firmware"), rom.count == Int(X86Layout.firmwareSize) else {
+                    throw VMMError.invalidOption("this swiftlet was built without its firmware image (run guest/build.sh)")
+                }
+                try memory.write(bytes: rom, at: X86Layout.firmwareBase)
+                try memory.write(X86Layout.firmwareHandoffMagic, at: X86Layout.firmwareHandoff)
+                try memory.write(entryPoint, at: GuestAddress(X86Layout.firmwareHandoff.rawValue + 4))
+                try memory.write(UInt32(base.rawValue), at: GuestAddress(X86Layout.firmwareHandoff.rawValue + 8))
+                note("firmware ROM at \(X86Layout.firmwareBase) (reset vector 0xfffffff0); handoff block at \(X86Layout.firmwareHandoff): 'SWFT', entry 0x\(hex(entryPoint)), info \(base)")
+            }
+        } catch let error as VMMError { throw error } catch let error as GuestMemoryError { throw .memory(error) } catch {
+            throw .invalidOption("\(error)")
+        }
+        multibootInfoAddress = UInt32(base.rawValue)
+        note("multiboot information at \(base) (\(info.count) bytes): memory map, command line, loader name")
+        note("GDT at \(X86Layout.gdt): null, code32 0x08, data32 0x10, code64 0x18, data64 0x20, TSS 0x28")
+    }
+
+    func attachDevices() throws(VMMError) {
+        let console = self.console
+        let serial = Serial8250(output: { console.put($0) })
+        let debugExit = DebugExit { [unowned self] value, status in
+            self.finish(.debugExit(value: value, status: status))
+        }
+        let i8042 = I8042 { [unowned self] in self.finish(.reset(how: "i8042 reset command 0xFE on port 0x64")) }
+        let lab = LabPorts(parameters: configuration.labParameters) { [unowned self] code in
+            let now = ckvm_monotonic_ns()
+            self.markers.withLock { $0.append((code, now)) }
+        }
+        do {
+            try portBus.insert(serial, name: "COM1 (8250 UART)", base: 0x3F8, length: 8)
+            try portBus.insert(debugExit, name: "debug-exit", base: DebugExit.defaultPort, length: 4)
+            try portBus.insert(i8042, name: "i8042 (reset)", base: I8042.basePort, length: 5)
+            try portBus.insert(lab, name: "lab ports", base: LabPorts.basePort, length: LabPorts.length)
+            if !memory.contains(X86Layout.labMMIO, length: 0x20) {
+                try mmioBus.insert(lab, name: "lab MMIO marker", base: X86Layout.labMMIO.rawValue, length: 4)
+                try mmioBus.insert(debugExit, name: "lab MMIO debug-exit", base: X86Layout.labMMIO.rawValue + 0x10, length: 4)
+            }
+        } catch { throw .bus("\(error)") }
+        for e in portBus.entries { note("port \(e.description)") }
+        for e in mmioBus.entries { note("MMIO \(e.description)") }
+    }
+
+    func createVCPUs() throws(VMMError) {
+        do {
+            let cpuid = try CPUIDPolicy.entries(supported: kvm.supportedCPUID(), vcpuCount: configuration.cpus)
+            for id in 0..<configuration.cpus {
+                let vcpu = try vm.createVCPU(id: UInt32(id))
+                try vcpu.setCPUID(CPUIDPolicy.forVCPU(UInt32(id), cpuid))
+                if configuration.bootMode == .direct { try setMultibootEntryState(vcpu) }
+                vcpus.append(vcpu)
+            }
+        } catch { throw .kvm(error) }
+        if configuration.bootMode == .direct {
+            note("vCPU 0: 32-bit protected mode, paging off, EIP=0x\(hex(entryPoint)), EAX=0x2badb002, EBX=0x\(hex(multibootInfoAddress)) (Multiboot §3.2)")
+        } else {
+            note("vCPU 0: reset state, real mode, CS:IP = f000:fff0 (physical 0xfffffff0, the firmware's reset vector)")
+        }
+    }
+
+    /// The machine state Multiboot §3.2 promises the kernel, set directly in the vCPU.
+    func setMultibootEntryState(_ vcpu: VCPU) throws(KVMError) {
+        var sregs = try vcpu.specialRegisters()
+        sregs.cs = Self.segment(BootGDT.entries[1], selector: BootGDT.code32Selector)
+        let data = Self.segment(BootGDT.entries[2], selector: BootGDT.data32Selector)
+        sregs.ds = data; sregs.es = data; sregs.fs = data; sregs.gs = data; sregs.ss = data
+        sregs.tr = Self.segment(BootGDT.entries[5], selector: BootGDT.tssSelector)
+        sregs.gdt.base = X86Layout.gdt.rawValue
+        sregs.gdt.limit = BootGDT.limit
+        sregs.cr0 = 0x11 // PE | ET
+        sregs.cr4 = 0
+        sregs.efer = 0
+        try vcpu.setSpecialRegisters(sregs)
+        var regs = Registers()
+        regs.rip = UInt64(entryPoint)
+        regs.rax = UInt64(Multiboot.bootloaderMagic)
+        regs.rbx = UInt64(multibootInfoAddress)
+        regs.rflags = 0x2
+        try vcpu.setRegisters(regs)
+    }
+
+    static func segment(_ d: SegmentDescriptor, selector: UInt16) -> Segment {
+        var s = Segment()
+        s.base = UInt64(d.base)
+        s.limit = d.byteLimit
+        s.selector = selector
+        s.type = d.type
+        s.present = d.present ? 1 : 0
+        s.dpl = d.privilegeLevel
+        s.db = d.defaultBig ? 1 : 0
+        s.s = d.codeOrData ? 1 : 0
+        s.l = d.long ? 1 : 0
+        s.g = d.granularity ? 1 : 0
+        return s
+    }
+
+    func note(_ line: String) { bootNotes.append(line) }
+}
+
+/// Total host RAM in bytes (sysconf), 0 if unknown.
+func hostMemoryBytes() -> UInt64 {
+    let pages = sysconf(Int32(_SC_PHYS_PAGES)), pageSize = sysconf(Int32(_SC_PAGESIZE))
+    guard pages > 0, pageSize > 0 else { return 0 }
+    return UInt64(pages) * UInt64(pageSize)
+}

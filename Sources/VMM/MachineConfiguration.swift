@@ -1,0 +1,75 @@
+// MachineConfiguration: everything `swiftlet boot` can be told, validated at the edge.
+//
+// Raw strings from the command line become typed values here ("64M" → bytes, "firmware" → BootMode),
+// and every refusal is a one-line VMMError naming the option and what to give instead.
+import CGuestImages
+
+public enum BootMode: String, Sendable, CaseIterable {
+    /// The VMM puts the vCPU straight into the kernel's entry state (multiboot: 32-bit protected mode).
+    case direct
+    /// The vCPU starts at the reset vector in Swiftlet's firmware, which switches modes and enters the kernel.
+    case firmware
+}
+
+public enum KernelSource: Sendable, Equatable {
+    /// One of the tiny guests built into the binary (hello, triple-fault, unmapped, loop, doctor).
+    case embedded(String)
+    case file(String)
+
+    public var displayName: String {
+        switch self {
+        case let .embedded(name): "embedded guest '\(name)'"
+        case let .file(path): path
+        }
+    }
+}
+
+public struct MachineConfiguration: Sendable {
+    public var kernel: KernelSource = .embedded("hello")
+    public var memorySize: UInt64 = 64 << 20
+    public var cpus: Int = 1
+    public var bootMode: BootMode = .direct
+    /// Seconds before a still-running guest is stopped; nil for no limit.
+    public var timeout: Double? = nil
+    public var traceExits = false
+    public var commandLine = ""
+    /// Values the lab ports 0x441... hand to the guest.
+    public var labParameters: [UInt32] = []
+
+    public init() {}
+
+    /// Parses a size with an optional K/M/G suffix (powers of 1024), e.g. "64M", "1G", "65536".
+    public static func parseSize(_ text: String, option: String = "--memory") throws(VMMError) -> UInt64 {
+        var digits = Substring(text)
+        var shift: UInt64 = 0
+        if let last = digits.last, !last.isNumber {
+            switch last {
+            case "K", "k": shift = 10
+            case "M", "m": shift = 20
+            case "G", "g": shift = 30
+            default:
+                throw .invalidOption("\(option) \(text): unknown unit '\(last)' (use K, M or G, e.g. 64M)")
+            }
+            digits = digits.dropLast()
+            if digits.last == "i" || digits.last == "I" { digits = digits.dropLast() }
+        }
+        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let value = UInt64(digits) else {
+            throw .invalidOption("\(option) \(text): not a size (give a number with K, M or G, e.g. 64M)")
+        }
+        let (bytes, overflow) = value.multipliedReportingOverflow(by: 1 << shift)
+        guard !overflow else { throw .invalidOption("\(option) \(text): too large") }
+        return bytes
+    }
+
+    /// Names of the guests built into the binary.
+    public static var embeddedGuests: [String] {
+        var names: [String] = []
+        var index = 0
+        while let name = swiftlet_guest_image_name(index) {
+            let s = String(cString: name)
+            if s != "firmware" { names.append(s) }
+            index += 1
+        }
+        return names
+    }
+}

@@ -1,0 +1,49 @@
+// MachineOutcome: how a run ended, with the message the user reads and the process exit status.
+import Devices
+
+public enum MachineOutcome: Sendable, Equatable {
+    /// The guest wrote `value` to the debug-exit port.
+    case debugExit(value: UInt32, status: Int32)
+    /// The guest executed HLT with nothing left to wake it.
+    case halted(vcpu: UInt32)
+    /// The guest pulsed the CPU reset line (i8042 command 0xFE).
+    case reset(how: String)
+    /// Triple fault: KVM_EXIT_SHUTDOWN, with a register dump.
+    case tripleFault(vcpu: UInt32, registers: String)
+    /// KVM's instruction emulator could not run an instruction.
+    case emulationFailure(vcpu: UInt32, report: String)
+    /// Other KVM_EXIT_INTERNAL_ERROR, KVM_EXIT_FAIL_ENTRY, unknown exits.
+    case crashed(vcpu: UInt32, report: String)
+    /// --timeout expired while the guest was running.
+    case timeout(seconds: Double)
+    /// The VMM itself failed while running (an ioctl error).
+    case vmmFailure(String)
+
+    public var exitStatus: Int32 {
+        switch self {
+        case let .debugExit(_, status): status
+        case .halted, .reset: ExitStatus.success
+        case .tripleFault, .emulationFailure, .crashed: ExitStatus.guestCrashed
+        case .timeout: ExitStatus.timeout
+        case .vmmFailure: ExitStatus.kvmUnavailable
+        }
+    }
+
+    /// The line printed to stderr when the run ends (nil for a debug exit, whose status speaks for itself).
+    public var message: String? {
+        switch self {
+        case .debugExit: nil
+        case let .halted(vcpu): "guest halted (vCPU \(vcpu) executed HLT with nothing to wake it)"
+        case let .reset(how): "guest reset the machine (\(how)); Swiftlet stops instead of rebooting"
+        case let .tripleFault(vcpu, registers): "guest triple-faulted on vCPU \(vcpu) (KVM_EXIT_SHUTDOWN): an exception occurred while the CPU could not deliver one\n\(registers)"
+        case let .emulationFailure(vcpu, report): "vCPU \(vcpu): \(report)"
+        case let .crashed(vcpu, report): "vCPU \(vcpu): \(report)"
+        case let .timeout(seconds): "guest still running after --timeout \(formatSeconds(seconds)); stopped it"
+        case let .vmmFailure(message): message
+        }
+    }
+}
+
+func formatSeconds(_ seconds: Double) -> String {
+    seconds == seconds.rounded() ? "\(Int(seconds))s" : "\(seconds)s"
+}

@@ -1,0 +1,51 @@
+// VMMError and ExitStatus: how a Swiftlet run ends, as the one-line message and the process exit status.
+//
+// Exit statuses are split so a script can tell who ended the run: odd values come from the guest's
+// debug-exit port ((value << 1) | 1, QEMU's isa-debug-exit rule), 0 means the guest halted or reset the
+// machine normally, and the even values below are Swiftlet's own.
+import GuestMemory
+import KVM
+import X86Boot
+
+public enum ExitStatus {
+    /// The guest halted (HLT with interrupts off) or reset the machine.
+    public static let success: Int32 = 0
+    /// Bad input: options, sizes, kernel file.
+    public static let badInput: Int32 = 2
+    /// /dev/kvm missing, not permitted, or a KVM ioctl failed while building the VM.
+    public static let kvmUnavailable: Int32 = 4
+    /// The guest crashed: triple fault, emulation failure, entry failure, KVM internal error.
+    public static let guestCrashed: Int32 = 6
+    /// The guest was still running when --timeout expired.
+    public static let timeout: Int32 = 8
+}
+
+public enum VMMError: Error, CustomStringConvertible {
+    case invalidOption(String)
+    case kernelFile(path: String, reason: String)
+    case kernel(path: String, KernelImageError)
+    case memory(GuestMemoryError)
+    case kvm(KVMError)
+    case bus(String)
+    case thread(String)
+
+    public var description: String {
+        switch self {
+        case let .invalidOption(message): message
+        case let .kernelFile(path, reason): "cannot read kernel \(path): \(reason)"
+        case let .kernel(path, error): "kernel \(path): \(error)"
+        case let .memory(error): "\(error)"
+        case let .kvm(error): "\(error)"
+        case let .bus(message): "machine layout: \(message)"
+        case let .thread(message): "cannot start a vCPU thread: \(message)"
+        }
+    }
+
+    public var exitStatus: Int32 {
+        switch self {
+        case .kvm: ExitStatus.kvmUnavailable
+        case .thread: ExitStatus.kvmUnavailable
+        default: ExitStatus.badInput
+        }
+    }
+}

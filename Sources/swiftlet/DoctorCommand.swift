@@ -1,0 +1,20 @@
+// `swiftlet doctor`: is /dev/kvm usable, which backend, and how fast guest kernel and user code run.
+import ArgumentParser
+import VMM
+
+struct DoctorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor",
+        abstract: "Check /dev/kvm, name its backend, and measure guest CPL0 vs CPL3 speed."
+    )
+
+    @Flag(help: "Skip the speed test.")
+    var noSpeedTest = false
+
+    func run() throws {
+        let report = Doctor.examine(runSpeedTest: !noSpeedTest)
+        print(Doctor.render(report))
+        if report.openError != nil { throw ExitCode(4) }
+        if report.speedTestError != nil { throw ExitCode(6) }
+    }
+}
