@@ -37,11 +37,13 @@ let package = Package(
             ]
         ),
 
+        // Helpers shared by the test targets: synthetic multiboot ELF images, the KVM skip rule.
+        .target(name: "TestSupport", dependencies: ["KVM"], path: "Tests/TestSupport"),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
-        .testTarget(name: "X86BootTests", dependencies: ["X86Boot", "GuestMemory"]),
-        .testTarget(name: "KVMTests", dependencies: ["KVM"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices"]),
+        .testTarget(name: "X86BootTests", dependencies: ["X86Boot", "GuestMemory", "CGuestImages", "TestSupport"]),
+        .testTarget(name: "KVMTests", dependencies: ["KVM", "TestSupport"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices", "TestSupport"]),
         .testTarget(name: "ContainerTests", dependencies: ["Container"]),
     ]
 )

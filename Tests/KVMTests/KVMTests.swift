@@ -1,0 +1,52 @@
+// Tests for the KVM handle chain on the real /dev/kvm (skipped with the reason where it is absent).
+import KVM
+import Testing
+import TestSupport
+
+@Suite(.enabled(if: KVMRequirement.available, Comment(rawValue: KVMRequirement.reason)))
+struct KVMSystemTests {
+    @Test func opensDevKVMWithAPIVersion12() throws {
+        let kvm = try KVMSystem()
+        #expect(try kvm.apiVersion() == 12)
+        #expect(kvm.checkExtension(.userMemory) > 0)
+        #expect(try kvm.vcpuMmapSize() >= 4096)
+    }
+
+    @Test func supportedCPUIDHasLongModeAndKVMLeaves() throws {
+        let cpuid = try KVMSystem().supportedCPUID()
+        let extended = try #require(cpuid.first { $0.function == 0x8000_0001 })
+        #expect(extended.edx & (1 << 29) != 0, "long mode")
+        let kvmLeaf = try #require(cpuid.first { $0.function == 0x4000_0000 })
+        #expect(kvmLeaf.ebx == 0x4B4D_564B) // "KVMK"
+    }
+
+    @Test func createsVMAndVCPUAndReadsResetState() throws {
+        let vm = try KVMSystem().createVirtualMachine()
+        let vcpu = try vm.createVCPU(id: 0)
+        let sregs = try vcpu.specialRegisters()
+        #expect(sregs.cs.selector == 0xF000)
+        #expect(sregs.cs.base == 0xFFFF_0000)
+        #expect(try vcpu.registers().rip == 0xFFF0)
+    }
+
+    @Test func reportsAMissingDeviceWithAHint() {
+        #expect(throws: KVMError.self) { try KVMSystem(path: "/nonexistent/kvm") }
+        do { _ = try KVMSystem(path: "/nonexistent/kvm") } catch {
+            #expect("\(error)".contains("cannot open /nonexistent/kvm: No such file or directory (is the kvm module loaded?"))
+        }
+    }
+
+    @Test func namesTheBackend() {
+        #expect(KVMSystem.backend() != .unknown)
+        #expect(KVMSystem.backend(sysModule: "/nonexistent") == .unknown)
+    }
+}
+
+@Suite struct InstructionBytesTests {
+    @Test func decodesEmulationFailureBytes() {
+        // flags = 1 (bytes valid); insn_size = 2; bytes 0f 0b.
+        let data: [UInt64] = [1, 0x0B0F02, 0]
+        #expect(emulationFailureInstructionBytes(data) == [0x0F, 0x0B])
+        #expect(emulationFailureInstructionBytes([0, 0x0B0F02]) == nil)
+    }
+}

@@ -1,0 +1,118 @@
+// TestSupport: what several test targets share.
+//
+// - `KVMRequirement`: the rule for tests that need /dev/kvm: they run where it works, skip with a stated
+//   reason where it is absent, and run (and so fail) when SWIFTLET_REQUIRE_KVM=1 is set, as in CI.
+// - `SyntheticELF`: builds small multiboot ELF32 kernels from machine code, so loader error paths and
+//   special guests (one that runs int3, say) need no cross toolchain.
+import Glibc
+import KVM
+
+public enum KVMRequirement {
+    /// True when /dev/kvm opens, or when CI demands KVM (then the test runs and fails loudly).
+    public static var available: Bool {
+        if (try? KVMSystem()) != nil { return true }
+        return required
+    }
+
+    public static var required: Bool {
+        guard let value = getenv("SWIFTLET_REQUIRE_KVM") else { return false }
+        return String(cString: value) == "1"
+    }
+
+    public static let reason = "/dev/kvm is not usable here (set SWIFTLET_REQUIRE_KVM=1 to make this a failure)"
+
+    /// True on hardware KVM (kvm_intel / kvm_amd).
+    public static var hardware: Bool { KVMSystem.backend().isHardware }
+    public static let hardwareReason = "needs hardware KVM (kvm_intel or kvm_amd); this host's /dev/kvm is \(KVMSystem.backend().rawValue)"
+}
+
+public enum SyntheticELF {
+    /// An ELF32 i386 executable with one PT_LOAD segment at `loadAddress` holding [ELF header, program
+    /// header, multiboot header (if asked), code]; entry = the first code byte.
+    public static func multiboot(code: [UInt8], loadAddress: UInt32 = 0x10_0000, extraMemory: UInt32 = 0,
+                                 multibootHeader: Bool = true, badChecksum: Bool = false, machine: UInt16 = 3,
+                                 multibootFlags: UInt32 = 0x2) -> [UInt8] {
+        var mbHeader: [UInt8] = []
+        if multibootHeader {
+            let magic: UInt32 = 0x1BAD_B002
+            let checksum = 0 &- (magic &+ multibootFlags) &+ (badChecksum ? 1 : 0)
+            mbHeader = le32(magic) + le32(multibootFlags) + le32(checksum)
+        }
+        let headerSize = 52 + 32
+        let codeOffset = headerSize + mbHeader.count
+        let fileSize = UInt32(codeOffset + code.count)
+        var elf: [UInt8] = [0x7F, 0x45, 0x4C, 0x46, 1, 1, 1, 0] + [UInt8](repeating: 0, count: 8)
+        elf += le16(2) + le16(machine) + le32(1)
+        elf += le32(loadAddress + UInt32(codeOffset)) // e_entry
+        elf += le32(52) + le32(0) + le32(0)          // e_phoff, e_shoff, e_flags
+        elf += le16(52) + le16(32) + le16(1) + le16(40) + le16(0) + le16(0)
+        // Program header: PT_LOAD, offset 0, vaddr, paddr, filesz, memsz, flags RWX, align 4 KiB.
+        elf += le32(1) + le32(0) + le32(loadAddress) + le32(loadAddress) + le32(fileSize) + le32(fileSize + extraMemory) + le32(7) + le32(0x1000)
+        return elf + mbHeader + code
+    }
+
+    /// 32-bit code: write `value` to the debug-exit port 0xF4 (mov eax, imm32; out 0xf4, eax).
+    public static func debugExit(_ value: UInt32) -> [UInt8] { [0xB8] + le32(value) + [0xE7, 0xF4] }
+
+    static func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }
+    static func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+}
+
+/// Runs a program to completion, capturing stdout and stderr (through temporary files) and its status.
+public struct ProcessResult: Sendable {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+}
+
+public enum ProcessRunner {
+    /// The `swiftlet` executable built next to the test bundle.
+    public static var swiftletPath: String {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+        let exe = n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
+        var dir = exe
+        if let slash = dir.lastIndex(of: "/") { dir = String(dir[..<slash]) }
+        return dir + "/swiftlet"
+    }
+
+    public static func run(_ path: String, _ arguments: [String], stdin: String? = nil) -> ProcessResult {
+        let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let outPath = "/tmp/swiftlet-test-\(tag).out", errPath = "/tmp/swiftlet-test-\(tag).err"
+        defer { unlink(outPath); unlink(errPath) }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard rc == 0 else { return ProcessResult(status: -1, stdout: "", stderr: "spawn \(path) failed: \(rc)") }
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return ProcessResult(status: exitStatus, stdout: readFile(outPath), stderr: readFile(errPath))
+    }
+
+    public static func readFile(_ path: String) -> String {
+        guard let f = fopen(path, "r") else { return "" }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, f)
+            if n == 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    public static func writeFile(_ path: String, _ bytes: [UInt8]) {
+        guard let f = fopen(path, "w") else { return }
+        _ = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, f) }
+        fclose(f)
+    }
+}

@@ -1,0 +1,117 @@
+// Integration tests: boot each embedded tiny guest on the real /dev/kvm, both ways (direct and through the
+// reset-vector firmware), and check what the guest printed and how the run ended.
+import Glibc
+import KVM
+import Testing
+import TestSupport
+import VMM
+
+func boot(_ guest: String, mode: BootMode = .direct, memory: UInt64 = 64 << 20, timeout: Double = 60,
+          image: [UInt8]? = nil) throws -> (outcome: MachineOutcome, output: String, machine: Machine) {
+    var c = MachineConfiguration()
+    c.kernel = .embedded(guest)
+    if let image {
+        let path = "/tmp/swiftlet-test-\(guest)-\(UInt32.random(in: 0...UInt32.max)).elf"
+        ProcessRunner.writeFile(path, image)
+        c.kernel = .file(path)
+    }
+    c.bootMode = mode
+    c.memorySize = memory
+    c.timeout = timeout
+    let console = ConsoleOutput(fd: -1, capture: true)
+    let machine = try Machine.build(c, console: console)
+    let outcome = machine.run()
+    if case let .file(path) = c.kernel { _ = unlink(path) }
+    return (outcome, String(decoding: console.captured, as: UTF8.self), machine)
+}
+
+@Suite(.enabled(if: KVMRequirement.available, Comment(rawValue: KVMRequirement.reason)))
+struct TinyGuestBootTests {
+    @Test(arguments: BootMode.allCases)
+    func helloPrintsWhatItSeesAndExitsThroughTheDebugPort(mode: BootMode) throws {
+        let (outcome, output, _) = try boot("hello", mode: mode)
+        #expect(outcome == .debugExit(value: 0, status: 1))
+        #expect(output.contains("Swiftlet tiny guest: hello from a multiboot kernel"))
+        #expect(output.contains("hypervisor: KVMKVMKVM"))
+        #expect(output.contains("memory: lower 640 KiB, upper 64512 KiB"))
+        #expect(output.contains("mode: 64-bit long mode, paging on, PAE on"))
+        #expect(output.contains("multiboot magic ok"))
+        #expect(output.contains("swiftlet firmware: real mode -> protected mode") == (mode == .firmware))
+    }
+
+    @Test func helloSeesTheMemorySizeItWasGiven() throws {
+        let (_, output, _) = try boot("hello", memory: 32 << 20)
+        #expect(output.contains("upper \(32 * 1024 - 1024) KiB"))
+    }
+
+    @Test(arguments: BootMode.allCases)
+    func tripleFaultEndsTheVMWithARegisterDump(mode: BootMode) throws {
+        let (outcome, output, _) = try boot("triple-fault", mode: mode)
+        #expect(output.contains("triple fault"))
+        guard case let .tripleFault(vcpu, registers) = outcome else {
+            Issue.record("expected a triple fault, got \(outcome)")
+            return
+        }
+        #expect(vcpu == 0)
+        #expect(registers.contains("rip ") && registers.contains("cr3 ") && registers.contains("idt 0/0"))
+        #expect(outcome.exitStatus == ExitStatus.guestCrashed)
+        #expect(outcome.message?.hasPrefix("guest triple-faulted") == true)
+    }
+
+    @Test func unmappedAccessBecomesAnMMIOExitReadingAllOnes() throws {
+        let (outcome, output, machine) = try boot("unmapped")
+        #expect(output.contains("read 0xffffffff from 0x30000000"))
+        #expect(outcome == .debugExit(value: 3, status: 7))
+        #expect(machine.tracer.table[.mmio]?.count == 2)
+    }
+
+    @Test func aGuestThatNeverStopsIsEndedByTheTimeout() throws {
+        let (outcome, output, _) = try boot("loop", timeout: 0.5)
+        #expect(output.contains("looping forever"))
+        #expect(outcome == .timeout(seconds: 0.5))
+        #expect(outcome.exitStatus == ExitStatus.timeout)
+    }
+
+    @Test func doctorGuestReportsBothLoops() throws {
+        let report = Doctor.examine()
+        #expect(report.openError == nil)
+        #expect(report.speedTestError == nil)
+        let kernel = try #require(report.cpl0NanosecondsPerIteration)
+        let user = try #require(report.cpl3NanosecondsPerIteration)
+        #expect(user > 0 && kernel > 0)
+        if report.backend == .pvm {
+            // Kernel mode runs in KVM's emulator here: orders of magnitude slower than user mode.
+            #expect(kernel / user > 50)
+        }
+    }
+
+    @Test func int3IsAnEmulationFailureOnPVMAndATripleFaultOnHardware() throws {
+        // 32-bit code: int3 with no IDT loaded.
+        let image = SyntheticELF.multiboot(code: [0xCC, 0xF4])
+        let (outcome, _, machine) = try boot("int3", image: image)
+        if machine.backend == .pvm {
+            guard case let .emulationFailure(_, report) = outcome else {
+                Issue.record("expected an emulation failure, got \(outcome)")
+                return
+            }
+            #expect(report.contains("bytes cc f4"))
+            #expect(report.contains("(int3)"))
+            #expect(report.contains("kvm_pvm"))
+        } else {
+            #expect(outcome.exitStatus == ExitStatus.guestCrashed)
+        }
+    }
+
+    @Test func synthetic32BitGuestExitsWithItsValue() throws {
+        let (outcome, _, _) = try boot("exit5", image: SyntheticELF.multiboot(code: SyntheticELF.debugExit(5)))
+        #expect(outcome == .debugExit(value: 5, status: 11))
+    }
+
+    @Test func countsExitsByReason() throws {
+        let (_, output, machine) = try boot("hello")
+        let io = try #require(machine.tracer.table[.io])
+        // Every byte printed is an OUT to THR, preceded by at least one LSR poll; plus the debug exit.
+        #expect(io.count >= 2 * output.utf8.count + 1)
+        #expect(machine.tracer.summary().contains("IO"))
+    }
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# setup.sh: the newcomer's first command. Installs what Swiftlet needs from Debian's packages, builds the
+# release binary (static Swift stdlib), and boots the embedded tiny guest.
+#   ./setup.sh            install + build + boot
+#   ./setup.sh --deps     install only (what .ci/run uses)
+set -euo pipefail
+cd "$(dirname "$0")"
+
+packages=(busybox-static cpio bc flex bison libelf-dev libssl-dev linux-source qemu-system-x86 crun runc uidmap iproute2)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ]; then
+    sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
+    echo "setup: installing ${missing[*]}"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+[ "${1:-}" = "--deps" ] && exit 0
+
+command -v swift >/dev/null || { echo "setup: Swift 6 is needed (https://www.swift.org/install/linux/)" >&2; exit 1; }
+echo "setup: building swiftlet (release, static Swift stdlib)"
+swift build -c release --static-swift-stdlib --product swiftlet 2>&1 | tail -1
+echo "setup: booting the embedded tiny guest: .build/release/swiftlet boot"
+status=0
+.build/release/swiftlet boot || status=$?
+# The tiny guest reports success by writing 0 to the debug-exit port: status (0 << 1) | 1 = 1.
+if [ "$status" = 1 ]; then echo "setup: ok (guest exit status 1 = debug-exit value 0: success)"; else echo "setup: boot ended with status $status" >&2; exit "$status"; fi
