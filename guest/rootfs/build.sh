@@ -10,7 +10,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-$here/out}
 root=$out/rootfs
 busybox=/bin/busybox   # Debian's busybox-static installs a static binary here
-is_static() { [ -x "$1" ] && LC_ALL=C ldd "$1" 2>&1 | grep -q 'not a dynamic executable'; }
+# ldd exits 1 for a static binary; with pipefail a pipe into grep would fail, so capture first.
+is_static() {
+    [ -x "$1" ] || return 1
+    local out
+    out=$(LC_ALL=C ldd "$1" 2>&1 || true)
+    case $out in *"not a dynamic executable"*|*"statically linked"*) return 0 ;; *) return 1 ;; esac
+}
 if ! is_static "$busybox"; then
     if [ "$(id -u)" = 0 ]; then
         echo "rootfs: installing busybox-static" >&2

@@ -1,0 +1,305 @@
+/*
+ * container_spawn.c: the launcher's side of container creation: clone the child into its new
+ * namespaces, release it once the Swift side has done the parent's steps (cgroup join, id maps),
+ * learn whether it reached execve, wait for it, and forward signals to it meanwhile.
+ *
+ * The handshake, as in crun and youki: two pipes. The child blocks reading the sync pipe until the
+ * parent writes one byte; the error pipe is close-on-exec in the child, so the parent reads either a
+ * struct sl_child_error (a step failed) or end-of-file (execve succeeded).
+ */
+#define _GNU_SOURCE
+#include "CLinux.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static const char *const step_names[SL_STEP_COUNT] = {
+    [SL_STEP_NONE] = "none",
+    [SL_STEP_PIPES] = "pipes",
+    [SL_STEP_CLONE] = "clone",
+    [SL_STEP_RELEASE] = "release",
+    [SL_STEP_SYNC] = "wait for parent",
+    [SL_STEP_CGROUP_NS] = "cgroup namespace",
+    [SL_STEP_SESSION] = "session",
+    [SL_STEP_LOOPBACK] = "loopback",
+    [SL_STEP_HOSTNAME] = "hostname",
+    [SL_STEP_PROPAGATION] = "mount propagation",
+    [SL_STEP_ROOTFS] = "rootfs",
+    [SL_STEP_MOUNTS] = "mounts",
+    [SL_STEP_PIVOT_ROOT] = "pivot_root",
+    [SL_STEP_READONLY_ROOT] = "read-only root",
+    [SL_STEP_CWD] = "cwd",
+    [SL_STEP_RLIMITS] = "rlimits",
+    [SL_STEP_NO_NEW_PRIVS] = "no_new_privs",
+    [SL_STEP_SECCOMP] = "seccomp",
+    [SL_STEP_BOUNDING_SET] = "capability bounding set",
+    [SL_STEP_USER] = "user",
+    [SL_STEP_CAPABILITIES] = "capabilities",
+    [SL_STEP_CLOSE_FDS] = "close fds",
+    [SL_STEP_INIT] = "init",
+    [SL_STEP_EXEC] = "exec",
+};
+
+const char *sl_step_name(int step)
+{
+    if (step < 0 || step >= SL_STEP_COUNT || step_names[step] == NULL) return "unknown step";
+    return step_names[step];
+}
+
+int sl_spawn(const sl_plan *plan, sl_process *process, int *failed_step)
+{
+    int sync_pipe[2], error_pipe[2];
+    /* The sync channel is a socket so the parent's write can use MSG_NOSIGNAL: no SIGPIPE when the
+     * child has already died. */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sync_pipe) < 0) {
+        *failed_step = SL_STEP_PIPES;
+        return -errno;
+    }
+    if (pipe2(error_pipe, O_CLOEXEC) < 0) {
+        int saved = errno;
+        close(sync_pipe[0]);
+        close(sync_pipe[1]);
+        *failed_step = SL_STEP_PIPES;
+        return -saved;
+    }
+
+    /*
+     * Block every signal across the clone: the child starts with them blocked and with copies of the
+     * launcher's handlers, and resets both just before execve. Without this a signal arriving during
+     * setup would run the launcher's forwarding handler inside the child.
+     */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+
+    /* A raw clone with no new stack behaves like fork: the child continues here on a copy of ours. */
+    long pid = syscall(SYS_clone, plan->clone_flags | SIGCHLD, 0, NULL, NULL, 0);
+    if (pid == 0) {
+        close(sync_pipe[1]);
+        close(error_pipe[0]);
+        sl_child_main(plan, sync_pipe[0], error_pipe[1]);
+    }
+    int saved = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    close(sync_pipe[0]);
+    close(error_pipe[1]);
+    if (pid < 0) {
+        close(sync_pipe[1]);
+        close(error_pipe[0]);
+        *failed_step = SL_STEP_CLONE;
+        return -saved;
+    }
+    process->pid = (pid_t)pid;
+    process->sync_fd = sync_pipe[1];
+    process->error_fd = error_pipe[0];
+    return 0;
+}
+
+int sl_release(sl_process *process, sl_child_error *error)
+{
+    char go = 'g';
+    ssize_t n;
+    do {
+        n = send(process->sync_fd, &go, 1, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    int send_error = n < 0 ? errno : 0;
+    close(process->sync_fd);
+    process->sync_fd = -1;
+
+    /* Read the error pipe even if the send failed: a child that died early may have left a record. */
+    size_t got = 0;
+    char *buffer = (char *)error;
+    while (got < sizeof *error) {
+        n = read(process->error_fd, buffer + got, sizeof *error - got);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) break;
+        got += (size_t)n;
+    }
+    int read_error = n < 0 ? errno : 0;
+    close(process->error_fd);
+    process->error_fd = -1;
+    if (got == sizeof *error) {
+        error->detail[sizeof error->detail - 1] = '\0';
+        return 1;
+    }
+    if (got != 0) return -EIO;
+    if (read_error != 0) return -read_error;
+    if (send_error != 0) return -send_error;
+    return 0;
+}
+
+void sl_abort(sl_process *process)
+{
+    if (process->pid > 0) {
+        kill(process->pid, SIGKILL);
+        int status;
+        sl_wait(process->pid, &status);
+        process->pid = 0;
+    }
+    if (process->sync_fd >= 0) close(process->sync_fd);
+    if (process->error_fd >= 0) close(process->error_fd);
+    process->sync_fd = process->error_fd = -1;
+}
+
+int sl_wait(pid_t pid, int *status)
+{
+    pid_t r;
+    do {
+        r = waitpid(pid, status, 0);
+    } while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : (int)r;
+}
+
+int sl_exit_status(int status, int *signal)
+{
+    *signal = 0;
+    if (WIFEXITED(status)) return WEXITSTATUS(status);
+    if (WIFSIGNALED(status)) {
+        *signal = WTERMSIG(status);
+        return 128 + WTERMSIG(status);
+    }
+    return 125;
+}
+
+/* ---- signal forwarding ---------------------------------------------------------------------------- */
+
+#define FORWARD_SLOTS 64
+static const int forwarded_signals[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
+#define FORWARDED_COUNT (sizeof forwarded_signals / sizeof forwarded_signals[0])
+
+static pid_t forward_pids[FORWARD_SLOTS];
+static volatile sig_atomic_t winch_pending;
+static pthread_mutex_t forward_lock = PTHREAD_MUTEX_INITIALIZER;
+static int forward_count;
+static struct sigaction saved_actions[FORWARDED_COUNT];
+
+static void forward_handler(int sig)
+{
+    int saved = errno;
+    if (sig == SIGWINCH) {
+        /* The terminal relay copies the new size to the pty; the kernel then signals the container. */
+        winch_pending = 1;
+    } else {
+        for (int i = 0; i < FORWARD_SLOTS; i++) {
+            pid_t pid = __atomic_load_n(&forward_pids[i], __ATOMIC_ACQUIRE);
+            if (pid > 0) kill(pid, sig);
+        }
+    }
+    errno = saved;
+}
+
+int sl_forward_signals_register(pid_t pid)
+{
+    pthread_mutex_lock(&forward_lock);
+    int slot = -1;
+    for (int i = 0; i < FORWARD_SLOTS; i++) {
+        if (__atomic_load_n(&forward_pids[i], __ATOMIC_ACQUIRE) == 0) {
+            slot = i;
+            break;
+        }
+    }
+    if (slot < 0) {
+        pthread_mutex_unlock(&forward_lock);
+        return -ENOSPC;
+    }
+    __atomic_store_n(&forward_pids[slot], pid, __ATOMIC_RELEASE);
+    if (forward_count++ == 0) {
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = forward_handler;
+        action.sa_flags = SA_RESTART;
+        sigfillset(&action.sa_mask);
+        for (size_t i = 0; i < FORWARDED_COUNT; i++) sigaction(forwarded_signals[i], &action, &saved_actions[i]);
+    }
+    pthread_mutex_unlock(&forward_lock);
+    return 0;
+}
+
+void sl_forward_signals_unregister(pid_t pid)
+{
+    pthread_mutex_lock(&forward_lock);
+    for (int i = 0; i < FORWARD_SLOTS; i++) {
+        if (__atomic_load_n(&forward_pids[i], __ATOMIC_ACQUIRE) == pid) {
+            __atomic_store_n(&forward_pids[i], 0, __ATOMIC_RELEASE);
+            if (--forward_count == 0) {
+                for (size_t s = 0; s < FORWARDED_COUNT; s++) sigaction(forwarded_signals[s], &saved_actions[s], NULL);
+            }
+            break;
+        }
+    }
+    pthread_mutex_unlock(&forward_lock);
+}
+
+int sl_take_winch(void)
+{
+    int pending = winch_pending;
+    winch_pending = 0;
+    return pending;
+}
+
+/* ---- terminals ------------------------------------------------------------------------------------ */
+
+int sl_open_pty(int *master, int *slave)
+{
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0) return -errno;
+    if (grantpt(m) < 0 || unlockpt(m) < 0) {
+        int saved = errno;
+        close(m);
+        return -saved;
+    }
+    int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (s < 0) {
+        char name[64];
+        if (ptsname_r(m, name, sizeof name) != 0 || (s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+            int saved = errno;
+            close(m);
+            return -saved;
+        }
+    }
+    *master = m;
+    *slave = s;
+    return 0;
+}
+
+int sl_copy_window_size(int from_fd, int to_fd)
+{
+    struct winsize size;
+    if (ioctl(from_fd, TIOCGWINSZ, &size) < 0) return -errno;
+    if (ioctl(to_fd, TIOCSWINSZ, &size) < 0) return -errno;
+    return 0;
+}
+
+size_t sl_termios_size(void) { return sizeof(struct termios); }
+
+int sl_make_raw(int fd, void *saved, size_t saved_size)
+{
+    if (saved_size < sizeof(struct termios)) return -EINVAL;
+    struct termios original;
+    if (tcgetattr(fd, &original) < 0) return -errno;
+    memcpy(saved, &original, sizeof original);
+    struct termios raw = original;
+    cfmakeraw(&raw);
+    if (tcsetattr(fd, TCSANOW, &raw) < 0) return -errno;
+    return 0;
+}
+
+int sl_restore_terminal(int fd, const void *saved)
+{
+    struct termios original;
+    memcpy(&original, saved, sizeof original);
+    if (tcsetattr(fd, TCSANOW, &original) < 0) return -errno;
+    return 0;
+}

@@ -1,0 +1,191 @@
+/*
+ * CLinux: the Linux calls the container launcher cannot make from Swift.
+ *
+ * Two kinds of code live here. First, the child side of container creation: after clone(2) the new
+ * process is a copy of a multithreaded Swift program in which only the calling thread exists, so it
+ * must not run Swift code, allocate, or take any lock another thread might have held. It runs the
+ * ordered setup steps below in plain C, driven by a `struct sl_plan` that the Swift side filled in
+ * before the clone, and ends in execve(2). Second, small wrappers for things Swift cannot import:
+ * raw clone, pivot_root, the seccomp and capability calls, ioctls on terminals, wait-status macros,
+ * and the syscall numbers the seccomp filter needs.
+ *
+ * Contract: every function returns 0 (or a non-negative value) on success and -errno on failure.
+ * Functions that run a sequence of steps also report which step failed through `failed_step`.
+ */
+#ifndef SWIFTLET_CLINUX_H
+#define SWIFTLET_CLINUX_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <linux/filter.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The ordered setup steps. The child runs them top to bottom; the first three are the parent's. */
+typedef enum sl_step {
+    SL_STEP_NONE = 0,
+    /* parent (in sl_spawn / sl_release) */
+    SL_STEP_PIPES,          /* "pipes": the sync and error pipes */
+    SL_STEP_CLONE,          /* "clone": create the process in its new namespaces */
+    SL_STEP_RELEASE,        /* "release": tell the child the parent's steps are done */
+    /* child, in this order */
+    SL_STEP_SYNC,           /* "wait for parent": id maps written, cgroup joined */
+    SL_STEP_CGROUP_NS,      /* "cgroup namespace": unshare after joining the cgroup */
+    SL_STEP_SESSION,        /* "session": setsid, controlling terminal */
+    SL_STEP_LOOPBACK,       /* "loopback": bring lo up in the new network namespace */
+    SL_STEP_HOSTNAME,       /* "hostname" */
+    SL_STEP_PROPAGATION,    /* "mount propagation": make every mount private */
+    SL_STEP_ROOTFS,         /* "rootfs": bind the root filesystem onto itself */
+    SL_STEP_MOUNTS,         /* "mounts": /proc, /dev, devices, /sys, masked and read-only paths */
+    SL_STEP_PIVOT_ROOT,     /* "pivot_root": switch root, detach the old one */
+    SL_STEP_READONLY_ROOT,  /* "read-only root" */
+    SL_STEP_CWD,            /* "cwd" */
+    SL_STEP_RLIMITS,        /* "rlimits" */
+    SL_STEP_NO_NEW_PRIVS,   /* "no_new_privs" */
+    SL_STEP_SECCOMP,        /* "seccomp" */
+    SL_STEP_BOUNDING_SET,   /* "capability bounding set" */
+    SL_STEP_USER,           /* "user": groups, gid, uid */
+    SL_STEP_CAPABILITIES,   /* "capabilities": effective, permitted, inheritable, ambient */
+    SL_STEP_CLOSE_FDS,      /* "close fds" */
+    SL_STEP_INIT,           /* "init": fork the command under the reaper */
+    SL_STEP_EXEC,           /* "exec" */
+    SL_STEP_COUNT
+} sl_step;
+
+/* The step's name as error messages print it. */
+const char *sl_step_name(int step);
+
+/* One entry of the ordered filesystem plan the child carries out before pivot_root. */
+typedef enum sl_mount_kind {
+    SL_MOUNT_FS = 1,      /* mount(source, target, fstype, flags, data); target created as a directory */
+    SL_MOUNT_BIND,        /* bind the host path `source` (resolved before pivot_root) onto target */
+    SL_MOUNT_SYMLINK,     /* symlink target -> source; an existing entry is left alone */
+    SL_MOUNT_MASK,        /* hide target: read-only tmpfs on a directory, /dev/null on a file; absent: skip */
+    SL_MOUNT_READONLY,    /* bind target onto itself read-only; absent: skip */
+} sl_mount_kind;
+
+typedef struct sl_mount {
+    int kind;                 /* sl_mount_kind */
+    const char *source;       /* fs source name, host path (bind) or link text (symlink) */
+    const char *target;       /* absolute path inside the container */
+    const char *fstype;       /* SL_MOUNT_FS only */
+    unsigned long flags;      /* MS_* flags; for binds, MS_RDONLY/NOSUID/NODEV/NOEXEC trigger a remount */
+    const char *data;         /* fs options string or NULL */
+    int recursive;            /* binds: MS_REC */
+    int sysfs_fallback_bind;  /* SL_MOUNT_FS of sysfs: on EPERM bind the host's /sys instead */
+} sl_mount;
+
+typedef struct sl_rlimit {
+    int resource;             /* RLIMIT_* */
+    uint64_t soft;
+    uint64_t hard;
+} sl_rlimit;
+
+/* Everything the child needs, prepared by the parent before clone; the child only reads it. */
+typedef struct sl_plan {
+    const char *rootfs;            /* absolute host path of the root filesystem */
+    unsigned long clone_flags;     /* CLONE_NEW* for clone(2): user, pid, mount, uts, ipc, net */
+    int unshare_cgroup;            /* unshare(CLONE_NEWCGROUP) once the parent has joined the cgroup */
+    int terminal_fd;               /* pty slave to make the controlling terminal and stdio, or -1 */
+    int stdio_fds[3];              /* without a terminal: descriptors for 0, 1, 2; -1 keeps the launcher's */
+    int loopback;                  /* bring up lo (new network namespace) */
+    const char *hostname;          /* NULL: leave as is */
+    const sl_mount *mounts;
+    size_t mount_count;
+    int readonly_root;
+    const char *cwd;               /* inside the container */
+    const sl_rlimit *rlimits;
+    size_t rlimit_count;
+    int no_new_privs;
+    const struct sock_filter *seccomp_filter; /* NULL: no filter */
+    unsigned short seccomp_length; /* instructions */
+    int set_user;                  /* switch to uid/gid/groups below */
+    uint32_t uid;
+    uint32_t gid;
+    const uint32_t *groups;
+    size_t group_count;
+    int setgroups_allowed;         /* 0 when the parent wrote "deny" to /proc/PID/setgroups */
+    int set_capabilities;
+    uint64_t cap_bounding, cap_effective, cap_permitted, cap_inheritable, cap_ambient;
+    int init;                      /* run the reaper as PID 1 and the command as its child */
+    char *const *argv;             /* NULL-terminated */
+    char *const *envp;             /* NULL-terminated */
+    const char *search_path;       /* PATH used to find argv[0] when it has no '/' */
+} sl_plan;
+
+/* What the child sends back through the error pipe when a step fails. */
+typedef struct sl_child_error {
+    int32_t step;          /* sl_step */
+    int32_t error;         /* errno */
+    int32_t index;         /* mounts: index into plan->mounts; otherwise -1 */
+    int32_t exit_status;   /* what the child exits with: 125, or 126/127 for exec */
+    char detail[512];      /* the path or name involved, NUL-terminated */
+} sl_child_error;
+
+typedef struct sl_process {
+    pid_t pid;
+    int sync_fd;   /* parent's write end: one byte releases the child */
+    int error_fd;  /* parent's read end: EOF means execve succeeded */
+} sl_process;
+
+/*
+ * Clones the child into the namespaces in plan->clone_flags. The child waits on the sync pipe;
+ * nothing in the plan may change until sl_release. Returns 0 or -errno; failed_step names the step.
+ */
+int sl_spawn(const sl_plan *plan, sl_process *process, int *failed_step);
+
+/*
+ * Releases the child and waits until it has exec'd the command (returns 0) or failed a step
+ * (returns 1 and fills `error`). Returns -errno if the parent's own calls fail.
+ */
+int sl_release(sl_process *process, sl_child_error *error);
+
+/* Kills a child that was never released and reaps it. */
+void sl_abort(sl_process *process);
+
+/* waitpid(pid, status, 0), retried on EINTR. Returns the pid or -errno. */
+int sl_wait(pid_t pid, int *status);
+
+/* Decodes a wait status: returns the exit code, or 128+N for signal N (sets *signal to N, else 0). */
+int sl_exit_status(int status, int *signal);
+
+/*
+ * Signal forwarding while containers run: SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 sent to
+ * the launcher go to every registered container process; SIGWINCH sets a flag (sl_take_winch).
+ * The first registration installs the handlers; the last unregistration restores the old ones.
+ */
+int sl_forward_signals_register(pid_t pid);
+void sl_forward_signals_unregister(pid_t pid);
+int sl_take_winch(void);
+
+/* Terminal helpers. */
+int sl_open_pty(int *master, int *slave);                   /* posix_openpt + grantpt + unlockpt + open */
+int sl_copy_window_size(int from_fd, int to_fd);            /* TIOCGWINSZ -> TIOCSWINSZ */
+int sl_make_raw(int fd, void *saved, size_t saved_size);    /* tcgetattr + cfmakeraw; saved >= sl_termios_size */
+int sl_restore_terminal(int fd, const void *saved);
+size_t sl_termios_size(void);
+
+/* The syscall number of `name` on this architecture, or -1 when it does not exist here. */
+long sl_syscall_number(const char *name);
+/* AUDIT_ARCH_* of this build, for the seccomp filter's architecture check. */
+uint32_t sl_audit_arch(void);
+
+/* The highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap), or -errno. */
+int sl_cap_last_cap(void);
+
+/* Linux constants Swift code needs by value. */
+extern const unsigned long sl_clone_newuser, sl_clone_newpid, sl_clone_newns, sl_clone_newuts,
+    sl_clone_newipc, sl_clone_newnet, sl_clone_newcgroup;
+extern const unsigned long sl_ms_rdonly, sl_ms_nosuid, sl_ms_nodev, sl_ms_noexec, sl_ms_synchronous,
+    sl_ms_remount, sl_ms_mandlock, sl_ms_dirsync, sl_ms_noatime, sl_ms_nodiratime, sl_ms_bind,
+    sl_ms_rec, sl_ms_silent, sl_ms_relatime, sl_ms_strictatime, sl_ms_private, sl_ms_slave,
+    sl_ms_shared, sl_ms_unbindable, sl_ms_lazytime;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SWIFTLET_CLINUX_H */

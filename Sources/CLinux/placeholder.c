@@ -1,1 +1,0 @@
-/* CLinux: owned by the container launcher (see Sources/Container). */

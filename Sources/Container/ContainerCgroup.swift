@@ -1,0 +1,288 @@
+// ContainerCgroup: the container's own cgroup, from mkdir to rmdir: limits written before the
+// process exists, the process moved in by the parent before it unshares its cgroup namespace, the
+// OOM and pids-limit counters read after it exits, and everything removed afterwards, including what a
+// crashed launcher left behind (directories are named swiftlet-<launcher pid>-<n>, so a later run can
+// tell a dead launcher's cgroup from a live one's).
+//
+// v1 (cgroups(7), Documentation/admin-guide/cgroup-v1): one directory per hierarchy, nested under
+// the launcher's own cgroup there: memory.limit_in_bytes (+ memory.memsw.limit_in_bytes), pids.max,
+// cpu.cfs_quota_us/cpu.cfs_period_us; OOM kills in memory.oom_control "oom_kill", refused forks in
+// pids.events "max". v2 (Documentation/admin-guide/cgroup-v2.rst): one directory; as root under the
+// hierarchy's root (the only cgroup exempt from "no internal processes"), rootless next to the
+// launcher's own cgroup when that is delegated; memory.max (+ memory.swap.max 0), pids.max, cpu.max;
+// memory.events "oom_kill", pids.events "max".
+import Synchronization
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// What the container's cgroup counted during the run.
+public struct CgroupReport: Equatable, Sendable {
+    /// Processes the kernel's OOM killer killed inside the container.
+    public var oomKills = 0
+    /// fork/clone calls refused because pids.max was reached.
+    public var pidsLimitHits = 0
+    /// The highest memory use seen, when the kernel reports it.
+    public var memoryPeakBytes: UInt64?
+}
+
+public final class ContainerCgroup {
+    public struct Directory: Equatable, Sendable {
+        public var path: String
+        public var version: CgroupVersion
+        public var controllers: [CgroupController]
+    }
+
+    public let name: String
+    public private(set) var directories: [Directory] = []
+    private let limits: ResourceLimits
+
+    private static let sequence = Atomic<Int>(0)
+    static let prefix = "swiftlet-"
+
+    private init(name: String, limits: ResourceLimits) {
+        self.name = name
+        self.limits = limits
+    }
+
+    /// A fresh name: swiftlet-<pid>-<n>.
+    static func uniqueName() -> String {
+        let n = sequence.add(1, ordering: .relaxed).newValue
+        return "\(prefix)\(getpid())-\(n)"
+    }
+
+    /// The directory a hierarchy's container cgroups go in.
+    static func parentDirectory(of hierarchy: CgroupHierarchy, rootless: Bool) -> String {
+        switch hierarchy.version {
+        case .v1:
+            return hierarchy.ownDirectory
+        case .v2:
+            if !rootless { return hierarchy.mountPoint }
+            let own = hierarchy.ownDirectory
+            guard let slash = own.lastIndex(of: "/"), own != hierarchy.mountPoint else { return own }
+            return String(own[..<slash])
+        }
+    }
+
+    /// Creates the container's cgroup and writes its limits. Returns nil when there is nothing to do:
+    /// rootless without limits (an unprivileged user usually cannot create cgroups).
+    public static func create(layout: CgroupLayout, limits: ResourceLimits, rootless: Bool,
+                              name: String? = nil) throws(ContainerError) -> ContainerCgroup? {
+        if rootless && limits.isEmpty { return nil }
+        var wanted: [CgroupController] = [.memory, .pids]
+        if limits.cpuQuotaMicroseconds != nil { wanted.append(.cpu) }
+
+        // Controllers sharing a hierarchy (v2, or co-mounted v1 like cpu,cpuacct) share a directory.
+        var groups: [(hierarchy: CgroupHierarchy, controllers: [CgroupController])] = []
+        for controller in wanted {
+            guard let hierarchy = layout.controllers[controller] else {
+                if isLimited(controller, limits) {
+                    throw ContainerError(step: "cgroup", "cannot limit \(controller.rawValue): the \(controller.rawValue) controller is unavailable",
+                                         hint: layout.unavailableReason(controller))
+                }
+                continue
+            }
+            if let i = groups.firstIndex(where: { $0.hierarchy == hierarchy }) {
+                groups[i].controllers.append(controller)
+            } else {
+                groups.append((hierarchy, [controller]))
+            }
+        }
+
+        let cgroup = ContainerCgroup(name: name ?? uniqueName(), limits: limits)
+        do throws(ContainerError) {
+            for group in groups {
+                let parent = parentDirectory(of: group.hierarchy, rootless: rootless)
+                if group.hierarchy.version == .v2 { try enableControllers(group.controllers, in: parent) }
+                let path = parent + "/" + cgroup.name
+                do {
+                    try FileSystem.makeDirectory(path)
+                } catch {
+                    throw ContainerError(step: "cgroup", "cannot create \(path)", errno: error,
+                                         hint: rootless && (error == .permissionDenied || error == .readOnlyFileSystem)
+                                             ? "rootless limits need a cgroup delegated to your user" : nil)
+                }
+                let directory = Directory(path: path, version: group.hierarchy.version, controllers: group.controllers)
+                cgroup.directories.append(directory)
+                try cgroup.applyLimits(directory)
+            }
+        } catch {
+            _ = cgroup.destroy()
+            throw error
+        }
+        return cgroup
+    }
+
+    private static func isLimited(_ controller: CgroupController, _ limits: ResourceLimits) -> Bool {
+        switch controller {
+        case .memory: return limits.memoryBytes != nil
+        case .pids: return limits.pids != nil
+        case .cpu: return limits.cpuQuotaMicroseconds != nil
+        }
+    }
+
+    /// v2: a child cgroup can only use controllers its parent lists in cgroup.subtree_control.
+    private static func enableControllers(_ controllers: [CgroupController], in parent: String) throws(ContainerError) {
+        let file = parent + "/cgroup.subtree_control"
+        let enabled = Set(((try? FileSystem.readString(file)) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+        for controller in controllers where !enabled.contains(controller.rawValue) {
+            do {
+                try FileSystem.write("+\(controller.rawValue)", to: file)
+            } catch {
+                throw ContainerError(step: "cgroup", "cannot enable the \(controller.rawValue) controller in \(file)", errno: error)
+            }
+        }
+    }
+
+    private func write(_ value: String, _ file: String, in directory: Directory) throws(ContainerError) {
+        let path = directory.path + "/" + file
+        do {
+            try FileSystem.write(value, to: path)
+        } catch {
+            throw ContainerError(step: "cgroup", "cannot write \(value) to \(path)", errno: error)
+        }
+    }
+
+    private func applyLimits(_ directory: Directory) throws(ContainerError) {
+        for controller in directory.controllers {
+            switch (controller, directory.version) {
+            case (.memory, .v1):
+                guard let bytes = limits.memoryBytes else { continue }
+                try write(String(bytes), "memory.limit_in_bytes", in: directory)
+                // With swap accounting, limit memory+swap to the same value: no swapping past the limit.
+                if FileSystem.exists(directory.path + "/memory.memsw.limit_in_bytes") {
+                    try write(String(bytes), "memory.memsw.limit_in_bytes", in: directory)
+                }
+            case (.memory, .v2):
+                guard let bytes = limits.memoryBytes else { continue }
+                try write(String(bytes), "memory.max", in: directory)
+                if FileSystem.exists(directory.path + "/memory.swap.max") { try write("0", "memory.swap.max", in: directory) }
+            case (.pids, _):
+                guard let pids = limits.pids else { continue }
+                try write(String(pids), "pids.max", in: directory)
+            case (.cpu, .v1):
+                guard let quota = limits.cpuQuotaMicroseconds else { continue }
+                try write(String(limits.cpuPeriodMicroseconds ?? ResourceLimits.defaultCPUPeriod), "cpu.cfs_period_us", in: directory)
+                try write(String(quota), "cpu.cfs_quota_us", in: directory)
+            case (.cpu, .v2):
+                guard let quota = limits.cpuQuotaMicroseconds else { continue }
+                try write("\(quota) \(limits.cpuPeriodMicroseconds ?? ResourceLimits.defaultCPUPeriod)", "cpu.max", in: directory)
+            }
+        }
+    }
+
+    /// Moves `pid` into every directory of the container's cgroup. The parent does this before it
+    /// releases the child, so the child's first instruction after the handshake is already limited
+    /// and its cgroup namespace, created next, is rooted here.
+    public func join(pid: pid_t) throws(ContainerError) {
+        for directory in directories { try write(String(pid), "cgroup.procs", in: directory) }
+    }
+
+    /// Reads the counters. Call after the container exited, before `destroy`.
+    public func report() -> CgroupReport {
+        var report = CgroupReport()
+        for directory in directories {
+            for controller in directory.controllers {
+                switch (controller, directory.version) {
+                case (.memory, .v1):
+                    report.oomKills = Self.counter("oom_kill", in: directory.path + "/memory.oom_control") ?? 0
+                    report.memoryPeakBytes = Self.number(in: directory.path + "/memory.max_usage_in_bytes")
+                case (.memory, .v2):
+                    report.oomKills = Self.counter("oom_kill", in: directory.path + "/memory.events") ?? 0
+                    report.memoryPeakBytes = Self.number(in: directory.path + "/memory.peak")
+                case (.pids, _):
+                    report.pidsLimitHits = Self.counter("max", in: directory.path + "/pids.events") ?? 0
+                case (.cpu, _):
+                    continue
+                }
+            }
+        }
+        return report
+    }
+
+    /// "key value" lines, as in memory.events and pids.events.
+    static func counter(_ key: String, in path: String) -> Int? {
+        guard let text = try? FileSystem.readString(path) else { return nil }
+        for line in text.split(separator: "\n") {
+            let parts = line.split(separator: " ")
+            if parts.count == 2 && parts[0] == key { return Int(parts[1]) }
+        }
+        return nil
+    }
+
+    static func number(in path: String) -> UInt64? {
+        guard let text = try? FileSystem.readString(path) else { return nil }
+        return UInt64(text.split(separator: "\n").first ?? "")
+    }
+
+    /// Kills whatever is still in the cgroup and removes its directories. Returns the failures, as
+    /// warnings: by now the command has finished and its status is what matters.
+    @discardableResult
+    public func destroy() -> [ContainerError] {
+        var failures: [ContainerError] = []
+        for directory in directories.reversed() {
+            Self.killAll(in: directory.path)
+            if let error = Self.removeDirectory(directory.path) { failures.append(error) }
+        }
+        directories.removeAll()
+        return failures
+    }
+
+    /// SIGKILL every process listed in cgroup.procs, until it is empty (processes may fork meanwhile).
+    static func killAll(in path: String) {
+        if FileSystem.exists(path + "/cgroup.kill") { try? FileSystem.write("1", to: path + "/cgroup.kill") }
+        for _ in 0..<100 {
+            guard let text = try? FileSystem.readString(path + "/cgroup.procs") else { return }
+            let pids = text.split(separator: "\n").compactMap { pid_t($0) }
+            if pids.isEmpty { return }
+            for pid in pids { kill(pid, SIGKILL) }
+            usleep(1000)
+        }
+    }
+
+    /// rmdir, retried while the kernel still counts exiting processes (EBUSY).
+    static func removeDirectory(_ path: String) -> ContainerError? {
+        for attempt in 0..<500 {
+            do {
+                try FileSystem.removeDirectory(path)
+                return nil
+            } catch {
+                if error == .noSuchFileOrDirectory { return nil }
+                guard error == .resourceBusy, attempt < 499 else {
+                    return ContainerError(step: "cleanup", "cannot remove cgroup \(path)", errno: error)
+                }
+                usleep(attempt < 50 ? 200 : 2000)
+            }
+        }
+        return nil
+    }
+
+    /// Removes container cgroups whose launcher is gone (killed before it could clean up). Returns
+    /// the paths removed.
+    @discardableResult
+    public static func sweepStale(layout: CgroupLayout, rootless: Bool) -> [String] {
+        var parents: [String] = []
+        for hierarchy in layout.controllers.values {
+            let parent = parentDirectory(of: hierarchy, rootless: rootless)
+            if !parents.contains(parent) { parents.append(parent) }
+        }
+        var removed: [String] = []
+        let me = getpid()
+        for parent in parents {
+            guard let names = try? FileSystem.list(parent) else { continue }
+            for name in names where name.hasPrefix(prefix) {
+                let fields = name.dropFirst(prefix.count).split(separator: "-")
+                guard fields.count == 2, let pid = pid_t(fields[0]), Int(fields[1]) != nil, pid != me else { continue }
+                if kill(pid, 0) == 0 || errno != ESRCH { continue } // its launcher still runs
+                let path = parent + "/" + name
+                killAll(in: path)
+                if removeDirectory(path) == nil { removed.append(path) }
+            }
+        }
+        return removed
+    }
+}

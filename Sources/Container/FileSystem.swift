@@ -1,0 +1,106 @@
+// FileSystem: the handful of file operations the launcher's parent side performs (cgroup files,
+// /proc/PID/uid_map, config.json, /proc/self/mountinfo), each one system call deep, throwing the Errno.
+// Reads and writes go through swift-system's FileDescriptor; directory calls use libc directly.
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+enum FileSystem {
+    /// The whole file. Files under /proc and /sys report size 0, so this reads until end of file.
+    static func readAll(_ path: String) throws(Errno) -> [UInt8] {
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(FilePath(path), .readOnly, options: [.closeOnExec])
+        } catch {
+            throw error as? Errno ?? .ioError
+        }
+        defer { try? fd.close() }
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let count: Int
+            do {
+                count = try chunk.withUnsafeMutableBytes { try fd.read(into: $0) }
+            } catch {
+                throw error as? Errno ?? .ioError
+            }
+            if count == 0 { break }
+            result.append(contentsOf: chunk[..<count])
+        }
+        return result
+    }
+
+    static func readString(_ path: String) throws(Errno) -> String {
+        String(decoding: try readAll(path), as: UTF8.self)
+    }
+
+    /// One write(2) of `text`: cgroup and /proc control files take a value per write.
+    static func write(_ text: String, to path: String, create: Bool = false) throws(Errno) {
+        let fd: FileDescriptor
+        do {
+            fd = try FileDescriptor.open(FilePath(path), .writeOnly,
+                                         options: create ? [.closeOnExec, .create, .truncate] : [.closeOnExec],
+                                         permissions: create ? [.ownerReadWrite, .groupRead, .otherRead] : nil)
+        } catch {
+            throw error as? Errno ?? .ioError
+        }
+        defer { try? fd.close() }
+        do {
+            _ = try fd.writeAll(Array(text.utf8))
+        } catch {
+            throw error as? Errno ?? .ioError
+        }
+    }
+
+    static func exists(_ path: String) -> Bool {
+        access(path, F_OK) == 0
+    }
+
+    static func isDirectory(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(Errno) {
+        if mkdir(path, mode) != 0 { throw Errno(rawValue: errno) }
+    }
+
+    static func removeDirectory(_ path: String) throws(Errno) {
+        if rmdir(path) != 0 { throw Errno(rawValue: errno) }
+    }
+
+    /// Names in a directory, without "." and "..".
+    static func list(_ path: String) throws(Errno) -> [String] {
+        guard let dir = opendir(path) else { throw Errno(rawValue: errno) }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
+    /// realpath(3): the absolute, symlink-free path.
+    static func canonicalPath(_ path: String) throws(Errno) -> String {
+        guard let resolved = realpath(path, nil) else { throw Errno(rawValue: errno) }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
+    static func currentDirectory() -> String {
+        guard let cwd = getcwd(nil, 0) else { return "/" }
+        defer { free(cwd) }
+        return String(cString: cwd)
+    }
+
+    static func absolute(_ path: String) -> String {
+        path.hasPrefix("/") ? path : currentDirectory() + "/" + path
+    }
+}

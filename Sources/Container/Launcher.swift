@@ -1,0 +1,324 @@
+// Launcher: runs one container from a ContainerSpec and returns how it ended.
+//
+// The parent's steps, in order (the child's are in CLinux's container_child.c):
+//   validate        the spec on its own: rootfs, command, ids, namespaces that go together
+//   kernel support  every namespace type exists here; user namespaces are enabled
+//   cgroup          detect v1/v2, remove what crashed launchers left, create the cgroup, write limits
+//   plan            mounts, seccomp program, the C plan the child will read
+//   terminal        with -t: a pty pair, the launcher's terminal in raw mode
+//   clone           the child, in its new user, pid, mount, uts, ipc and network namespaces
+//   cgroup join     the child's pid into the cgroup: before it unshares its cgroup namespace
+//   id maps         uid_map and gid_map (setgroups "deny" first when rootless)
+//   release         one byte on the sync pipe; the child runs its steps and execs, or reports a failure
+//   wait            forward signals (or relay the terminal) until the container's PID 1 exits
+//   report          exit status, OOM kills and pids-limit hits in plain words
+//   cleanup         kill leftovers, remove the cgroup, restore the terminal: on every path
+import CLinux
+import SystemPackage
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// How a container run ended.
+public struct RunResult: Sendable {
+    /// What `swiftlet container run` exits with: the command's status, 128+N if signal N killed it.
+    public var exitStatus: Int32
+    /// The signal that ended PID 1, if one did.
+    public var signal: Int32?
+    /// The cgroup's counters, when the container had a cgroup.
+    public var cgroup: CgroupReport?
+    /// Plain-words findings for the user: OOM kills, pids-limit hits.
+    public var notices: [String]
+    /// Problems during cleanup.
+    public var warnings: [String]
+}
+
+/// Knobs the CLI and the tests set; the defaults suit the CLI.
+public struct LaunchOptions: Sendable {
+    /// Forward SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 from the launcher to the container.
+    public var forwardSignals = true
+    /// Descriptors for the container's stdin, stdout, stderr (without a terminal); nil inherits.
+    public var stdin: Int32?
+    public var stdout: Int32?
+    public var stderr: Int32?
+    /// Called with the container's PID 1 (as the host sees it) once it runs the command.
+    public var onStart: (@Sendable (pid_t) -> Void)?
+    /// Warnings (ignored config fields and the like).
+    public var warn: @Sendable (String) -> Void = { _ in }
+    /// The directory relative bind-mount sources are resolved against.
+    public var baseDirectory: String?
+    /// Who launches: root or rootless defaults and checks.
+    public var host: HostIdentity = .current
+
+    public init() {}
+}
+
+public enum Launcher {
+    public static func run(_ spec: ContainerSpec, options: LaunchOptions = LaunchOptions()) throws(ContainerError) -> RunResult {
+        // validate
+        let rootfs = try validate(spec, host: options.host)
+        // kernel support
+        try checkKernel(spec, host: options.host)
+
+        // cgroup
+        let layout = try CgroupLayout.detect()
+        let rootless = options.host.isRootless
+        if !rootless { ContainerCgroup.sweepStale(layout: layout, rootless: rootless) }
+        let cgroup = try ContainerCgroup.create(layout: layout, limits: spec.resources, rootless: rootless)
+        let cleanup = Cleanup(cgroup: cgroup)
+        defer { cleanup.finish() }
+
+        // plan
+        let mounts = try MountPlan.make(for: spec, baseDirectory: options.baseDirectory ?? FileSystem.currentDirectory(),
+                                        cgroupV2Only: layout.isUnifiedOnly, warn: options.warn)
+        let seccomp = spec.seccomp ? SeccompPolicy.default(capabilities: spec.process.capabilities.bounding).program() : nil
+
+        // terminal
+        var terminal: Terminal?
+        if spec.process.terminal {
+            terminal = try Terminal.open()
+            cleanup.terminal = terminal
+        }
+
+        let userNamespace = spec.namespaces.contains(.user)
+        let plan = ChildPlan(.init(spec: spec, rootfs: rootfs, mounts: mounts, seccomp: seccomp,
+                                   terminalFD: terminal?.slave ?? -1,
+                                   stdio: [options.stdin ?? -1, options.stdout ?? -1, options.stderr ?? -1],
+                                   setgroupsAllowed: !(userNamespace && rootless)))
+
+        // clone
+        var process = sl_process(pid: 0, sync_fd: -1, error_fd: -1)
+        var failedStep: Int32 = 0
+        let spawned = sl_spawn(plan.pointer, &process, &failedStep)
+        guard spawned == 0 else {
+            throw ContainerError(step: String(cString: sl_step_name(failedStep)), "cannot create the container process",
+                                 errno: Errno(rawValue: -spawned), hint: cloneHint(-spawned, userNamespace: userNamespace))
+        }
+        terminal?.closeSlave()
+        if options.forwardSignals {
+            _ = sl_forward_signals_register(process.pid)
+            cleanup.forwardedPID = process.pid
+        }
+
+        do throws(ContainerError) {
+            // cgroup join
+            try cgroup?.join(pid: process.pid)
+            // id maps
+            if userNamespace { try writeIDMaps(spec, pid: process.pid, rootless: rootless) }
+        } catch {
+            sl_abort(&process)
+            throw error
+        }
+
+        // release
+        var childError = sl_child_error()
+        let released = sl_release(&process, &childError)
+        if released != 0 {
+            var status: Int32 = 0
+            _ = sl_wait(process.pid, &status)
+            if released < 0 {
+                throw ContainerError(step: "release", "lost contact with the container process", errno: Errno(rawValue: -released))
+            }
+            throw childFailure(childError, spec: spec, mounts: mounts)
+        }
+        withExtendedLifetime(plan) {}
+        options.onStart?(process.pid)
+
+        // wait
+        var status: Int32 = 0
+        if let terminal {
+            status = terminal.relay(until: process.pid)
+        } else {
+            _ = sl_wait(process.pid, &status)
+        }
+
+        // report
+        var signal: Int32 = 0
+        let exitStatus = sl_exit_status(status, &signal)
+        let report = cgroup?.report()
+        var notices: [String] = []
+        if let report {
+            if report.oomKills > 0 {
+                let limit = spec.resources.memoryBytes.map { " of \(ResourceLimits.describe(bytes: $0))" } ?? ""
+                let who = report.oomKills == 1 ? "1 process" : "\(report.oomKills) processes"
+                notices.append("out of memory: the container reached its memory limit\(limit) and the kernel's OOM killer killed \(who)")
+            }
+            if report.pidsLimitHits > 0 {
+                let limit = spec.resources.pids.map { " of \($0)" } ?? ""
+                let calls = report.pidsLimitHits == 1 ? "1 attempt" : "\(report.pidsLimitHits) attempts"
+                notices.append("process limit: the container reached its pids limit\(limit); \(calls) to create a process failed")
+            }
+        }
+        let warnings = cleanup.finish()
+        return RunResult(exitStatus: exitStatus, signal: signal == 0 ? nil : signal, cgroup: report, notices: notices, warnings: warnings)
+    }
+
+    /// Undoes what the parent set up, once, on whichever path leaves `run`: signal forwarding first
+    /// (the pid may be reused once reaped), then the terminal, then the cgroup.
+    final class Cleanup {
+        var forwardedPID: pid_t?
+        var terminal: Terminal?
+        let cgroup: ContainerCgroup?
+        private var done = false
+
+        init(cgroup: ContainerCgroup?) {
+            self.cgroup = cgroup
+        }
+
+        @discardableResult
+        func finish() -> [String] {
+            guard !done else { return [] }
+            done = true
+            if let pid = forwardedPID { sl_forward_signals_unregister(pid) }
+            terminal?.restore()
+            return cgroup?.destroy().map(\.description) ?? []
+        }
+    }
+
+    // MARK: - validate
+
+    /// Checks the spec on its own and returns the canonical rootfs path.
+    static func validate(_ spec: ContainerSpec, host: HostIdentity) throws(ContainerError) -> String {
+        guard let command = spec.process.args.first, !command.isEmpty else {
+            throw ContainerError(step: "spec", "no command given", hint: "put it after --, e.g. swiftlet container run --rootfs DIR -- /bin/sh")
+        }
+        let rootfs: String
+        do {
+            rootfs = try FileSystem.canonicalPath(spec.rootPath)
+        } catch {
+            throw ContainerError(step: "rootfs", "cannot use \(spec.rootPath)", errno: error)
+        }
+        guard FileSystem.isDirectory(rootfs) else { throw ContainerError(step: "rootfs", "\(spec.rootPath) is not a directory", errno: .notDirectory) }
+        guard rootfs != "/" else { throw ContainerError(step: "rootfs", "the host's / cannot be a container's root filesystem") }
+        if !spec.process.cwd.hasPrefix("/") { throw ContainerError.invalid("process cwd \"\(spec.process.cwd)\" is not an absolute path") }
+        if let hostname = spec.hostname {
+            guard !hostname.isEmpty, hostname.utf8.count <= 64 else { throw ContainerError.invalid("hostname \"\(hostname)\" must be 1 to 64 bytes") }
+            if !spec.namespaces.contains(.uts) { throw ContainerError.invalid("a hostname needs a uts namespace") }
+        }
+        guard spec.namespaces.contains(.mount) else {
+            throw ContainerError.invalid("a mount namespace is required", hint: "the root filesystem is switched with pivot_root inside it")
+        }
+        for (i, env) in spec.process.env.enumerated() where !env.contains("=") {
+            throw ContainerError.invalid("environment entry \(i) \"\(env)\" is not NAME=VALUE")
+        }
+        if spec.namespaces.contains(.user) {
+            if spec.uidMappings.isEmpty || spec.gidMappings.isEmpty {
+                throw ContainerError.invalid("a user namespace needs uid and gid mappings")
+            }
+            if IDMapping.hostID(for: spec.process.user.uid, in: spec.uidMappings) == nil {
+                throw ContainerError.invalid("process uid \(spec.process.user.uid) is not mapped in the user namespace")
+            }
+            if IDMapping.hostID(for: spec.process.user.gid, in: spec.gidMappings) == nil {
+                throw ContainerError.invalid("process gid \(spec.process.user.gid) is not mapped in the user namespace")
+            }
+            if host.isRootless {
+                // Without newuidmap, an unprivileged process may map exactly one id: its own.
+                for (kind, maps, own) in [("uid", spec.uidMappings, host.uid), ("gid", spec.gidMappings, host.gid)] {
+                    if maps.count != 1 || maps[0].size != 1 || maps[0].hostID != own {
+                        throw ContainerError(step: "user namespace", "a rootless container may only map your own \(kind) (\(own))",
+                                             hint: "use a single mapping \"0 \(own) 1\"")
+                    }
+                }
+                if !spec.process.user.additionalGids.isEmpty {
+                    throw ContainerError(step: "user namespace", "additional groups cannot be set in a rootless container",
+                                         hint: "setgroups is denied there")
+                }
+            }
+        } else if host.isRootless {
+            throw ContainerError(step: "user namespace", "not running as root and the spec has no user namespace",
+                                 hint: "rootless containers need one")
+        }
+        return rootfs
+    }
+
+    // MARK: - kernel support
+
+    static func checkKernel(_ spec: ContainerSpec, host: HostIdentity) throws(ContainerError) {
+        for kind in spec.namespaces where !FileSystem.exists("/proc/self/ns/" + kind.procName) {
+            throw ContainerError(step: "kernel support", "\(kind.rawValue) namespaces are not supported by the running kernel",
+                                 hint: "/proc/self/ns/\(kind.procName) is missing")
+        }
+        guard spec.namespaces.contains(.user) else { return }
+        if let text = try? FileSystem.readString("/proc/sys/user/max_user_namespaces"),
+           Int(text.split(separator: "\n").first ?? "") == 0 {
+            throw ContainerError(step: "kernel support", "user namespaces are disabled", hint: "/proc/sys/user/max_user_namespaces is 0")
+        }
+        guard host.isRootless else { return }
+        if let text = try? FileSystem.readString("/proc/sys/kernel/unprivileged_userns_clone"), text.hasPrefix("0") {
+            throw ContainerError(step: "kernel support", "user namespaces are disabled for unprivileged users",
+                                 hint: "/proc/sys/kernel/unprivileged_userns_clone is 0")
+        }
+        if let text = try? FileSystem.readString("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"), text.hasPrefix("1") {
+            throw ContainerError(step: "kernel support", "AppArmor restricts user namespaces for unprivileged users",
+                                 hint: "/proc/sys/kernel/apparmor_restrict_unprivileged_userns is 1")
+        }
+    }
+
+    static func cloneHint(_ errno: Int32, userNamespace: Bool) -> String? {
+        switch errno {
+        case EPERM: return userNamespace ? "user namespaces may be restricted for this user" : "creating namespaces needs root or a user namespace"
+        case ENOSPC: return "a namespace count limit in /proc/sys/user was reached"
+        case EINVAL: return "a requested namespace type is not supported by this kernel"
+        default: return nil
+        }
+    }
+
+    // MARK: - id maps
+
+    /// /proc/PID/uid_map and gid_map, written once each. Rootless: "deny" to setgroups first, or
+    /// the kernel refuses the gid map (user_namespaces(7), "Interaction with system calls").
+    static func writeIDMaps(_ spec: ContainerSpec, pid: pid_t, rootless: Bool) throws(ContainerError) {
+        let base = "/proc/\(pid)/"
+        func write(_ text: String, _ file: String) throws(ContainerError) {
+            do {
+                try FileSystem.write(text, to: base + file)
+            } catch {
+                throw ContainerError(step: "id maps", "cannot write \"\(text.split(separator: "\n").joined(separator: ", "))\" to \(base + file)", errno: error)
+            }
+        }
+        if rootless { try write("deny", "setgroups") }
+        try write(IDMapping.mapFileText(spec.uidMappings), "uid_map")
+        try write(IDMapping.mapFileText(spec.gidMappings), "gid_map")
+    }
+
+    // MARK: - child failures
+
+    static func childFailure(_ record: sl_child_error, spec: ContainerSpec, mounts: [PlannedMount]) -> ContainerError {
+        let step = String(cString: sl_step_name(record.step))
+        let errno = Errno(rawValue: record.error)
+        let detail = withUnsafeBytes(of: record.detail) { raw in
+            String(decoding: raw.prefix(while: { $0 != 0 }), as: UTF8.self)
+        }
+        switch Int(record.step) {
+        case Int(SL_STEP_EXEC.rawValue):
+            if record.error == ENOENT {
+                return ContainerError(step: "exec", "\(detail): command not found in the container", errno: errno, exitStatus: 127)
+            }
+            return ContainerError(step: "exec", "cannot execute \(detail)", errno: errno, exitStatus: record.exit_status == 0 ? 126 : record.exit_status)
+        case Int(SL_STEP_MOUNTS.rawValue):
+            let index = Int(record.index)
+            guard mounts.indices.contains(index) else { return ContainerError(step: step, detail, errno: errno) }
+            let m = mounts[index]
+            switch m.kind {
+            case .filesystem: return ContainerError(step: step, "cannot mount \(m.fsType ?? "?") on \(m.target)", errno: errno)
+            case .bind: return ContainerError(step: step, "cannot bind \(m.source ?? "?") to \(m.target)", errno: errno)
+            case .symlink: return ContainerError(step: step, "cannot create the symlink \(m.target)", errno: errno)
+            case .mask: return ContainerError(step: step, "cannot mask \(m.target)", errno: errno)
+            case .readonly: return ContainerError(step: step, "cannot make \(m.target) read-only", errno: errno)
+            }
+        case Int(SL_STEP_CWD.rawValue):
+            return ContainerError(step: step, "cannot change to \(detail) in the container", errno: errno)
+        case Int(SL_STEP_ROOTFS.rawValue), Int(SL_STEP_PIVOT_ROOT.rawValue):
+            return ContainerError(step: step, "cannot switch to the root filesystem \(detail)", errno: errno)
+        case Int(SL_STEP_HOSTNAME.rawValue):
+            return ContainerError(step: step, "cannot set the hostname to \(detail)", errno: errno)
+        case Int(SL_STEP_LOOPBACK.rawValue):
+            return ContainerError(step: step, "cannot bring up lo", errno: errno)
+        default:
+            return ContainerError(step: step, detail.isEmpty ? "failed" : "failed at \(detail)", errno: errno)
+        }
+    }
+}
