@@ -3,6 +3,29 @@
 // The low megabyte follows the PC convention (real-mode IVT and BIOS data at the bottom, the legacy
 // video/ROM hole from 640 KiB to 1 MiB); kernels load at 1 MiB; the 32-bit MMIO hole sits below 4 GiB
 // and the reset-vector firmware occupies its last 64 KiB. docs/memory-map.md draws the same map.
+//
+// The whole guest-physical map (half-open ranges; every boot structure is page-aligned, none overlap):
+//
+//   [0x0000_0000, 0x0000_0500)   real-mode IVT and BIOS data area: left zero
+//   [0x0000_0500, 0x0000_050C)   firmwareHandoff: 'SWFT', entry, multiboot info (firmware boot only)
+//   [0x0000_1000, 0x0000_1030)   gdt: BootGDT, six descriptors
+//   [0x0000_2000, 0x0000_3000)   zeroPage: Linux struct boot_params; RSI at the 64-bit entry
+//   [0x0000_3000, 0x0000_4000)   pvhStartInfo: hvm_start_info, module list, memory map; EBX at the PVH entry
+//   [0x0000_4000, 0x0000_6000)   commandLine: the kernel command line, NUL-terminated (Linux and PVH)
+//   [0x0000_6000, 0x0000_8000)   multibootInfo: multiboot information, its memory map and strings
+//   [0x0000_8000, 0x0000_9000)   free
+//   [0x0000_9000, 0x0000_F000)   pageTables: PML4 0x9000, PDPT 0xA000, four PDs 0xB000-0xEFFF (2 MiB pages,
+//                                identity map of the first 4 GiB; see PageTables.swift)
+//   [0x0000_F000, 0x0009_FC00)   free conventional memory (e820 RAM; Linux reserves its first 64 KiB itself)
+//   [0x0009_FC00, 0x000A_0000)   extended BIOS data area: unused, e820 reserved
+//   [0x000A_0000, 0x000F_0000)   legacy VGA and option-ROM hole: e820 reserved
+//   [0x000F_0000, 0x0010_0000)   mpTable: MP floating pointer + configuration table (BIOS ROM area), e820 reserved
+//   [0x0010_0000, ...)           highMemory: multiboot segments and the bzImage protected-mode kernel; a PVH
+//                                vmlinux loads at its own p_paddr (16 MiB for x86-64 defaults); the initrd
+//                                goes as high as possible below min(initrd_addr_max, end of RAM below 4 GiB)
+//   [0xC000_0000, 0x1_0000_0000) MMIO hole, never RAM: ioAPIC 0xFEC00000, localAPIC 0xFEE00000, KVM's TSS
+//                                and identity-map pages at 0xFFFBC000-0xFFFBFFFF, firmware ROM 0xFFFF0000
+//   [0x1_0000_0000, ...)         RAM beyond 3 GiB, moved above the hole
 import GuestMemory
 
 public enum X86Layout {
@@ -34,6 +57,30 @@ public enum X86Layout {
     public static let labMMIO = GuestAddress(0x3FFF_F000)
     /// Smallest RAM that holds the low boot structures and a kernel at 1 MiB.
     public static let minimumRAM: UInt64 = 2 << 20
+
+    // MARK: Linux and PVH boot structures (LinuxBzImage.swift, PVHBoot.swift, MPTable.swift)
+
+    /// The Linux zero page (struct boot_params, 4 KiB); RSI holds its address at the 64-bit entry.
+    public static let zeroPage = GuestAddress(0x2000)
+    /// PVH `hvm_start_info`, its module list and memory map (one page); EBX holds its address at the PVH entry.
+    public static let pvhStartInfo = GuestAddress(0x3000)
+    public static let pvhStartInfoEnd = GuestAddress(0x4000)
+    /// The kernel command line for Linux and PVH boots, NUL-terminated (room for 8191 bytes; Linux on
+    /// x86 itself keeps at most 2047, its COMMAND_LINE_SIZE - 1).
+    public static let commandLine = GuestAddress(0x4000)
+    public static let commandLineEnd = GuestAddress(0x6000)
+    /// One past the identity page tables that start at `pageTables` (PML4, PDPT, four PDs).
+    public static let pageTablesEnd = GuestAddress(0xF000)
+    /// Start of the extended BIOS data area, the last KiB of base memory: the e820 map reserves from here to 1 MiB.
+    public static let extendedBIOSDataArea = GuestAddress(0x9_FC00)
+    /// Intel MP floating pointer structure, followed by the MP configuration table (up to 1 MiB).
+    /// Linux scans 0xF0000-0xFFFFF for "_MP_" (arch/x86/kernel/mpparse.c); the area is e820 reserved.
+    public static let mpTable = GuestAddress(0xF_0000)
+    public static let mpTableEnd = GuestAddress(0x10_0000)
+    /// The in-kernel IOAPIC's MMIO base (KVM_CREATE_IRQCHIP), as the MP table announces it.
+    public static let ioAPIC = GuestAddress(0xFEC0_0000)
+    /// The local APIC's default MMIO base (IA32_APIC_BASE after reset).
+    public static let localAPIC = GuestAddress(0xFEE0_0000)
 
     /// Guest RAM regions for `size` bytes: below the MMIO hole, and the rest above 4 GiB.
     public static func ramLayout(size: UInt64) -> [(base: GuestAddress, size: UInt64)] {
