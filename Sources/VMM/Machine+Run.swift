@@ -30,6 +30,8 @@ extension Machine {
             var thread = pthread_t()
             let result = pthread_create(&thread, nil, { raw in
                 let context = Unmanaged<VCPUThreadContext>.fromOpaque(raw!).takeRetainedValue()
+                // The kick must get through even if whoever started us blocked real-time signals.
+                _ = ckvm_thread_signal_mask(kickSignal, 0)
                 context.machine.vcpuLoop(context.vcpu)
                 var byte: UInt8 = 1
                 _ = write(context.doneFD, &byte, 1)

@@ -43,6 +43,11 @@ public struct MachineConfiguration: Sendable {
         var digits = Substring(text)
         var shift: UInt64 = 0
         if let last = digits.last, !last.isNumber {
+            digits = digits.dropLast()
+            if digits.last == "i" || digits.last == "I" { digits = digits.dropLast() }
+            guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
+                throw .invalidOption("\(option) \(text): not a size (give a number with K, M or G, e.g. 64M)")
+            }
             switch last {
             case "K", "k": shift = 10
             case "M", "m": shift = 20
@@ -50,10 +55,8 @@ public struct MachineConfiguration: Sendable {
             default:
                 throw .invalidOption("\(option) \(text): unknown unit '\(last)' (use K, M or G, e.g. 64M)")
             }
-            digits = digits.dropLast()
-            if digits.last == "i" || digits.last == "I" { digits = digits.dropLast() }
         }
-        guard !digits.isEmpty, digits.allSatisfy(\.isASCII), let value = UInt64(digits) else {
+        guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = UInt64(digits) else {
             throw .invalidOption("\(option) \(text): not a size (give a number with K, M or G, e.g. 64M)")
         }
         let (bytes, overflow) = value.multipliedReportingOverflow(by: 1 << shift)

@@ -26,7 +26,8 @@ func getpidString() -> String { String(UInt32.random(in: 0...UInt32.max)) }
         (["boot", "--memory", "99999999999999999999G"], 2, "--memory"),
         (["boot", "--boot", "bios"], 2, "--boot bios: unknown boot mode (use direct or firmware)"),
         (["boot", "--guest", "nope"], 2, "no embedded guest named 'nope'"),
-        (["boot", "--timeout", "-1"], 2, "--timeout must be a positive number"),
+        (["boot", "--timeout=-1"], 2, "--timeout must be a positive number"),
+        (["boot", "--timeout=0"], 2, "--timeout must be a positive number"),
     ]
 
     @Test(arguments: cases)
@@ -60,7 +61,7 @@ func getpidString() -> String { String(UInt32.random(in: 0...UInt32.max)) }
 
     @Test(.enabled(if: KVMRequirement.available, Comment(rawValue: KVMRequirement.reason)))
     func refusesAKernelOverlappingTheFirmware() {
-        let path = writeTemp("rom", SyntheticELF.multiboot(code: [0xF4], loadAddress: 0xFFFF_8000, extraMemory: 0x10000))
+        let path = writeTemp("rom", SyntheticELF.multiboot(code: [0xF4], loadAddress: 0xFFFF_0000))
         defer { unlink(path) }
         let r = ProcessRunner.run(swiftlet, ["boot", "--boot", "firmware", "--kernel", path])
         #expect(r.status == 2)
