@@ -20,6 +20,28 @@ import Glibc
 import Musl
 #endif
 
+/// The file operations cgroup management needs: the seam that lets tests run the v1 and v2 logic
+/// against a recording fake instead of /sys/fs/cgroup.
+public protocol CgroupFilesystem: Sendable {
+    func makeDirectory(_ path: String) throws(Errno)
+    func removeDirectory(_ path: String) throws(Errno)
+    func write(_ value: String, to path: String) throws(Errno)
+    func read(_ path: String) throws(Errno) -> String
+    func exists(_ path: String) -> Bool
+    func list(_ path: String) throws(Errno) -> [String]
+}
+
+/// The real cgroup filesystems.
+public struct HostCgroupFilesystem: CgroupFilesystem {
+    public init() {}
+    public func makeDirectory(_ path: String) throws(Errno) { try FileSystem.makeDirectory(path) }
+    public func removeDirectory(_ path: String) throws(Errno) { try FileSystem.removeDirectory(path) }
+    public func write(_ value: String, to path: String) throws(Errno) { try FileSystem.write(value, to: path) }
+    public func read(_ path: String) throws(Errno) -> String { try FileSystem.readString(path) }
+    public func exists(_ path: String) -> Bool { FileSystem.exists(path) }
+    public func list(_ path: String) throws(Errno) -> [String] { try FileSystem.list(path) }
+}
+
 /// What the container's cgroup counted during the run.
 public struct CgroupReport: Equatable, Sendable {
     /// Processes the kernel's OOM killer killed inside the container.
@@ -40,13 +62,15 @@ public final class ContainerCgroup {
     public let name: String
     public private(set) var directories: [Directory] = []
     private let limits: ResourceLimits
+    private let fs: any CgroupFilesystem
 
     private static let sequence = Atomic<Int>(0)
     static let prefix = "swiftlet-"
 
-    private init(name: String, limits: ResourceLimits) {
+    private init(name: String, limits: ResourceLimits, filesystem: any CgroupFilesystem) {
         self.name = name
         self.limits = limits
+        self.fs = filesystem
     }
 
     /// A fresh name: swiftlet-<pid>-<n>.
@@ -71,7 +95,8 @@ public final class ContainerCgroup {
     /// Creates the container's cgroup and writes its limits. Returns nil when there is nothing to do:
     /// rootless without limits (an unprivileged user usually cannot create cgroups).
     public static func create(layout: CgroupLayout, limits: ResourceLimits, rootless: Bool,
-                              name: String? = nil) throws(ContainerError) -> ContainerCgroup? {
+                              name: String? = nil,
+                              filesystem: any CgroupFilesystem = HostCgroupFilesystem()) throws(ContainerError) -> ContainerCgroup? {
         if rootless && limits.isEmpty { return nil }
         var wanted: [CgroupController] = [.memory, .pids]
         if limits.cpuQuotaMicroseconds != nil { wanted.append(.cpu) }
@@ -93,14 +118,14 @@ public final class ContainerCgroup {
             }
         }
 
-        let cgroup = ContainerCgroup(name: name ?? uniqueName(), limits: limits)
+        let cgroup = ContainerCgroup(name: name ?? uniqueName(), limits: limits, filesystem: filesystem)
         do throws(ContainerError) {
             for group in groups {
                 let parent = parentDirectory(of: group.hierarchy, rootless: rootless)
-                if group.hierarchy.version == .v2 { try enableControllers(group.controllers, in: parent) }
+                if group.hierarchy.version == .v2 { try enableControllers(group.controllers, in: parent, filesystem) }
                 let path = parent + "/" + cgroup.name
                 do {
-                    try FileSystem.makeDirectory(path)
+                    try filesystem.makeDirectory(path)
                 } catch {
                     throw ContainerError(step: "cgroup", "cannot create \(path)", errno: error,
                                          hint: rootless && (error == .permissionDenied || error == .readOnlyFileSystem)
@@ -126,12 +151,13 @@ public final class ContainerCgroup {
     }
 
     /// v2: a child cgroup can only use controllers its parent lists in cgroup.subtree_control.
-    private static func enableControllers(_ controllers: [CgroupController], in parent: String) throws(ContainerError) {
+    private static func enableControllers(_ controllers: [CgroupController], in parent: String,
+                                          _ fs: any CgroupFilesystem) throws(ContainerError) {
         let file = parent + "/cgroup.subtree_control"
-        let enabled = Set(((try? FileSystem.readString(file)) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
+        let enabled = Set(((try? fs.read(file)) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
         for controller in controllers where !enabled.contains(controller.rawValue) {
             do {
-                try FileSystem.write("+\(controller.rawValue)", to: file)
+                try fs.write("+\(controller.rawValue)", to: file)
             } catch {
                 throw ContainerError(step: "cgroup", "cannot enable the \(controller.rawValue) controller in \(file)", errno: error)
             }
@@ -141,7 +167,7 @@ public final class ContainerCgroup {
     private func write(_ value: String, _ file: String, in directory: Directory) throws(ContainerError) {
         let path = directory.path + "/" + file
         do {
-            try FileSystem.write(value, to: path)
+            try fs.write(value, to: path)
         } catch {
             throw ContainerError(step: "cgroup", "cannot write \(value) to \(path)", errno: error)
         }
@@ -154,13 +180,13 @@ public final class ContainerCgroup {
                 guard let bytes = limits.memoryBytes else { continue }
                 try write(String(bytes), "memory.limit_in_bytes", in: directory)
                 // With swap accounting, limit memory+swap to the same value: no swapping past the limit.
-                if FileSystem.exists(directory.path + "/memory.memsw.limit_in_bytes") {
+                if fs.exists(directory.path + "/memory.memsw.limit_in_bytes") {
                     try write(String(bytes), "memory.memsw.limit_in_bytes", in: directory)
                 }
             case (.memory, .v2):
                 guard let bytes = limits.memoryBytes else { continue }
                 try write(String(bytes), "memory.max", in: directory)
-                if FileSystem.exists(directory.path + "/memory.swap.max") { try write("0", "memory.swap.max", in: directory) }
+                if fs.exists(directory.path + "/memory.swap.max") { try write("0", "memory.swap.max", in: directory) }
             case (.pids, _):
                 guard let pids = limits.pids else { continue }
                 try write(String(pids), "pids.max", in: directory)
@@ -189,13 +215,13 @@ public final class ContainerCgroup {
             for controller in directory.controllers {
                 switch (controller, directory.version) {
                 case (.memory, .v1):
-                    report.oomKills = Self.counter("oom_kill", in: directory.path + "/memory.oom_control") ?? 0
-                    report.memoryPeakBytes = Self.number(in: directory.path + "/memory.max_usage_in_bytes")
+                    report.oomKills = Self.counter("oom_kill", in: directory.path + "/memory.oom_control", fs) ?? 0
+                    report.memoryPeakBytes = Self.number(in: directory.path + "/memory.max_usage_in_bytes", fs)
                 case (.memory, .v2):
-                    report.oomKills = Self.counter("oom_kill", in: directory.path + "/memory.events") ?? 0
-                    report.memoryPeakBytes = Self.number(in: directory.path + "/memory.peak")
+                    report.oomKills = Self.counter("oom_kill", in: directory.path + "/memory.events", fs) ?? 0
+                    report.memoryPeakBytes = Self.number(in: directory.path + "/memory.peak", fs)
                 case (.pids, _):
-                    report.pidsLimitHits = Self.counter("max", in: directory.path + "/pids.events") ?? 0
+                    report.pidsLimitHits = Self.counter("max", in: directory.path + "/pids.events", fs) ?? 0
                 case (.cpu, _):
                     continue
                 }
@@ -205,8 +231,8 @@ public final class ContainerCgroup {
     }
 
     /// "key value" lines, as in memory.events and pids.events.
-    static func counter(_ key: String, in path: String) -> Int? {
-        guard let text = try? FileSystem.readString(path) else { return nil }
+    static func counter(_ key: String, in path: String, _ fs: any CgroupFilesystem = HostCgroupFilesystem()) -> Int? {
+        guard let text = try? fs.read(path) else { return nil }
         for line in text.split(separator: "\n") {
             let parts = line.split(separator: " ")
             if parts.count == 2 && parts[0] == key { return Int(parts[1]) }
@@ -214,8 +240,8 @@ public final class ContainerCgroup {
         return nil
     }
 
-    static func number(in path: String) -> UInt64? {
-        guard let text = try? FileSystem.readString(path) else { return nil }
+    static func number(in path: String, _ fs: any CgroupFilesystem) -> UInt64? {
+        guard let text = try? fs.read(path) else { return nil }
         return UInt64(text.split(separator: "\n").first ?? "")
     }
 
@@ -225,18 +251,18 @@ public final class ContainerCgroup {
     public func destroy() -> [ContainerError] {
         var failures: [ContainerError] = []
         for directory in directories.reversed() {
-            Self.killAll(in: directory.path)
-            if let error = Self.removeDirectory(directory.path) { failures.append(error) }
+            Self.killAll(in: directory.path, fs)
+            if let error = Self.removeDirectory(directory.path, fs) { failures.append(error) }
         }
         directories.removeAll()
         return failures
     }
 
     /// SIGKILL every process listed in cgroup.procs, until it is empty (processes may fork meanwhile).
-    static func killAll(in path: String) {
-        if FileSystem.exists(path + "/cgroup.kill") { try? FileSystem.write("1", to: path + "/cgroup.kill") }
+    static func killAll(in path: String, _ fs: any CgroupFilesystem) {
+        if fs.exists(path + "/cgroup.kill") { try? fs.write("1", to: path + "/cgroup.kill") }
         for _ in 0..<100 {
-            guard let text = try? FileSystem.readString(path + "/cgroup.procs") else { return }
+            guard let text = try? fs.read(path + "/cgroup.procs") else { return }
             let pids = text.split(separator: "\n").compactMap { pid_t($0) }
             if pids.isEmpty { return }
             for pid in pids { kill(pid, SIGKILL) }
@@ -245,10 +271,10 @@ public final class ContainerCgroup {
     }
 
     /// rmdir, retried while the kernel still counts exiting processes (EBUSY).
-    static func removeDirectory(_ path: String) -> ContainerError? {
+    static func removeDirectory(_ path: String, _ fs: any CgroupFilesystem) -> ContainerError? {
         for attempt in 0..<500 {
             do {
-                try FileSystem.removeDirectory(path)
+                try fs.removeDirectory(path)
                 return nil
             } catch {
                 if error == .noSuchFileOrDirectory { return nil }
@@ -264,7 +290,8 @@ public final class ContainerCgroup {
     /// Removes container cgroups whose launcher is gone (killed before it could clean up). Returns
     /// the paths removed.
     @discardableResult
-    public static func sweepStale(layout: CgroupLayout, rootless: Bool) -> [String] {
+    public static func sweepStale(layout: CgroupLayout, rootless: Bool,
+                                  filesystem fs: any CgroupFilesystem = HostCgroupFilesystem()) -> [String] {
         var parents: [String] = []
         for hierarchy in layout.controllers.values {
             let parent = parentDirectory(of: hierarchy, rootless: rootless)
@@ -273,14 +300,14 @@ public final class ContainerCgroup {
         var removed: [String] = []
         let me = getpid()
         for parent in parents {
-            guard let names = try? FileSystem.list(parent) else { continue }
+            guard let names = try? fs.list(parent) else { continue }
             for name in names where name.hasPrefix(prefix) {
                 let fields = name.dropFirst(prefix.count).split(separator: "-")
                 guard fields.count == 2, let pid = pid_t(fields[0]), Int(fields[1]) != nil, pid != me else { continue }
                 if kill(pid, 0) == 0 || errno != ESRCH { continue } // its launcher still runs
                 let path = parent + "/" + name
-                killAll(in: path)
-                if removeDirectory(path) == nil { removed.append(path) }
+                killAll(in: path, fs)
+                if removeDirectory(path, fs) == nil { removed.append(path) }
             }
         }
         return removed

@@ -77,8 +77,10 @@ struct OCIReader {
 
     private func integer<T: FixedWidthInteger>(_ value: JSONValue, _ field: String, as: T.Type) throws(ContainerError) -> T {
         guard case .number(let number) = value else { throw expected("a number", value, field) }
-        guard number == number.rounded(), let result = T(exactly: number) else {
-            throw fail(field, "\(number) is not a whole number in the range \(T.min)...\(T.max)")
+        guard number == number.rounded() else { throw fail(field, "\(number) is not a whole number") }
+        guard let result = T(exactly: number) else {
+            let shown = abs(number) < 1e18 ? String(Int64(number)) : "\(number)"
+            throw fail(field, "\(shown) is out of range (\(T.min)...\(T.max))")
         }
         return result
     }

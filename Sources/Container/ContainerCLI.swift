@@ -1,0 +1,64 @@
+// ContainerCLI: what `swiftlet container run` and `swiftlet container spec` do once their arguments
+// are parsed: build the spec, run it, print warnings, findings and errors as one line each on stderr
+// ("swiftlet container: <step>: <what> (<errno text>)"), and return the exit status: the command's
+// own, 128+N when signal N ended it, 125 when the launcher failed, 126/127 when the command could
+// not be executed or found.
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+public enum ContainerCLI {
+    /// Runs a container for `options`; returns the exit status.
+    public static func run(_ options: RunOptions) -> Int32 {
+        do {
+            let spec = try options.makeSpec { printError("warning: \($0)") }
+            var launch = LaunchOptions()
+            launch.baseDirectory = options.baseDirectory
+            launch.warn = { printError("warning: \($0)") }
+            let result = try Launcher.run(spec, options: launch)
+            for notice in result.notices { printError(notice) }
+            for warning in result.warnings { printError("warning: \(warning)") }
+            return result.exitStatus
+        } catch {
+            printError(error.description)
+            return error.exitStatus
+        }
+    }
+
+    /// `container run` from raw arguments, without swift-argument-parser: for a front end's fast path.
+    public static func run(arguments: [String]) -> Int32 {
+        do {
+            return run(try RunOptions.parse(arguments))
+        } catch {
+            printError(error.description)
+            return error.exitStatus
+        }
+    }
+
+    /// `container spec`: writes config.json into `bundle` (default: the current directory).
+    public static func spec(bundle: String?, rootless: Bool) -> Int32 {
+        do {
+            _ = try ContainerSpec.writeTemplate(bundle: bundle ?? ".", rootless: rootless)
+            return 0
+        } catch {
+            printError(error.description)
+            return error.exitStatus
+        }
+    }
+
+    /// One line on stderr, prefixed "swiftlet container: ".
+    public static func printError(_ line: String) {
+        let text = "swiftlet container: " + line + "\n"
+        var bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { write(2, $0.baseAddress! + offset, $0.count - offset) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { return }
+            offset += n
+        }
+    }
+}

@@ -1,0 +1,145 @@
+// RunOptions: the flags of `swiftlet container run`, and how they become a ContainerSpec: on top of
+// `ContainerSpec.standard` for --rootfs, or of the bundle's config.json for --bundle (flags given on
+// the command line override the bundle). Also a plain argument parser, so a front end can run
+// containers without swift-argument-parser on the path (it costs startup time and resident memory).
+
+public struct RunOptions: Equatable, Sendable {
+    public enum Network: String, Sendable, CaseIterable {
+        /// A new network namespace with only the loopback device, up.
+        case none
+        /// The host's network namespace.
+        case host
+    }
+
+    public var rootfs: String?
+    public var bundle: String?
+    public var memory: String?
+    public var pids: String?
+    public var cpus: String?
+    public var hostname: String?
+    public var network: Network?
+    public var readOnly = false
+    public var initProcess = false
+    public var terminal = false
+    public var command: [String] = []
+
+    public init() {}
+
+    /// The usage line, for errors and help.
+    public static let usage = "swiftlet container run [--rootfs DIR | --bundle DIR] [--memory 64M] [--pids N] [--cpus 0.5] "
+        + "[--hostname NAME] [--net none|host] [--read-only] [--init] [-t] -- COMMAND [ARGS...]"
+
+    /// Parses the arguments after `container run`. Options end at "--" or at the first word that is
+    /// not an option; everything after is the command.
+    public static func parse(_ arguments: [String]) throws(ContainerError) -> RunOptions {
+        var options = RunOptions()
+        var i = 0
+        func value(_ name: String, _ inline: String?) throws(ContainerError) -> String {
+            if let inline { return inline }
+            i += 1
+            guard i < arguments.count else { throw ContainerError.invalid("\(name) needs a value", hint: usage) }
+            return arguments[i]
+        }
+        while i < arguments.count {
+            let argument = arguments[i]
+            if argument == "--" {
+                i += 1
+                break
+            }
+            guard argument.hasPrefix("-"), argument != "-" else { break }
+            var name = argument
+            var inline: String?
+            if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+                name = String(argument[..<equals])
+                inline = String(argument[argument.index(after: equals)...])
+            }
+            switch name {
+            case "--rootfs": options.rootfs = try value(name, inline)
+            case "--bundle", "-b": options.bundle = try value(name, inline)
+            case "--memory", "-m": options.memory = try value(name, inline)
+            case "--pids": options.pids = try value(name, inline)
+            case "--cpus": options.cpus = try value(name, inline)
+            case "--hostname": options.hostname = try value(name, inline)
+            case "--net", "--network":
+                let text = try value(name, inline)
+                guard let network = Network(rawValue: text) else {
+                    throw ContainerError.invalid("--net \(text): unknown network mode", hint: "use none or host")
+                }
+                options.network = network
+            case "--read-only": options.readOnly = true
+            case "--init": options.initProcess = true
+            case "-t", "--tty": options.terminal = true
+            default: throw ContainerError.invalid("unknown option \(argument)", hint: usage)
+            }
+            i += 1
+        }
+        options.command = Array(arguments[min(i, arguments.count)...])
+        return options
+    }
+
+    /// The spec these options describe. `warn` receives ignored config.json fields.
+    public func makeSpec(host: HostIdentity = .current, warn: (String) -> Void) throws(ContainerError) -> ContainerSpec {
+        var spec: ContainerSpec
+        switch (rootfs, bundle) {
+        case (nil, nil):
+            throw ContainerError.invalid("no root filesystem", hint: "give --rootfs DIR or --bundle DIR")
+        case (.some, .some):
+            throw ContainerError.invalid("--rootfs and --bundle cannot be used together")
+        case let (rootfs?, nil):
+            guard !command.isEmpty else {
+                throw ContainerError.invalid("no command given", hint: "put it after --, e.g. -- /bin/sh")
+            }
+            spec = ContainerSpec.standard(rootPath: FileSystem.absolute(rootfs), args: command, host: host)
+        case let (nil, bundle?):
+            let directory = FileSystem.absolute(bundle)
+            guard FileSystem.isDirectory(directory) else {
+                throw ContainerError(step: "bundle", "\(bundle) is not a directory", errno: FileSystem.exists(directory) ? .notDirectory : .noSuchFileOrDirectory)
+            }
+            spec = try ContainerSpec.load(bundle: directory, warn: warn)
+            if !command.isEmpty { spec.process.args = command }
+        }
+        if terminal {
+            spec.process.terminal = true
+            if !spec.process.env.contains(where: { $0.hasPrefix("TERM=") }) { spec.process.env.append("TERM=xterm") }
+        }
+        if readOnly { spec.rootReadonly = true }
+        if initProcess { spec.initProcess = true }
+        if let hostname {
+            spec.hostname = hostname
+            if !spec.namespaces.contains(.uts) { spec.namespaces.append(.uts) }
+        }
+        switch network {
+        case .host?: spec.namespaces.removeAll { $0 == .network }
+        case .none?: if !spec.namespaces.contains(.network) { spec.namespaces.append(.network) }
+        case nil: break
+        }
+        if let memory { spec.resources.memoryBytes = try ResourceLimits.parseMemory(memory) }
+        if let pids { spec.resources.pids = try ResourceLimits.parsePids(pids) }
+        if let cpus {
+            spec.resources.cpuQuotaMicroseconds = try ResourceLimits.parseCPUs(cpus)
+            spec.resources.cpuPeriodMicroseconds = ResourceLimits.defaultCPUPeriod
+        }
+        return spec
+    }
+
+    /// The directory relative bind sources in the spec are resolved against.
+    public var baseDirectory: String? { bundle.map(FileSystem.absolute) }
+}
+
+extension ContainerSpec {
+    /// Writes `swiftlet container spec`'s config.json into `bundle`; refuses to overwrite one.
+    public static func writeTemplate(bundle: String, rootless: Bool, host: HostIdentity = .current) throws(ContainerError) -> String {
+        let directory = FileSystem.absolute(bundle)
+        let path = directory + "/config.json"
+        guard FileSystem.isDirectory(directory) else {
+            throw ContainerError(step: "spec", "cannot write \(path)", errno: .noSuchFileOrDirectory)
+        }
+        if FileSystem.exists(path) { throw ContainerError(step: "spec", "\(path) already exists", errno: .fileExists) }
+        do {
+            try FileSystem.write(ociTemplate(rootless: rootless, host: host).formatted(), to: path, create: true)
+        } catch {
+            throw ContainerError(step: "spec", "cannot write \(path)", errno: error)
+        }
+        return path
+    }
+}

@@ -1,0 +1,97 @@
+// `swiftlet container`: run a command in a container built from namespaces and cgroups, or write a
+// default OCI config.json. This file only parses and wires; the launcher is the Container library.
+import ArgumentParser
+import Container
+
+struct ContainerCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "container",
+        abstract: "Run a command in a container: namespaces, cgroups, a busybox root filesystem.",
+        subcommands: [ContainerRunCommand.self, ContainerSpecCommand.self]
+    )
+}
+
+struct ContainerRunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run COMMAND in a new container and exit with its status.",
+        discussion: """
+        Exit status: the command's own; 128+N when signal N ended it; 125 when the launcher failed; \
+        126 when the command cannot be executed; 127 when it is not found in the container. \
+        Without --init the command is PID 1 and, like any PID 1, ignores SIGINT and SIGTERM unless it \
+        handles them.
+        """
+    )
+
+    @Option(help: ArgumentHelp("Root filesystem directory (e.g. guest/rootfs/out/rootfs).", valueName: "DIR"))
+    var rootfs: String?
+
+    @Option(help: ArgumentHelp("OCI bundle directory with config.json (see `swiftlet container spec`).", valueName: "DIR"))
+    var bundle: String?
+
+    @Option(help: ArgumentHelp("Memory limit, with K, M or G (powers of 1024).", valueName: "SIZE"))
+    var memory: String?
+
+    @Option(help: ArgumentHelp("Maximum number of processes.", valueName: "N"))
+    var pids: String?
+
+    @Option(help: ArgumentHelp("CPU limit as a number of CPUs, e.g. 0.5.", valueName: "CPUS"))
+    var cpus: String?
+
+    @Option(help: "Hostname inside the container (default: swiftlet).")
+    var hostname: String?
+
+    @Option(help: ArgumentHelp("none: only loopback, in a new network namespace; host: the host's network.", valueName: "none|host"))
+    var net: String?
+
+    @Flag(name: .customLong("read-only"), help: "Mount the root filesystem read-only.")
+    var readOnly = false
+
+    @Flag(name: .customLong("init"), help: "Run a tiny reaper as PID 1 that forwards signals to the command.")
+    var initProcess = false
+
+    @Flag(name: [.customShort("t"), .customLong("tty")], help: "Give the command a terminal.")
+    var tty = false
+
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments, after --.", valueName: "COMMAND"))
+    var command: [String] = []
+
+    func run() throws {
+        var options = RunOptions()
+        options.rootfs = rootfs
+        options.bundle = bundle
+        options.memory = memory
+        options.pids = pids
+        options.cpus = cpus
+        options.hostname = hostname
+        options.readOnly = readOnly
+        options.initProcess = initProcess
+        options.terminal = tty
+        options.command = command.first == "--" ? Array(command.dropFirst()) : command
+        if let net {
+            guard let network = RunOptions.Network(rawValue: net) else {
+                ContainerCLI.printError("spec: --net \(net): unknown network mode (use none or host)")
+                throw ExitCode(125)
+            }
+            options.network = network
+        }
+        throw ExitCode(ContainerCLI.run(options))
+    }
+}
+
+struct ContainerSpecCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "spec",
+        abstract: "Write a default OCI config.json (like `crun spec`) into the bundle directory."
+    )
+
+    @Option(help: ArgumentHelp("Bundle directory (default: the current directory).", valueName: "DIR"))
+    var bundle: String?
+
+    @Flag(help: "Add a user namespace mapping your uid and gid to root, for running without root.")
+    var rootless = false
+
+    func run() throws {
+        throw ExitCode(ContainerCLI.spec(bundle: bundle, rootless: rootless))
+    }
+}

@@ -1,0 +1,181 @@
+// CgroupTests: layout detection for v1, hybrid and v2 hosts from their /proc files, and the v2 and
+// v1 limit files written into a fake cgroup tree (a plain directory); no root needed.
+@testable import Container
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct CgroupTests {
+    static let hybridMountinfo = """
+    31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+    32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+    35 31 0:32 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+    39 31 0:36 / /sys/fs/cgroup/pids rw,relatime - cgroup cgroup rw,pids
+    40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+    41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+    """
+    static let hybridMembership = """
+    9:name=systemd:/
+    8:pids:/
+    4:memory:/process_api/abc
+    1:cpu:/
+    0::/
+    """
+
+    @Test func detectsThisMachinesHybridLayout() {
+        let layout = CgroupLayout.detect(mounts: MountInfo.parse(Self.hybridMountinfo), membership: Self.hybridMembership) { path in
+            path == "/sys/fs/cgroup/unified/cgroup.controllers" ? "\n" : nil
+        }
+        #expect(layout.name == "hybrid")
+        #expect(layout.controllers[.memory] == CgroupHierarchy(version: .v1, mountPoint: "/sys/fs/cgroup/memory",
+                                                               ownDirectory: "/sys/fs/cgroup/memory/process_api/abc"))
+        #expect(layout.controllers[.pids]?.ownDirectory == "/sys/fs/cgroup/pids")
+        #expect(layout.controllers[.cpu]?.version == .v1)
+        #expect(layout.unified?.mountPoint == "/sys/fs/cgroup/unified")
+    }
+
+    @Test func detectsUnifiedV2AndMissingControllers() {
+        let mounts = MountInfo.parse("30 23 0:27 / /sys/fs/cgroup rw,nosuid - cgroup2 cgroup2 rw,nsdelegate")
+        let layout = CgroupLayout.detect(mounts: mounts, membership: "0::/user.slice/session-1.scope\n") { _ in "cpuset cpu io memory\n" }
+        #expect(layout.name == "v2")
+        #expect(layout.controllers[.memory]?.ownDirectory == "/sys/fs/cgroup/user.slice/session-1.scope")
+        #expect(layout.controllers[.pids] == nil)
+        #expect(layout.unavailableReason(.pids).contains("does not list pids"))
+        #expect(ContainerCgroup.parentDirectory(of: layout.controllers[.memory]!, rootless: false) == "/sys/fs/cgroup")
+        #expect(ContainerCgroup.parentDirectory(of: layout.controllers[.memory]!, rootless: true) == "/sys/fs/cgroup/user.slice")
+    }
+
+    @Test func requestedLimitOnMissingControllerIsAClearError() {
+        let layout = CgroupLayout(controllers: [:], unified: nil)
+        #expect {
+            _ = try ContainerCgroup.create(layout: layout, limits: ResourceLimits(pids: 10), rootless: false)
+        } throws: { error in
+            (error as? ContainerError)?.description == "cgroup: cannot limit pids: the pids controller is unavailable (no cgroup filesystem is mounted)"
+        }
+        // Without limits a missing controller is fine.
+        #expect(throws: Never.self) { try ContainerCgroup.create(layout: layout, limits: ResourceLimits(), rootless: false) }
+    }
+
+    @Test func writesV2LimitsAndCleansUp() throws {
+        let fs = RecordingCgroupFilesystem(directories: ["/cg", "/cg/user.slice"], files: ["/cg/cgroup.subtree_control": "memory\n"])
+        let hierarchy = CgroupHierarchy(version: .v2, mountPoint: "/cg", ownDirectory: "/cg/user.slice")
+        let layout = CgroupLayout(controllers: [.memory: hierarchy, .pids: hierarchy, .cpu: hierarchy], unified: hierarchy)
+        let limits = ResourceLimits(memoryBytes: 32 << 20, pids: 32, cpuQuotaMicroseconds: 50_000, cpuPeriodMicroseconds: 100_000)
+        let cgroup = try #require(try ContainerCgroup.create(layout: layout, limits: limits, rootless: false, name: "swiftlet-1-1", filesystem: fs))
+        #expect(cgroup.directories.map(\.path) == ["/cg/swiftlet-1-1"])
+        try cgroup.join(pid: 4321)
+        #expect(fs.log == [
+            "write /cg/cgroup.subtree_control +pids", "write /cg/cgroup.subtree_control +cpu", "mkdir /cg/swiftlet-1-1",
+            "write /cg/swiftlet-1-1/memory.max 33554432", "write /cg/swiftlet-1-1/memory.swap.max 0",
+            "write /cg/swiftlet-1-1/pids.max 32", "write /cg/swiftlet-1-1/cpu.max 50000 100000",
+            "write /cg/swiftlet-1-1/cgroup.procs 4321",
+        ])
+        fs.files["/cg/swiftlet-1-1/memory.events"] = "low 0\nhigh 0\nmax 4\noom 1\noom_kill 1\n"
+        fs.files["/cg/swiftlet-1-1/pids.events"] = "max 12\n"
+        #expect(cgroup.report() == CgroupReport(oomKills: 1, pidsLimitHits: 12, memoryPeakBytes: nil))
+        #expect(cgroup.destroy().isEmpty)
+        #expect(!fs.directories.contains("/cg/swiftlet-1-1"))
+    }
+
+    @Test func writesV1LimitsPerHierarchyUnderTheLaunchersCgroup() throws {
+        let fs = RecordingCgroupFilesystem(directories: ["/sys/fs/cgroup/memory/process_api/abc", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu"])
+        let layout = CgroupLayout.detect(mounts: MountInfo.parse(Self.hybridMountinfo), membership: Self.hybridMembership) { _ in nil }
+        let cgroup = try #require(try ContainerCgroup.create(layout: layout, limits: ResourceLimits(memoryBytes: 64 << 20, pids: 5),
+                                                             rootless: false, name: "swiftlet-2-1", filesystem: fs))
+        #expect(Set(cgroup.directories.map(\.path)) == ["/sys/fs/cgroup/memory/process_api/abc/swiftlet-2-1", "/sys/fs/cgroup/pids/swiftlet-2-1"])
+        #expect(fs.log.contains("write /sys/fs/cgroup/memory/process_api/abc/swiftlet-2-1/memory.limit_in_bytes 67108864"))
+        #expect(fs.log.contains("write /sys/fs/cgroup/memory/process_api/abc/swiftlet-2-1/memory.memsw.limit_in_bytes 67108864"))
+        #expect(fs.log.contains("write /sys/fs/cgroup/pids/swiftlet-2-1/pids.max 5"))
+        #expect(!fs.log.contains { $0.contains("/cpu/") }, "no cpu cgroup without a cpu limit")
+        cgroup.destroy()
+        #expect(fs.directories == ["/sys/fs/cgroup/memory/process_api/abc", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu"])
+    }
+
+    @Test func failedLimitRemovesWhatWasCreated() {
+        let fs = RecordingCgroupFilesystem(directories: ["/cg"], files: ["/cg/cgroup.subtree_control": "memory pids\n"])
+        fs.failWrites["memory.max"] = .invalidArgument
+        let hierarchy = CgroupHierarchy(version: .v2, mountPoint: "/cg", ownDirectory: "/cg")
+        let layout = CgroupLayout(controllers: [.memory: hierarchy, .pids: hierarchy], unified: hierarchy)
+        #expect {
+            _ = try ContainerCgroup.create(layout: layout, limits: ResourceLimits(memoryBytes: 8 << 20), rootless: false, name: "swiftlet-3-1", filesystem: fs)
+        } throws: { error in
+            (error as? ContainerError)?.description == "cgroup: cannot write 8388608 to /cg/swiftlet-3-1/memory.max (Invalid argument)"
+        }
+        #expect(fs.directories == ["/cg"])
+    }
+
+    @Test func sweepRemovesCgroupsOfDeadLaunchersOnly() {
+        let me = getpid()
+        let fs = RecordingCgroupFilesystem(directories: ["/cg", "/cg/swiftlet-999999999-1", "/cg/swiftlet-\(me)-7", "/cg/swiftlet-1-2", "/cg/other"])
+        let hierarchy = CgroupHierarchy(version: .v2, mountPoint: "/cg", ownDirectory: "/cg")
+        let layout = CgroupLayout(controllers: [.pids: hierarchy], unified: hierarchy)
+        let removed = ContainerCgroup.sweepStale(layout: layout, rootless: false, filesystem: fs)
+        #expect(removed == ["/cg/swiftlet-999999999-1"])
+        #expect(fs.directories.contains("/cg/swiftlet-\(me)-7"))
+        #expect(fs.directories.contains("/cg/swiftlet-1-2"), "pid 1 is alive")
+        #expect(fs.directories.contains("/cg/other"))
+    }
+
+    @Test func counterFilesAreRead() throws {
+        let directory = try TemporaryDirectory()
+        try directory.write("oom 3\noom_kill 2\n", to: "memory.events")
+        try directory.write("under_oom 0\noom_kill 1\n", to: "memory.oom_control")
+        try directory.write("max 57\n", to: "pids.events")
+        #expect(ContainerCgroup.counter("oom_kill", in: directory.path + "/memory.events") == 2)
+        #expect(ContainerCgroup.counter("oom_kill", in: directory.path + "/memory.oom_control") == 1)
+        #expect(ContainerCgroup.counter("max", in: directory.path + "/pids.events") == 57)
+        #expect(ContainerCgroup.counter("max", in: directory.path + "/missing") == nil)
+    }
+}
+
+/// A cgroup filesystem in memory that records what the manager does. mkdir creates the interface
+/// files a real cgroupfs would show (as empty files), so writes to them succeed.
+final class RecordingCgroupFilesystem: CgroupFilesystem, @unchecked Sendable {
+    var directories: Set<String>
+    var files: [String: String]
+    var log: [String] = []
+    var failWrites: [String: Errno] = [:]
+
+    init(directories: Set<String>, files: [String: String] = [:]) {
+        self.directories = directories
+        self.files = files
+    }
+
+    static let interfaceFiles = ["cgroup.procs", "memory.max", "memory.swap.max", "pids.max", "cpu.max", "memory.limit_in_bytes",
+                                 "memory.memsw.limit_in_bytes", "cpu.cfs_quota_us", "cpu.cfs_period_us"]
+
+    func makeDirectory(_ path: String) throws(Errno) {
+        log.append("mkdir \(path)")
+        guard !directories.contains(path) else { throw .fileExists }
+        directories.insert(path)
+        for name in Self.interfaceFiles { files[path + "/" + name] = "" }
+    }
+
+    func removeDirectory(_ path: String) throws(Errno) {
+        guard directories.remove(path) != nil else { throw .noSuchFileOrDirectory }
+        files = files.filter { !$0.key.hasPrefix(path + "/") }
+    }
+
+    func write(_ value: String, to path: String) throws(Errno) {
+        log.append("write \(path) \(value)")
+        if let error = failWrites[String(path.split(separator: "/").last ?? "")] { throw error }
+        guard files[path] != nil else { throw .noSuchFileOrDirectory }
+        files[path] = value
+    }
+
+    func read(_ path: String) throws(Errno) -> String {
+        guard let text = files[path] else { throw .noSuchFileOrDirectory }
+        return text
+    }
+
+    func exists(_ path: String) -> Bool { files[path] != nil || directories.contains(path) }
+
+    func list(_ path: String) throws(Errno) -> [String] {
+        let prefix = path + "/"
+        return directories.filter { $0.hasPrefix(prefix) && !$0.dropFirst(prefix.count).contains("/") }.map { String($0.dropFirst(prefix.count)) }
+    }
+}
+
+import SystemPackage
