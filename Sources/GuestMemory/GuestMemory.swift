@@ -42,7 +42,7 @@ public final class GuestMemoryRegion: @unchecked Sendable {
         guard size <= UInt64(Int.max) else { throw .mapFailed(size: size, errno: ENOMEM) }
         var error: Int32 = 0
         guard let pointer = ckvm_mmap(Int(size), -1, &error) else { throw .mapFailed(size: size, errno: error) }
-        _ = ckvm_madvise_hugepage(pointer, Int(size))
+        // No MADV_HUGEPAGE: a 2 MiB huge page per touched region would cost more host memory than the tiny guests use.
         self.range = range
         self.host = pointer
     }

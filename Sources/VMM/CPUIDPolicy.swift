@@ -9,11 +9,12 @@
 import KVM
 
 public enum CPUIDPolicy {
-    public static func entries(supported: [CPUIDEntry], vcpuCount: Int) -> [CPUIDEntry] {
+    public static func entries(supported: [CPUIDEntry], vcpuCount: Int, tscDeadline: Bool = false) -> [CPUIDEntry] {
         supported.map { entry in
             var e = entry
             if e.function == 1 {
                 e.ecx |= 1 << 31 // hypervisor present
+                if tscDeadline { e.ecx |= 1 << 24 } // TSC-deadline LAPIC timer (emulated by the in-kernel LAPIC)
                 e.ebx = (e.ebx & 0x0000_FFFF) | UInt32(min(vcpuCount, 255)) << 16
                 e.edx |= 1 << 28 // HTT: the logical processor count field is valid
             }

@@ -9,6 +9,8 @@ public final class ConsoleOutput: Sendable {
     private let buffer = Mutex<[UInt8]>([])
     private let fd: Int32
     private let capture: Mutex<[UInt8]>?
+    private let lineObserver = Mutex<(@Sendable (String) -> Void)?>(nil)
+    private let currentLine = Mutex<[UInt8]>([])
 
     /// - Parameter capture: also keep a copy of everything written (tests, compare).
     public init(fd: Int32 = 1, capture: Bool = false) {
@@ -16,8 +18,21 @@ public final class ConsoleOutput: Sendable {
         self.capture = capture ? Mutex([]) : nil
     }
 
+    /// Calls `observer` with each complete line the guest prints (the VMM's boot-milestone scanner).
+    public func observeLines(_ observer: @escaping @Sendable (String) -> Void) {
+        lineObserver.withLock { $0 = observer }
+    }
+
     public func put(_ byte: UInt8) {
         capture?.withLock { $0.append(byte) }
+        if let observer = lineObserver.withLock({ $0 }) {
+            let line: [UInt8]? = currentLine.withLock { l in
+                if byte == 0x0A { defer { l.removeAll(keepingCapacity: true) }; return l }
+                if l.count < 1024 { l.append(byte) }
+                return nil
+            }
+            if let line { observer(String(decoding: line, as: UTF8.self)) }
+        }
         buffer.withLock { b in
             b.append(byte)
             if byte == 0x0A || b.count >= 4096 { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }

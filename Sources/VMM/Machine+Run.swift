@@ -24,6 +24,13 @@ extension Machine {
         defer { close(pipeFDs[0]); close(pipeFDs[1]) }
         let doneFD = pipeFDs[1]
 
+        var input: ConsoleInput? = nil
+        if format.isLinux, let serial {
+            input = ConsoleInput(serial: serial) { [unowned self] in self.finish(.stoppedByUser) }
+            input?.start()
+        }
+        defer { input?.stop() }
+
         var threads: [pthread_t] = []
         for vcpu in vcpus {
             let context = Unmanaged.passRetained(VCPUThreadContext(machine: self, vcpu: vcpu, doneFD: doneFD))
@@ -33,8 +40,8 @@ extension Machine {
                 // The kick must get through even if whoever started us blocked real-time signals.
                 _ = ckvm_thread_signal_mask(kickSignal, 0)
                 context.machine.vcpuLoop(context.vcpu)
-                var byte: UInt8 = 1
-                _ = write(context.doneFD, &byte, 1)
+                // A vCPU that leaves its loop ends the run (normally it leaves because the run ended).
+                context.machine.finish(.halted(vcpu: context.vcpu.id))
                 return nil
             }, context.toOpaque())
             if result != 0 {
@@ -45,10 +52,12 @@ extension Machine {
             threads.append(thread)
         }
 
-        // Wait for the first vCPU to finish, or for the timeout.
+        // Wait until something ends the run (a vCPU, a device, the console) or the timeout passes. The pipe
+        // only wakes this thread; `stopRequested` is the truth.
+        wakeFD.store(doneFD, ordering: .releasing)
         let deadline = configuration.timeout.map { ckvm_monotonic_ns() + UInt64($0 * 1e9) }
-        var finished = threads.isEmpty ? vcpus.count : 0
-        while finished < threads.count && !stopRequested.load(ordering: .acquiring) {
+        if threads.isEmpty { finish(.vmmFailure("no vCPU could be started")) }
+        while !stopRequested.load(ordering: .acquiring) {
             var timeoutMs: Int32 = -1
             if let deadline {
                 let now = ckvm_monotonic_ns()
@@ -56,12 +65,12 @@ extension Machine {
                 timeoutMs = Int32(min((deadline - now) / 1_000_000 + 1, 1_000_000))
             }
             var pfd = pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0)
-            let n = poll(&pfd, 1, timeoutMs)
-            if n > 0 {
+            if poll(&pfd, 1, timeoutMs) > 0 {
                 var byte: UInt8 = 0
-                if read(pipeFDs[0], &byte, 1) == 1 { finished += 1 }
+                _ = read(pipeFDs[0], &byte, 1)
             }
         }
+        wakeFD.store(-1, ordering: .releasing)
         kickAll(threads)
         for thread in threads { pthread_join(thread, nil) }
         console.flush()
@@ -72,6 +81,8 @@ extension Machine {
     func finish(_ result: MachineOutcome) {
         outcome.withLock { if $0 == nil { $0 = result } }
         stopRequested.store(true, ordering: .releasing)
+        let fd = wakeFD.load(ordering: .acquiring)
+        if fd >= 0 { var byte: UInt8 = 1; _ = write(fd, &byte, 1) }
     }
 
     private func kickAll(_ threads: [pthread_t]) {
@@ -83,6 +94,7 @@ extension Machine {
     /// The run loop of one vCPU, on its own thread.
     func vcpuLoop(_ vcpu: VCPU) {
         let tracing = tracer.printing
+        if vcpu.id == 0 { mark("first KVM_RUN") }
         while !stopRequested.load(ordering: .acquiring) {
             let entered = ckvm_monotonic_ns()
             let exit: VCPUExit
@@ -117,6 +129,11 @@ extension Machine {
             finish(.crashed(vcpu: vcpu.id, report: "KVM_EXIT_FAIL_ENTRY: the CPU refused to enter the guest (hardware reason 0x\(hex(reason)), host CPU \(cpu))\n\(registerDump(vcpu))"))
             return .failEntry
         case let .internalError(suberror, data):
+            if suberror == internalErrorEmulation, let mnemonic = finishInstruction(vcpu, data: data) {
+                finishedInstructions.withLock { $0[mnemonic, default: 0] += 1 }
+                if tracing { tracer.printExit(vcpu: vcpu.id, reason: .internalError, detail: "emulation failure on \(mnemonic): finished by the VMM, resuming", rip: try? vcpu.registers().rip) }
+                return .internalError
+            }
             if suberror == internalErrorEmulation {
                 finish(.emulationFailure(vcpu: vcpu.id, report: emulationFailureReport(vcpu, data: data)))
             } else {

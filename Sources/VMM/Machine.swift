@@ -15,6 +15,18 @@ import X86Boot
 
 public final class Machine: @unchecked Sendable {
     public let configuration: MachineConfiguration
+    public let format: KernelFormat
+    /// When build() began (monotonic ns): the zero of the boot timeline.
+    public let started: UInt64
+    /// Linux: the command line the kernel got, and the entry state of vCPU 0.
+    public internal(set) var kernelCommandLine = ""
+    var linuxEntry: BootEntryState?
+    /// The serial port, so host input can reach the guest.
+    public internal(set) var serial: Serial8250?
+    /// Boot milestones (name, ns since `started`), in order.
+    public let milestones = Mutex<[(name: String, nanoseconds: UInt64)]>([])
+    /// Instructions the VMM finished for KVM's emulator (int3, clac, stac), by mnemonic.
+    public let finishedInstructions = Mutex<[String: Int]>([:])
     public let kvm: KVMSystem
     public let backend: Backend
     public let vm: VirtualMachine
@@ -34,37 +46,54 @@ public final class Machine: @unchecked Sendable {
     var entryPoint: UInt32 = 0
     var multibootInfoAddress: UInt32 = 0
     let unmappedReports = Atomic<Int>(0)
+    let panicLine = Mutex<String?>(nil)
+    /// The write end of the run loop's wake-up pipe while `run()` waits, else -1.
+    let wakeFD = Atomic<Int32>(-1)
 
     // MARK: The recipe
 
     /// Builds the machine described by `configuration`; the vCPUs are created but not started.
     public static func build(_ configuration: MachineConfiguration, console: ConsoleOutput = ConsoleOutput()) throws(VMMError) -> Machine {
-        try validate(configuration)
+        let started = ckvm_monotonic_ns()
+        let image = try readKernelImage(configuration.kernel)
+        let format = try detectFormat(image, name: configuration.kernel.displayName)
+        try validate(configuration, format: format)
         let kvm = try openKVM()
         let vm = try createVM(kvm)
         let memory = try createMemory(configuration)
-        let machine = Machine(configuration: configuration, kvm: kvm, vm: vm, memory: memory, console: console)
+        let machine = Machine(configuration: configuration, format: format, kvm: kvm, vm: vm, memory: memory, console: console, started: started)
         try machine.setArchitectureAddresses()
+        if format.isLinux { try machine.createInterruptControllers() }
         try machine.registerMemorySlots()
-        let image = try machine.readKernelImage()
-        try machine.loadMultibootKernel(image)
-        try machine.writeBootInformation()
+        switch format {
+        case .multiboot:
+            try machine.loadMultibootKernel(image)
+            try machine.writeBootInformation()
+        case .bzImage, .pvh:
+            try machine.loadLinux(image)
+        }
         try machine.attachDevices()
         try machine.createVCPUs()
         return machine
     }
 
-    private init(configuration: MachineConfiguration, kvm: KVMSystem, vm: VirtualMachine, memory: GuestMemory, console: ConsoleOutput) {
+    private init(configuration: MachineConfiguration, format: KernelFormat, kvm: KVMSystem, vm: VirtualMachine,
+                 memory: GuestMemory, console: ConsoleOutput, started: UInt64) {
         self.configuration = configuration
+        self.format = format
+        self.started = started
         self.kvm = kvm
         self.backend = KVMSystem.backend()
         self.vm = vm
         self.memory = memory
         self.console = console
         self.tracer = ExitTracer(printing: configuration.traceExits)
+        if format.isLinux {
+            console.observeLines { [unowned self] line in self.scanForMilestone(line) }
+        }
     }
 
-    static func validate(_ c: MachineConfiguration) throws(VMMError) {
+    static func validate(_ c: MachineConfiguration, format: KernelFormat) throws(VMMError) {
         guard c.memorySize >= X86Layout.minimumRAM else {
             throw .invalidOption("--memory \(c.memorySize >> 10)K is too small: the guest needs at least \(X86Layout.minimumRAM >> 20)M")
         }
@@ -72,8 +101,14 @@ public final class Machine: @unchecked Sendable {
         if host > 0 && c.memorySize > host {
             throw .invalidOption("--memory \(c.memorySize >> 20)M is more than this host has (\(host >> 20) MiB of RAM)")
         }
-        guard c.cpus == 1 else {
-            throw .invalidOption("--cpus \(c.cpus): multiboot guests run on one vCPU (give --cpus 1)")
+        if format == .multiboot {
+            guard c.cpus == 1 else { throw .invalidOption("--cpus \(c.cpus): multiboot guests run on one vCPU (give --cpus 1)") }
+            guard c.initrd == nil else { throw .invalidOption("--initrd is for Linux kernels; this is a multiboot kernel") }
+        } else {
+            guard c.cpus >= 1, c.cpus <= MachineConfiguration.maximumCPUs else {
+                throw .invalidOption("--cpus \(c.cpus): give 1 to \(MachineConfiguration.maximumCPUs)")
+            }
+            guard c.bootMode == .direct else { throw .invalidOption("--boot firmware boots multiboot kernels; Linux is booted directly") }
         }
         if let t = c.timeout, !(t > 0) { throw .invalidOption("--timeout must be a positive number of seconds") }
     }
@@ -111,8 +146,8 @@ public final class Machine: @unchecked Sendable {
         }
     }
 
-    func readKernelImage() throws(VMMError) -> [UInt8] {
-        switch configuration.kernel {
+    static func readKernelImage(_ kernel: KernelSource) throws(VMMError) -> [UInt8] {
+        switch kernel {
         case let .embedded(name):
             guard let image = Self.embeddedImage(name) else {
                 throw .invalidOption("no embedded guest named '\(name)' (built in: \(MachineConfiguration.embeddedGuests.joined(separator: ", ")))")
@@ -181,7 +216,12 @@ public final class Machine: @unchecked Sendable {
 
     func attachDevices() throws(VMMError) {
         let console = self.console
-        let serial = Serial8250(output: { console.put($0) })
+        let vm = self.vm
+        let irqchip = format.isLinux
+        let serial = Serial8250(output: { console.put($0) }, interruptLine: { level in
+            if irqchip { try? vm.setIRQLine(4, level: level) }
+        })
+        self.serial = serial
         let debugExit = DebugExit { [unowned self] value, status in
             self.finish(.debugExit(value: value, status: status))
         }
@@ -205,16 +245,31 @@ public final class Machine: @unchecked Sendable {
     }
 
     func createVCPUs() throws(VMMError) {
+        let maximum = Int(kvm.checkExtension(.maxVCPUs))
+        if maximum > 0 && configuration.cpus > maximum {
+            throw .invalidOption("--cpus \(configuration.cpus): this host's KVM allows at most \(maximum) vCPUs")
+        }
         do {
-            let cpuid = try CPUIDPolicy.entries(supported: kvm.supportedCPUID(), vcpuCount: configuration.cpus)
+            let cpuid = try CPUIDPolicy.entries(supported: kvm.supportedCPUID(), vcpuCount: configuration.cpus,
+                                                tscDeadline: kvm.checkExtension(.tscDeadlineTimer) > 0)
             for id in 0..<configuration.cpus {
                 let vcpu = try vm.createVCPU(id: UInt32(id))
                 try vcpu.setCPUID(CPUIDPolicy.forVCPU(UInt32(id), cpuid))
-                if configuration.bootMode == .direct { try setMultibootEntryState(vcpu) }
+                if format.isLinux {
+                    setBootMSRs(vcpu)
+                    try configureLocalInterrupts(vcpu)
+                    // Only the bootstrap processor gets entry registers; the others wait for INIT/SIPI.
+                    if id == 0, let entry = linuxEntry { try setLinuxEntryState(vcpu, entry) }
+                } else if configuration.bootMode == .direct {
+                    try setMultibootEntryState(vcpu)
+                }
                 vcpus.append(vcpu)
             }
         } catch { throw .kvm(error) }
-        if configuration.bootMode == .direct {
+        if let entry = linuxEntry {
+            note("vCPU 0: \(entry.summary)")
+            if configuration.cpus > 1 { note("vCPUs 1-\(configuration.cpus - 1): waiting for INIT/SIPI from the kernel (in-kernel LAPIC)") }
+        } else if configuration.bootMode == .direct {
             note("vCPU 0: 32-bit protected mode, paging off, EIP=0x\(hex(entryPoint)), EAX=0x2badb002, EBX=0x\(hex(multibootInfoAddress)) (Multiboot §3.2)")
         } else {
             note("vCPU 0: reset state, real mode, CS:IP = f000:fff0 (physical 0xfffffff0, the firmware's reset vector)")

@@ -11,6 +11,18 @@ public enum BootMode: String, Sendable, CaseIterable {
     case firmware
 }
 
+/// What kind of kernel a file is, detected from its bytes.
+public enum KernelFormat: String, Sendable {
+    /// A multiboot (v1) ELF: the tiny guests, kvm-unit-tests style kernels.
+    case multiboot
+    /// A Linux bzImage entered through the 64-bit boot protocol at startup_64.
+    case bzImage
+    /// An ELF vmlinux entered at its PVH note (XEN_ELFNOTE_PHYS32_ENTRY).
+    case pvh
+
+    public var isLinux: Bool { self != .multiboot }
+}
+
 public enum KernelSource: Sendable, Equatable {
     /// One of the tiny guests built into the binary (hello, triple-fault, unmapped, loop, doctor).
     case embedded(String)
@@ -32,7 +44,14 @@ public struct MachineConfiguration: Sendable {
     /// Seconds before a still-running guest is stopped; nil for no limit.
     public var timeout: Double? = nil
     public var traceExits = false
+    /// The kernel command line the user gave (Linux: the VMM adds its own parameters in front).
     public var commandLine = ""
+    /// Linux: an initramfs (cpio) to load beside the kernel.
+    public var initrd: String? = nil
+    /// Linux: the command the guest's init runs, passed after `--` on the kernel command line.
+    public var initArguments: [String] = []
+    /// Linux: apply the backend profile (on kvm_pvm: hide what KVM's emulator cannot run).
+    public var backendProfile = true
     /// Values the lab ports 0x441... hand to the guest.
     public var labParameters: [UInt32] = []
 

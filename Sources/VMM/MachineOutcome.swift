@@ -18,6 +18,8 @@ public enum MachineOutcome: Sendable, Equatable {
     case timeout(seconds: Double)
     /// The VMM itself failed while running (an ioctl error).
     case vmmFailure(String)
+    /// The user pressed Ctrl-A x.
+    case stoppedByUser
 
     public var exitStatus: Int32 {
         switch self {
@@ -26,6 +28,7 @@ public enum MachineOutcome: Sendable, Equatable {
         case .tripleFault, .emulationFailure, .crashed: ExitStatus.guestCrashed
         case .timeout: ExitStatus.timeout
         case .vmmFailure: ExitStatus.kvmUnavailable
+        case .stoppedByUser: 130
         }
     }
 
@@ -40,6 +43,7 @@ public enum MachineOutcome: Sendable, Equatable {
         case let .crashed(vcpu, report): "vCPU \(vcpu): \(report)"
         case let .timeout(seconds): "guest still running after --timeout \(formatSeconds(seconds)); stopped it"
         case let .vmmFailure(message): message
+        case .stoppedByUser: "stopped by Ctrl-A x"
         }
     }
 }

@@ -15,7 +15,7 @@ struct BootCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Kernel to boot: a multiboot ELF file. Default: the embedded tiny guest.")
+    @Option(help: "Kernel to boot: a multiboot ELF, a Linux bzImage, or a vmlinux with a PVH note. Default: the embedded tiny guest.")
     var kernel: String?
 
     @Option(help: "Boot one of the embedded tiny guests: \(MachineConfiguration.embeddedGuests.joined(separator: ", ")).")
@@ -30,8 +30,20 @@ struct BootCommand: ParsableCommand {
     @Option(help: "Stop the guest after this many seconds (status 8).")
     var timeout: Double?
 
-    @Option(help: "Kernel command line passed in the multiboot information.")
+    @Option(help: "Linux: an initramfs (cpio) to load with the kernel.")
+    var initrd: String?
+
+    @Option(help: "Linux: number of vCPUs (1-\(MachineConfiguration.maximumCPUs)).")
+    var cpus: Int = 1
+
+    @Option(help: "Kernel command line (Linux: Swiftlet adds console=ttyS0 reboot=k panic=-1 and the backend profile in front).")
     var cmdline: String = ""
+
+    @Flag(help: "Linux: do not add the backend profile's kernel parameters (on kvm_pvm: clearcpuid=..., noxsave, rodata=off).")
+    var noBackendProfile = false
+
+    @Argument(parsing: .postTerminator, help: "Linux: the command the guest's init runs (after --).")
+    var command: [String] = []
 
     @Flag(help: "Print every VM exit and a table of exit counts and times at the end.")
     var traceExits = false
@@ -52,11 +64,18 @@ struct BootCommand: ParsableCommand {
             c.timeout = timeout
             c.traceExits = traceExits
             c.commandLine = cmdline
+            c.initrd = initrd
+            c.cpus = cpus
+            c.initArguments = command
+            c.backendProfile = !noBackendProfile
             let machine = try Machine.build(c)
             if verbose { for line in machine.bootNotes { printError("swiftlet: \(line)") } }
             let outcome = machine.run()
             if traceExits { printError(machine.tracer.summary()) }
+            if verbose && machine.format.isLinux { printError(machine.timeline()) }
+            if let finished = machine.finishedInstructionSummary() { printError("swiftlet: \(finished)") }
             if let message = outcome.message { printError("swiftlet: \(message)") }
+            if let diagnosis = machine.diagnosis() { printError("swiftlet: \(diagnosis)") }
             throw ExitCode(outcome.exitStatus)
         } catch let error as VMMError {
             printError("swiftlet: \(error)")

@@ -1,0 +1,95 @@
+// ConsoleInput: host keyboard → the guest's serial port, with the terminal in raw mode and always restored.
+//
+// When stdin is a terminal it is switched to raw mode (no line editing, no echo, Ctrl-C goes to the guest)
+// and restored when the VM stops, at exit, and on SIGTERM/SIGHUP. Ctrl-A then x stops the VM, as in QEMU.
+// A reader thread feeds bytes into the UART's receive FIFO as space frees up; EOF on stdin stops reading.
+import CKVM
+import Devices
+import Glibc
+import Synchronization
+
+public final class ConsoleInput: @unchecked Sendable {
+    nonisolated(unsafe) static var savedTerminal: termios? = nil
+    private let serial: Serial8250
+    private let onQuit: @Sendable () -> Void
+    private let stopping = Atomic<Bool>(false)
+    private var thread: pthread_t?
+
+    public init(serial: Serial8250, onQuit: @escaping @Sendable () -> Void) {
+        self.serial = serial
+        self.onQuit = onQuit
+    }
+
+    /// Puts the terminal in raw mode (if stdin is one) and starts the reader thread.
+    public func start() {
+        if isatty(0) == 1 { Self.enterRawMode() }
+        let context = Unmanaged.passRetained(self)
+        var t = pthread_t()
+        if pthread_create(&t, nil, { raw in
+            let me = Unmanaged<ConsoleInput>.fromOpaque(raw!).takeRetainedValue()
+            me.readLoop()
+            return nil
+        }, context.toOpaque()) == 0 {
+            thread = t
+        } else {
+            context.release()
+        }
+    }
+
+    /// Stops reading and restores the terminal.
+    public func stop() {
+        stopping.store(true, ordering: .releasing)
+        Self.restoreTerminal()
+    }
+
+    private func readLoop() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        var sawCtrlA = false
+        while !stopping.load(ordering: .acquiring) {
+            var pfd = pollfd(fd: 0, events: Int16(POLLIN), revents: 0)
+            if poll(&pfd, 1, 100) <= 0 { continue }
+            let n = read(0, &buffer, buffer.count)
+            if n <= 0 { return } // EOF or error: the guest gets no more input
+            var pending: [UInt8] = []
+            for byte in buffer[0..<n] {
+                if sawCtrlA {
+                    sawCtrlA = false
+                    if byte == UInt8(ascii: "x") { onQuit(); return }
+                    pending.append(0x01)
+                }
+                if byte == 0x01 { sawCtrlA = true; continue }
+                pending.append(byte)
+            }
+            var offset = 0
+            while offset < pending.count && !stopping.load(ordering: .acquiring) {
+                offset += serial.enqueueInput(pending[offset...])
+                if offset < pending.count { usleep(1000) } // FIFO full: let the guest drain it
+            }
+        }
+    }
+
+    static func enterRawMode() {
+        var original = termios()
+        guard tcgetattr(0, &original) == 0 else { return }
+        savedTerminal = original
+        var raw = original
+        cfmakeraw(&raw)
+        raw.c_oflag |= tcflag_t(OPOST | ONLCR) // keep "\n" → "\r\n" on output so guest lines stay aligned
+        tcsetattr(0, TCSANOW, &raw)
+        atexit { ConsoleInput.restoreTerminal() }
+        for sig in [SIGTERM, SIGHUP] {
+            signal(sig) { number in
+                ConsoleInput.restoreTerminal()
+                signal(number, SIG_DFL)
+                raise(number)
+            }
+        }
+    }
+
+    static func restoreTerminal() {
+        if var saved = savedTerminal {
+            tcsetattr(0, TCSANOW, &saved)
+            savedTerminal = nil
+        }
+    }
+}

@@ -1,0 +1,189 @@
+// Machine+Linux: the recipe steps for booting a Linux kernel (bzImage through the 64-bit boot protocol,
+// or an ELF vmlinux through its PVH entry), and the backend profile.
+//
+// Linux needs more machine than a multiboot guest: the in-kernel interrupt controllers (PIC, IOAPIC,
+// LAPICs) and PIT, an MP table so a kernel without ACPI finds its CPUs and IOAPIC, an e820 map, the kernel
+// command line (the VMM's part first: console, reboot method, backend profile), and for SMP one vCPU
+// thread per CPU, the application processors waiting in the in-kernel LAPIC for INIT/SIPI.
+import CKVM
+import GuestMemory
+import KVM
+import X86Boot
+
+extension MachineConfiguration {
+    /// The most vCPUs Swiftlet gives a guest (the MP table holds up to 254; KVM's own limit also applies).
+    public static let maximumCPUs = 64
+}
+
+/// The kvm_pvm profile (measured, see docs/backends.md): Linux must not use what KVM's instruction
+/// emulator cannot execute. CPUID cannot hide features on this backend, so the kernel command line does.
+public enum BackendProfile {
+    public static let pvmParameters = [
+        "noxsave", "rodata=off",
+        "clearcpuid=smap,smep,popcnt,cx16,xsave,avx,avx2,bmi1,bmi2,erms,fsrm,movbe,rdrand,rdseed,fsgsbase,sse4_1,sse4_2,ssse3,aes,pclmulqdq",
+    ]
+
+    public static func parameters(for backend: Backend) -> [String] { backend == .pvm ? pvmParameters : [] }
+}
+
+extension Machine {
+    /// The kernel's format from its bytes: multiboot ELF, PVH vmlinux, or bzImage.
+    static func detectFormat(_ image: [UInt8], name: String) throws(VMMError) -> KernelFormat {
+        if image.count >= 4, image[0] == 0x7F, image[1] == 0x45, image[2] == 0x4C, image[3] == 0x46 {
+            do { _ = try Multiboot.findHeader(in: image); return .multiboot } catch KernelImageError.noMultibootHeader {
+                // Not multiboot: a vmlinux with a PVH note?
+            } catch { throw .kernel(path: name, error) }
+            do { _ = try PVHKernel(image); return .pvh } catch .noPVHNote {
+                throw .invalidOption("kernel \(name): an ELF file with neither a multiboot header nor a PVH note (XEN_ELFNOTE_PHYS32_ENTRY); give a multiboot kernel, a vmlinux built with CONFIG_PVH=y, or a bzImage")
+            } catch { throw .invalidOption("kernel \(name): \(error)") }
+        }
+        if image.count >= 0x206, image[0x202] == 0x48, image[0x203] == 0x64, image[0x204] == 0x72, image[0x205] == 0x53 {
+            return .bzImage
+        }
+        if image.isEmpty { throw .kernel(path: name, .empty) }
+        throw .invalidOption("kernel \(name): not a kernel Swiftlet can boot: neither an ELF file (multiboot or PVH vmlinux) nor a Linux bzImage (no \"HdrS\" at offset 0x202)")
+    }
+
+    /// KVM_CREATE_IRQCHIP (8259 PICs, IOAPIC, a LAPIC per vCPU) and KVM_CREATE_PIT2, before any vCPU exists.
+    func createInterruptControllers() throws(VMMError) {
+        do {
+            try vm.createIRQChip()
+            try vm.createPIT()
+        } catch { throw .kvm(error) }
+        note("in-kernel irqchip: two 8259 PICs, IOAPIC at 0xfec00000, a LAPIC per vCPU at 0xfee00000; i8254 PIT")
+    }
+
+    /// The command line the kernel gets: the VMM's parameters, the backend profile, the user's, then `-- ARGS`.
+    func composeCommandLine() -> String {
+        var parts = ["console=ttyS0", "reboot=k", "panic=-1"]
+        if configuration.backendProfile { parts += BackendProfile.parameters(for: backend) }
+        if !configuration.commandLine.isEmpty { parts.append(configuration.commandLine) }
+        if !configuration.initArguments.isEmpty { parts.append("--"); parts += configuration.initArguments }
+        return parts.joined(separator: " ")
+    }
+
+    func loadLinux(_ image: [UInt8]) throws(VMMError) {
+        var initrd: [UInt8] = []
+        if let path = configuration.initrd {
+            switch FileBytes.read(path) {
+            case let .success(bytes): initrd = bytes
+            case let .failure(failure): throw .invalidOption("cannot read initrd \(path): \(failure.reason)")
+            }
+        }
+        kernelCommandLine = composeCommandLine()
+        let name = configuration.kernel.displayName
+        do {
+            try memory.write(bytes: BootGDT.bytes, at: X86Layout.gdt)
+            let mp = try MPTable.write(cpus: configuration.cpus, into: memory, routing: .identity)
+            note("MP table: \(mp)")
+            switch format {
+            case .bzImage:
+                let kernel = try LinuxBzImage(image)
+                let layout = try kernel.load(into: memory, commandLine: kernelCommandLine, initrd: initrd)
+                let cr3 = try PageTables.writeIdentityMap(into: memory)
+                for placement in layout.placements { note("\(placement)") }
+                note("identity page tables at \(X86Layout.pageTables) (2 MiB pages, first 4 GiB), CR3 = 0x\(hex(cr3))")
+                linuxEntry = BootEntryState.linux64(entry: layout.entry, zeroPage: layout.zeroPage, pageTableRoot: cr3)
+            case .pvh:
+                let kernel = try PVHKernel(image)
+                let layout = try kernel.load(into: memory, commandLine: kernelCommandLine, initrd: initrd)
+                for placement in layout.placements { note("\(placement)") }
+                linuxEntry = BootEntryState.pvh(entry: layout.entry, startInfo: layout.startInfo)
+            case .multiboot:
+                break
+            }
+        } catch let error as LinuxBootError {
+            throw .invalidOption("kernel \(name): \(error)")
+        } catch let error as MPTableError {
+            throw .invalidOption("\(error)")
+        } catch let error as GuestMemoryError {
+            throw .memory(error)
+        } catch {
+            throw .invalidOption("kernel \(name): \(error)")
+        }
+        note("kernel command line: \(kernelCommandLine)")
+        if configuration.backendProfile, backend == .pvm {
+            note("backend profile kvm_pvm: added \(BackendProfile.pvmParameters.joined(separator: " ")) (the emulator lacks XSAVE, POPCNT, SMAP's CLAC/STAC...; disable with --no-backend-profile)")
+        }
+    }
+
+    /// vCPU 0's registers for the Linux entry (long mode at startup_64, or 32-bit PVH).
+    func setLinuxEntryState(_ vcpu: VCPU, _ entry: BootEntryState) throws(KVMError) {
+        var sregs = try vcpu.specialRegisters()
+        sregs.cs = Self.segment(entry.cs.descriptor, selector: entry.cs.selector)
+        let data = Self.segment(entry.data.descriptor, selector: entry.data.selector)
+        sregs.ds = data; sregs.es = data; sregs.fs = data; sregs.gs = data; sregs.ss = data
+        sregs.tr = Self.segment(entry.tr.descriptor, selector: entry.tr.selector)
+        sregs.gdt.base = entry.gdtBase.rawValue
+        sregs.gdt.limit = entry.gdtLimit
+        sregs.cr0 = entry.cr0
+        sregs.cr3 = entry.cr3
+        sregs.cr4 = entry.cr4
+        sregs.efer = entry.efer
+        try vcpu.setSpecialRegisters(sregs)
+        var regs = Registers()
+        regs.rip = entry.rip
+        regs.rsi = entry.rsi
+        regs.rbx = entry.rbx
+        regs.rflags = entry.rflags
+        try vcpu.setRegisters(regs)
+    }
+
+    /// LAPIC LINT0 as ExtINT (the PIC's output, for virtual-wire mode) and LINT1 as NMI, as a PC wires them.
+    func configureLocalInterrupts(_ vcpu: VCPU) throws(KVMError) {
+        var state = try vcpu.localAPIC()
+        withUnsafeMutableBytes(of: &state.regs) { regs in
+            func set(_ offset: Int, mode: UInt32) {
+                var value = regs.loadUnaligned(fromByteOffset: offset, as: UInt32.self)
+                value = (value & ~0x700) | (mode << 8)
+                regs.storeBytes(of: value, toByteOffset: offset, as: UInt32.self)
+            }
+            set(0x350, mode: 7) // LVT LINT0: ExtINT
+            set(0x360, mode: 4) // LVT LINT1: NMI
+        }
+        try vcpu.setLocalAPIC(state)
+    }
+
+    /// Boot MSRs: fast string operations enabled (IA32_MISC_ENABLE bit 0), as firmware leaves them.
+    func setBootMSRs(_ vcpu: VCPU) {
+        do { try vcpu.setMSRs([(index: 0x1A0, value: 1)]) } catch {
+            if vcpu.id == 0 { note("boot MSRs: IA32_MISC_ENABLE not set (\(error))") }
+        }
+    }
+
+    // MARK: Finishing instructions for KVM's emulator
+
+    /// On an emulation failure, finishes the few instructions that are safe to complete in the VMM:
+    /// `int3` (advance RIP, inject #BP) and `clac`/`stac` (flip RFLAGS.AC, advance RIP). Returns the
+    /// mnemonic when it did, nil when the failure must stop the VM.
+    func finishInstruction(_ vcpu: VCPU, data: [UInt64]) -> String? {
+        guard var regs = try? vcpu.registers() else { return nil }
+        var bytes = emulationFailureInstructionBytes(data)
+        if bytes == nil, let physical = try? vcpu.translate(regs.rip) ?? nil {
+            bytes = try? memory.readBytes(at: GuestAddress(physical), count: 3)
+        }
+        guard let bytes, !bytes.isEmpty else { return nil }
+        let ac: UInt64 = 1 << 18
+        do {
+            if bytes[0] == 0xCC {
+                regs.rip += 1
+                try vcpu.setRegisters(regs)
+                var events = try vcpu.events()
+                events.exception.injected = 1
+                events.exception.nr = 3 // #BP, a trap: the handler sees RIP after the int3
+                events.exception.has_error_code = 0
+                events.exception.pending = 0
+                try vcpu.setEvents(events)
+                return "int3"
+            }
+            if bytes.count >= 3, bytes[0] == 0x0F, bytes[1] == 0x01, bytes[2] == 0xCA || bytes[2] == 0xCB {
+                let stac = bytes[2] == 0xCB
+                regs.rflags = stac ? regs.rflags | ac : regs.rflags & ~ac
+                regs.rip += 3
+                try vcpu.setRegisters(regs)
+                return stac ? "stac" : "clac"
+            }
+        } catch { return nil }
+        return nil
+    }
+}

@@ -1,0 +1,68 @@
+// Machine+Milestones: the boot timeline, read off the guest's serial console.
+//
+// The VMM timestamps its own steps (build start, first KVM_RUN) and the lines a Linux guest prints that
+// mark boot phases: the kernel banner, all CPUs up, the initramfs unpacked, the 8250 driver finding
+// ttyS0, init started, the init script's own marker. A kernel panic line is kept for the final report.
+import CKVM
+import KVM
+
+extension Machine {
+    /// (line prefix or fragment, milestone name) pairs, in boot order.
+    static let milestonePatterns: [(String, String)] = [
+        ("Linux version", "kernel banner"),
+        ("smpboot: Total of", "all CPUs up"),
+        ("Unpacking initramfs", "initramfs unpacking"),
+        ("Freeing initrd memory", "initramfs unpacked"),
+        ("ttyS0 at I/O 0x3f8", "8250 driver: ttyS0"),
+        ("Run /init as init process", "init started"),
+        ("swiftlet-init: started", "init script running"),
+        ("Kernel panic", "kernel panic"),
+    ]
+
+    func mark(_ name: String) {
+        let now = ckvm_monotonic_ns()
+        milestones.withLock { $0.append((name, now - started)) }
+    }
+
+    func scanForMilestone(_ line: String) {
+        for (pattern, name) in Self.milestonePatterns where line.contains(pattern) {
+            mark(name)
+            if name == "kernel panic" { panicLine.withLock { if $0 == nil { $0 = line } } }
+        }
+    }
+
+    /// The timeline as text.
+    public func timeline() -> String {
+        let marks = milestones.withLock { $0 }
+        var lines = ["boot timeline (ms since swiftlet started building the VM):"]
+        for m in marks { lines.append("  \(pad(fixed(Double(m.nanoseconds) / 1e6, 1), 9)) ms  \(m.name)") }
+        return lines.joined(separator: "\n")
+    }
+
+    /// A sentence on what stopped a Linux guest, when the console shows it (e.g. a kernel panic), with the
+    /// backend's explanation where it applies.
+    public func diagnosis() -> String? {
+        guard let panic = panicLine.withLock({ $0 }) else { return nil }
+        var text = "the guest kernel panicked: \(panic.trimmingCharacters())"
+        if backend == .pvm && panic.contains("Attempted to kill init") {
+            text += "\n  this KVM is kvm_pvm: Linux userspace cannot run here (a SYSCALL from guest user mode does not enter the guest kernel, so init dies on its first system call); on kvm_intel or kvm_amd init runs normally"
+        }
+        return text
+    }
+
+    /// How many instructions the VMM finished for KVM's emulator, as text ("int3 ×1"), or nil.
+    public func finishedInstructionSummary() -> String? {
+        let counts = finishedInstructions.withLock { $0 }
+        guard !counts.isEmpty else { return nil }
+        return "instructions KVM's emulator could not run and Swiftlet finished: " + counts.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", ")
+    }
+}
+
+extension String {
+    func trimmingCharacters() -> String {
+        var s = Substring(self)
+        while let f = s.first, f == " " || f == "\r" || f == "\t" { s = s.dropFirst() }
+        while let l = s.last, l == " " || l == "\r" || l == "\t" { s = s.dropLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# bench/boot.sh [RUNS]: `swiftlet boot` (process start → exit) against QEMU booting the same multiboot ELF
+# with KVM (`qemu-system-x86_64 -M microvm -accel kvm -kernel`), side by side in one run: min/median/max
+# wall time, max RSS and the ratio. Both guests get 64 MiB and exit through isa-debug-exit (status 1).
+# A benchmark, not a test: it prints numbers and never fails on them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=${1:-20}
+command -v qemu-system-x86_64 >/dev/null || ./setup.sh --deps
+bin=.build/release/swiftlet
+swift build -c release -Xswiftc -static-executable --product swiftlet 2>&1 | tail -1
+guest/build.sh >/dev/null   # guest/tiny/out/hello.elf: the same bytes swiftlet embeds
+elf=guest/tiny/out/hello.elf
+echo "swiftlet: $($bin boot --kernel $elf >/dev/null 2>&1; echo "status $?"), backend: $(ls -d /sys/module/kvm_intel /sys/module/kvm_amd /sys/module/kvm_pvm 2>/dev/null | xargs -n1 basename | tr '\n' ' ')"
+echo "runs: $runs each, alternating"
+python3 bench/run_peers.py --runs "$runs" --json "${BENCH_JSON:-/dev/null}" \
+    "swiftlet boot" -- $bin boot --kernel $elf --memory 64M ::: \
+    "swiftlet boot (embedded)" -- $bin boot --memory 64M ::: \
+    "qemu microvm -accel kvm" -- qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel kvm -m 64M \
+        -nodefaults -no-user-config -nographic -no-reboot -display none -monitor none -serial stdio \
+        -device isa-debug-exit,iobase=0xf4,iosize=4 -kernel $elf

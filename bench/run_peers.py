@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""bench/run_peers.py: times commands side by side, in one run, and prints min/median/max and ratios.
+
+Each command is started with fork/exec and reaped with wait4, so both the wall time (process start to
+exit) and the child's own max RSS are measured exactly. Runs alternate between the commands so drift
+(CPU frequency, page cache) hits them equally. Usage:
+  run_peers.py --runs N --expect-status S NAME -- CMD ARGS... ::: NAME -- CMD ARGS... [--json OUT]
+"""
+import json, os, statistics, sys, time
+
+def parse(argv):
+    runs, out, peers, expect = 20, None, [], None
+    i = 0
+    while i < len(argv) and argv[i].startswith("--"):
+        if argv[i] == "--runs": runs = int(argv[i + 1]); i += 2
+        elif argv[i] == "--json": out = argv[i + 1]; i += 2
+        else: sys.exit(f"unknown option {argv[i]}")
+    rest = argv[i:]
+    groups, cur = [], []
+    for a in rest:
+        if a == ":::": groups.append(cur); cur = []
+        else: cur.append(a)
+    groups.append(cur)
+    for g in groups:
+        name, sep, cmd = g[0], g[1], g[2:]
+        assert sep == "--", "format: NAME -- CMD ..."
+        peers.append((name, cmd))
+    return runs, out, peers
+
+def run_once(cmd):
+    devnull = os.open(os.devnull, os.O_RDWR)
+    start = time.perf_counter_ns()
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(devnull, 0); os.dup2(devnull, 1); os.dup2(devnull, 2)
+        try: os.execvp(cmd[0], cmd)
+        finally: os._exit(127)
+    _, status, usage = os.wait4(pid, 0)
+    elapsed = (time.perf_counter_ns() - start) / 1e6
+    os.close(devnull)
+    return elapsed, usage.ru_maxrss, os.waitstatus_to_exitcode(status)
+
+def main():
+    runs, out, peers = parse(sys.argv[1:])
+    results = {name: {"ms": [], "kib": [], "status": set()} for name, _ in peers}
+    for name, cmd in peers: run_once(cmd)  # warm the page cache
+    for _ in range(runs):
+        for name, cmd in peers:
+            ms, kib, status = run_once(cmd)
+            r = results[name]; r["ms"].append(ms); r["kib"].append(kib); r["status"].add(status)
+    base = peers[0][0]
+    base_median = statistics.median(results[base]["ms"])
+    print(f"{'':24} {'min ms':>9} {'median ms':>10} {'max ms':>9} {'max RSS MiB':>12} {'status':>7} {'median ratio':>13}")
+    summary = {}
+    for name, _ in peers:
+        r = results[name]; med = statistics.median(r["ms"])
+        ratio = med / base_median
+        rss = max(r["kib"]) / 1024
+        print(f"{name:24} {min(r['ms']):9.2f} {med:10.2f} {max(r['ms']):9.2f} {rss:12.2f} {','.join(map(str, sorted(r['status']))):>7} {ratio:12.2f}x")
+        summary[name] = {"runs": runs, "min_ms": min(r["ms"]), "median_ms": med, "max_ms": max(r["ms"]),
+                         "max_rss_mib": rss, "exit_statuses": sorted(r["status"]), "ratio_to_first": ratio}
+    if out:
+        with open(out, "w") as f: json.dump(summary, f, indent=2)
+
+main()
