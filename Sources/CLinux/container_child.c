@@ -374,6 +374,55 @@ static int loopback_up(void)
     return r;
 }
 
+/* Sends `fd` as SCM_RIGHTS over the sync socket. */
+static int send_fd(int socket, int fd)
+{
+    char byte = 't';
+    struct iovec iov = { &byte, 1 };
+    union {
+        struct cmsghdr header;
+        char buffer[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.buffer;
+    message.msg_controllen = sizeof control.buffer;
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(header), &fd, sizeof fd);
+    ssize_t n;
+    do {
+        n = sendmsg(socket, &message, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n == 1 ? 0 : -errno;
+}
+
+/* Opens a pty in the container's /dev/pts, sends the master to the parent, makes the slave the
+ * controlling terminal and stdio. */
+static int open_terminal(int sync_fd)
+{
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return -errno;
+    int unlock = 0;
+    int r = 0;
+    int slave = -1;
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0) r = -errno;
+    if (r == 0 && (slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY)) < 0) r = -errno;
+    if (r == 0) r = send_fd(sync_fd, master);
+    close(master);
+    if (r == 0 && ioctl(slave, TIOCSCTTY, 0) < 0) r = -errno;
+    for (int fd = 0; r == 0 && fd < 3; fd++) {
+        if (dup2(slave, fd) < 0) r = -errno;
+    }
+    if (slave > 2) close(slave);
+    return r;
+}
+
 /* fchdir into the new root, pivot_root(".", "."), detach the old root that now sits on top of it. */
 static int pivot_into(int rootfd)
 {
@@ -489,6 +538,7 @@ static int exec_command(const sl_plan *p)
 static __attribute__((noreturn)) void exec_or_fail(const sl_plan *p, int error_fd)
 {
     reset_signals();
+    if (p->step_end_ns != NULL) p->step_end_ns[SL_STEP_EXEC] = sl_monotonic_ns(); /* execve starts */
     int r = exec_command(p);
     fail(error_fd, SL_STEP_EXEC, -r, -1, p->argv[0], r == -ENOENT ? 127 : 126);
 }
@@ -506,6 +556,7 @@ static __attribute__((noreturn)) void run_init(const sl_plan *p, int error_fd)
     sigprocmask(SIG_SETMASK, &all, NULL);
     long child = syscall(SYS_clone, SIGCHLD, 0, NULL, NULL, 0);
     if (child < 0) fail(error_fd, SL_STEP_INIT, errno, -1, "clone", 125);
+    if (child > 0 && p->step_end_ns != NULL) p->step_end_ns[SL_STEP_INIT] = sl_monotonic_ns();
     if (child == 0) exec_or_fail(p, error_fd);
 
     /* The command holds the error pipe until it execs; the reaper needs no descriptor beyond stdio. */
@@ -537,6 +588,12 @@ static __attribute__((noreturn)) void run_init(const sl_plan *p, int error_fd)
         if (step_result_ < 0) fail(error_fd, (step), -step_result_, -1, (detail), 125);    \
     } while (0)
 
+/* With --timings: when each step ended, for the parent to print. clock_gettime is a vDSO read. */
+#define MARK(step)                                                                         \
+    do {                                                                                   \
+        if (p->step_end_ns != NULL) p->step_end_ns[(step)] = sl_monotonic_ns();            \
+    } while (0)
+
 static int errno_result(int r) { return r < 0 ? -errno : r; }
 
 __attribute__((noreturn)) void sl_child_main(const sl_plan *p, int sync_fd, int error_fd)
@@ -554,39 +611,42 @@ __attribute__((noreturn)) void sl_child_main(const sl_plan *p, int sync_fd, int 
         n = read(sync_fd, &go, 1);
     } while (n < 0 && errno == EINTR);
     if (n != 1) _exit(125); /* the launcher gave up on us; nobody reads a report */
-    close(sync_fd);
+    if (!p->terminal) close(sync_fd); /* with -t it carries the pty master back */
+    MARK(SL_STEP_SYNC);
 
     /* cgroup namespace: after the parent moved us into the container's cgroup, so that cgroup
      * becomes the namespace's root ("/" in /proc/self/cgroup). */
     if (p->unshare_cgroup) STEP(SL_STEP_CGROUP_NS, errno_result(unshare(CLONE_NEWCGROUP)), NULL);
+    MARK(SL_STEP_CGROUP_NS);
 
     /* session: a new session so the launcher's terminal signals reach the container only through
-     * the launcher's forwarding; with -t the pty becomes the controlling terminal and stdio. */
+     * the launcher's forwarding (with -t the container gets its own terminal after pivot_root). */
     STEP(SL_STEP_SESSION, errno_result(setsid()), NULL);
-    if (p->terminal_fd >= 0) {
-        STEP(SL_STEP_SESSION, errno_result(ioctl(p->terminal_fd, TIOCSCTTY, 0)), "TIOCSCTTY");
-        for (int fd = 0; fd < 3; fd++) STEP(SL_STEP_SESSION, errno_result(dup2(p->terminal_fd, fd)), "dup2");
-        if (p->terminal_fd > 2) close(p->terminal_fd);
-    } else {
+    if (!p->terminal) {
         for (int fd = 0; fd < 3; fd++) {
             if (p->stdio_fds[fd] >= 0 && p->stdio_fds[fd] != fd)
                 STEP(SL_STEP_SESSION, errno_result(dup2(p->stdio_fds[fd], fd)), "dup2");
         }
     }
+    MARK(SL_STEP_SESSION);
 
     if (p->loopback) STEP(SL_STEP_LOOPBACK, loopback_up(), "lo");
+    MARK(SL_STEP_LOOPBACK);
 
     /* hostname: needs CAP_SYS_ADMIN over the uts namespace, so before capabilities are dropped. */
     if (p->hostname != NULL)
         STEP(SL_STEP_HOSTNAME, errno_result(sethostname(p->hostname, strlen(p->hostname))), p->hostname);
+    MARK(SL_STEP_HOSTNAME);
 
     /* mount propagation: nothing we mount may propagate back to the host's mount namespace. */
     STEP(SL_STEP_PROPAGATION, errno_result(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)), "/");
+    MARK(SL_STEP_PROPAGATION);
 
     /* rootfs: pivot_root needs the new root to be a mount point; binding it onto itself makes it one. */
     STEP(SL_STEP_ROOTFS, errno_result(mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL)), p->rootfs);
     int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) fail(error_fd, SL_STEP_ROOTFS, errno, -1, p->rootfs, 125);
+    MARK(SL_STEP_ROOTFS);
 
     /*
      * mounts: before pivot_root, while the host's /proc and /sys are still in this namespace. A user
@@ -597,22 +657,36 @@ __attribute__((noreturn)) void sl_child_main(const sl_plan *p, int sync_fd, int 
         int r = run_mount(rootfd, &p->mounts[i]);
         if (r < 0) fail(error_fd, SL_STEP_MOUNTS, -r, (int)i, p->mounts[i].target, 125);
     }
+    MARK(SL_STEP_MOUNTS);
 
     STEP(SL_STEP_PIVOT_ROOT, pivot_into(rootfd), p->rootfs);
+    MARK(SL_STEP_PIVOT_ROOT);
     close(rootfd);
+
+    /* terminal: the pty comes from the container's own devpts instance, so /dev/pts/0 exists inside
+     * and ttyname(3) works; the master goes to the launcher, which relays it to its own terminal. */
+    if (p->terminal) {
+        STEP(SL_STEP_TERMINAL, open_terminal(sync_fd), "/dev/ptmx");
+        close(sync_fd);
+        MARK(SL_STEP_TERMINAL);
+    }
 
     /* read-only root: only the root mount; /proc, /dev and the other mounts keep their own flags. */
     if (p->readonly_root) STEP(SL_STEP_READONLY_ROOT, remount_bind("/", MS_RDONLY), "/");
+    MARK(SL_STEP_READONLY_ROOT);
 
     STEP(SL_STEP_CWD, errno_result(chdir(p->cwd != NULL ? p->cwd : "/")), p->cwd);
+    MARK(SL_STEP_CWD);
 
     /* rlimits: raising a hard limit needs CAP_SYS_RESOURCE, so before capabilities are dropped. */
     for (size_t i = 0; i < p->rlimit_count; i++) {
         struct rlimit limit = { (rlim_t)p->rlimits[i].soft, (rlim_t)p->rlimits[i].hard };
         STEP(SL_STEP_RLIMITS, errno_result(setrlimit(p->rlimits[i].resource, &limit)), NULL);
     }
+    MARK(SL_STEP_RLIMITS);
 
     if (p->no_new_privs) STEP(SL_STEP_NO_NEW_PRIVS, errno_result(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)), NULL);
+    MARK(SL_STEP_NO_NEW_PRIVS);
 
     /*
      * seccomp: installing a filter needs no_new_privs or CAP_SYS_ADMIN; we still hold the latter, so
@@ -623,12 +697,16 @@ __attribute__((noreturn)) void sl_child_main(const sl_plan *p, int sync_fd, int 
         struct sock_fprog program = { p->seccomp_length, (struct sock_filter *)p->seccomp_filter };
         STEP(SL_STEP_SECCOMP, errno_result((int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program)), NULL);
     }
+    MARK(SL_STEP_SECCOMP);
 
     /* capability bounding set: PR_CAPBSET_DROP needs CAP_SETPCAP, which a switch away from uid 0
      * clears from the effective set, so it comes before the user switch. */
     if (p->set_capabilities) STEP(SL_STEP_BOUNDING_SET, drop_bounding_set(p->cap_bounding), NULL);
+    MARK(SL_STEP_BOUNDING_SET);
     if (p->set_user) STEP(SL_STEP_USER, switch_user(p), NULL);
+    MARK(SL_STEP_USER);
     if (p->set_capabilities) STEP(SL_STEP_CAPABILITIES, set_capabilities(p), NULL);
+    MARK(SL_STEP_CAPABILITIES);
 
     /* close fds: every inherited descriptor above stderr is closed by execve; the error pipe stays
      * open until then so an exec failure can still be reported. */
@@ -638,6 +716,7 @@ __attribute__((noreturn)) void sl_child_main(const sl_plan *p, int sync_fd, int 
             if (flags >= 0 && !(flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
         }
     }
+    MARK(SL_STEP_CLOSE_FDS);
 
     if (p->init) run_init(p, error_fd);
     exec_or_fail(p, error_fd);

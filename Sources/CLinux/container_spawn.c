@@ -17,10 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -39,6 +41,7 @@ static const char *const step_names[SL_STEP_COUNT] = {
     [SL_STEP_ROOTFS] = "rootfs",
     [SL_STEP_MOUNTS] = "mounts",
     [SL_STEP_PIVOT_ROOT] = "pivot_root",
+    [SL_STEP_TERMINAL] = "terminal",
     [SL_STEP_READONLY_ROOT] = "read-only root",
     [SL_STEP_CWD] = "cwd",
     [SL_STEP_RLIMITS] = "rlimits",
@@ -107,17 +110,56 @@ int sl_spawn(const sl_plan *plan, sl_process *process, int *failed_step)
     return 0;
 }
 
-int sl_release(sl_process *process, sl_child_error *error)
+int sl_release(sl_process *process, int *terminal_master, sl_child_error *error)
+{
+    return sl_release_finish(process, sl_release_begin(process), terminal_master, error);
+}
+
+/* The pty master the child sends as SCM_RIGHTS on the sync socket; -1 if it closed the socket first. */
+static int receive_fd(int socket)
+{
+    char byte;
+    struct iovec iov = { &byte, 1 };
+    union {
+        struct cmsghdr header;
+        char buffer[CMSG_SPACE(sizeof(int))];
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr message;
+    memset(&message, 0, sizeof message);
+    message.msg_iov = &iov;
+    message.msg_iovlen = 1;
+    message.msg_control = control.buffer;
+    message.msg_controllen = sizeof control.buffer;
+    ssize_t n;
+    do {
+        n = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+    } while (n < 0 && errno == EINTR);
+    if (n <= 0) return -1;
+    struct cmsghdr *header = CMSG_FIRSTHDR(&message);
+    if (header == NULL || header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(header), sizeof fd);
+    return fd;
+}
+
+int sl_release_begin(sl_process *process)
 {
     char go = 'g';
     ssize_t n;
     do {
         n = send(process->sync_fd, &go, 1, MSG_NOSIGNAL);
     } while (n < 0 && errno == EINTR);
-    int send_error = n < 0 ? errno : 0;
+    return n < 0 ? -errno : 0;
+}
+
+int sl_release_finish(sl_process *process, int begin_result, int *terminal_master, sl_child_error *error)
+{
+    int send_error = -begin_result;
+    if (terminal_master != NULL) *terminal_master = receive_fd(process->sync_fd);
     close(process->sync_fd);
     process->sync_fd = -1;
-
+    ssize_t n = 0;
     /* Read the error pipe even if the send failed: a child that died early may have left a record. */
     size_t got = 0;
     char *buffer = (char *)error;
@@ -171,6 +213,24 @@ int sl_exit_status(int status, int *signal)
         return 128 + WTERMSIG(status);
     }
     return 125;
+}
+
+uint64_t sl_monotonic_ns(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (uint64_t)now.tv_sec * 1000000000ULL + (uint64_t)now.tv_nsec;
+}
+
+uint64_t *sl_shared_timings(size_t count)
+{
+    void *memory = mmap(NULL, count * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return memory == MAP_FAILED ? NULL : (uint64_t *)memory;
+}
+
+void sl_free_shared_timings(uint64_t *timings, size_t count)
+{
+    if (timings != NULL) munmap(timings, count * sizeof(uint64_t));
 }
 
 /* ---- signal forwarding ---------------------------------------------------------------------------- */
@@ -250,29 +310,6 @@ int sl_take_winch(void)
 }
 
 /* ---- terminals ------------------------------------------------------------------------------------ */
-
-int sl_open_pty(int *master, int *slave)
-{
-    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (m < 0) return -errno;
-    if (grantpt(m) < 0 || unlockpt(m) < 0) {
-        int saved = errno;
-        close(m);
-        return -saved;
-    }
-    int s = ioctl(m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC);
-    if (s < 0) {
-        char name[64];
-        if (ptsname_r(m, name, sizeof name) != 0 || (s = open(name, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
-            int saved = errno;
-            close(m);
-            return -saved;
-        }
-    }
-    *master = m;
-    *slave = s;
-    return 0;
-}
 
 int sl_copy_window_size(int from_fd, int to_fd)
 {

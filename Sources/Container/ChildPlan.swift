@@ -19,7 +19,7 @@ final class ChildPlan {
         var rootfs: String
         var mounts: [PlannedMount]
         var seccomp: [sock_filter]?
-        var terminalFD: Int32
+        var terminal: Bool
         var stdio: [Int32]
         var setgroupsAllowed: Bool
     }
@@ -34,7 +34,7 @@ final class ChildPlan {
         for kind in spec.namespaces where kind != .cgroup { flags |= kind.cloneFlag }
         plan.clone_flags = flags
         plan.unshare_cgroup = spec.namespaces.contains(.cgroup) ? 1 : 0
-        plan.terminal_fd = inputs.terminalFD
+        plan.terminal = inputs.terminal ? 1 : 0
         plan.stdio_fds = (inputs.stdio[0], inputs.stdio[1], inputs.stdio[2])
         plan.loopback = spec.namespaces.contains(.network) ? 1 : 0
         plan.hostname = spec.hostname.map { UnsafePointer(string($0)) }

@@ -18,9 +18,11 @@ public enum ContainerCLI {
             var launch = LaunchOptions()
             launch.baseDirectory = options.baseDirectory
             launch.warn = { printError("warning: \($0)") }
+            launch.recordTimings = options.timings
             let result = try Launcher.run(spec, options: launch)
             for notice in result.notices { printError(notice) }
             for warning in result.warnings { printError("warning: \(warning)") }
+            if options.timings { printTimings(result.timings) }
             return result.exitStatus
         } catch {
             printError(error.description)
@@ -47,6 +49,19 @@ public enum ContainerCLI {
             printError(error.description)
             return error.exitStatus
         }
+    }
+
+    /// The --timings table: one line per step, launcher steps flush left, container steps indented.
+    static func printTimings(_ timings: [StepTiming]) {
+        var total: UInt64 = 0
+        for timing in timings {
+            total += timing.nanoseconds
+            let microseconds = String(timing.nanoseconds / 1000)
+            let pad = String(repeating: " ", count: max(0, 8 - microseconds.count))
+            let indent = timing.side == .container ? "    container  " : "    launcher   "
+            printError("\(indent)\(timing.step)\(String(repeating: " ", count: max(1, 24 - timing.step.count)))\(pad)\(microseconds) µs")
+        }
+        printError("    total\(String(repeating: " ", count: 34))\(total / 1000) µs")
     }
 
     /// One line on stderr, prefixed "swiftlet container: ".

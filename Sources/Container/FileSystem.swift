@@ -49,10 +49,20 @@ enum FileSystem {
             throw error as? Errno ?? .ioError
         }
         defer { try? fd.close() }
-        do {
-            _ = try fd.writeAll(Array(text.utf8))
-        } catch {
-            throw error as? Errno ?? .ioError
+        var text = text
+        // One write(2) through the non-generic FileDescriptor.write: control files want the value
+        // in a single call, and the generic writeAll costs a runtime conformance lookup at startup.
+        let result: Result<Int, Errno> = text.withUTF8 { bytes in
+            do {
+                return .success(try fd.write(UnsafeRawBufferPointer(bytes)))
+            } catch {
+                return .failure(error as? Errno ?? .ioError)
+            }
+        }
+        switch result {
+        case .success(let count) where count == text.utf8.count: return
+        case .success: throw Errno.ioError
+        case .failure(let error): throw error
         }
     }
 

@@ -5,7 +5,7 @@
 //   kernel support  every namespace type exists here; user namespaces are enabled
 //   cgroup          detect v1/v2, remove what crashed launchers left, create the cgroup, write limits
 //   plan            mounts, seccomp program, the C plan the child will read
-//   terminal        with -t: a pty pair, the launcher's terminal in raw mode
+//   terminal        with -t: the launcher's terminal in raw mode (the pty comes from the container)
 //   clone           the child, in its new user, pid, mount, uts, ipc and network namespaces
 //   cgroup join     the child's pid into the cgroup: before it unshares its cgroup namespace
 //   id maps         uid_map and gid_map (setgroups "deny" first when rootless)
@@ -34,6 +34,17 @@ public struct RunResult: Sendable {
     public var notices: [String]
     /// Problems during cleanup.
     public var warnings: [String]
+    /// With `LaunchOptions.recordTimings`: every step, parent's and child's, in the order they
+    /// ended, with how long each took.
+    public var timings: [StepTiming] = []
+}
+
+/// One setup step and its duration.
+public struct StepTiming: Sendable, Equatable {
+    public enum Side: String, Sendable { case launcher, container }
+    public var step: String
+    public var side: Side
+    public var nanoseconds: UInt64
 }
 
 /// Knobs the CLI and the tests set; the defaults suit the CLI.
@@ -52,52 +63,68 @@ public struct LaunchOptions: Sendable {
     public var baseDirectory: String?
     /// Who launches: root or rootless defaults and checks.
     public var host: HostIdentity = .current
+    /// Measure every step (`swiftlet container run --timings`).
+    public var recordTimings = false
 
     public init() {}
 }
 
 public enum Launcher {
     public static func run(_ spec: ContainerSpec, options: LaunchOptions = LaunchOptions()) throws(ContainerError) -> RunResult {
+        var timeline = Timeline(enabled: options.recordTimings)
         // validate
         let rootfs = try validate(spec, host: options.host)
-        // kernel support
-        try checkKernel(spec, host: options.host)
+        timeline.mark("validate")
+        // kernel support: checked up front only for what clone(2) would not report clearly; the
+        // namespace types are diagnosed if the clone fails (see cloneFailure).
+        try checkUserNamespaces(spec, host: options.host)
 
-        // cgroup
-        let layout = try CgroupLayout.detect()
+        // cgroup: a cgroup of our own only when a limit asks for one or there is no pid namespace
+        // to end every process (see ContainerCgroup.isNeeded). The host's layout is read here when
+        // the cgroup or a "cgroup" mount needs it, otherwise while the child sets itself up.
         let rootless = options.host.isRootless
-        if !rootless { ContainerCgroup.sweepStale(layout: layout, rootless: rootless) }
-        let cgroup = try ContainerCgroup.create(layout: layout, limits: spec.resources, rootless: rootless)
+        let needsCgroup = ContainerCgroup.isNeeded(limits: spec.resources, pidNamespace: spec.namespaces.contains(.pid))
+        var layout: CgroupLayout?
+        var cgroup: ContainerCgroup?
+        if needsCgroup || spec.mounts.contains(where: { $0.type == "cgroup" || $0.type == "cgroup2" }) {
+            let detected = try CgroupLayout.detect()
+            layout = detected
+            if needsCgroup {
+                // Remove what killed launchers left before adding ours.
+                if !rootless { ContainerCgroup.sweepStale(layout: detected, rootless: rootless) }
+                cgroup = try ContainerCgroup.create(layout: detected, limits: spec.resources, rootless: rootless)
+            }
+            timeline.mark("cgroup")
+        }
         let cleanup = Cleanup(cgroup: cgroup)
         defer { cleanup.finish() }
 
         // plan
         let mounts = try MountPlan.make(for: spec, baseDirectory: options.baseDirectory ?? FileSystem.currentDirectory(),
-                                        cgroupV2Only: layout.isUnifiedOnly, warn: options.warn)
+                                        cgroupV2Only: layout?.isUnifiedOnly ?? false, warn: options.warn)
         let seccomp = spec.seccomp ? SeccompPolicy.default(capabilities: spec.process.capabilities.bounding).program() : nil
 
         // terminal
         var terminal: Terminal?
         if spec.process.terminal {
-            terminal = try Terminal.open()
+            terminal = Terminal.prepare()
             cleanup.terminal = terminal
         }
 
         let userNamespace = spec.namespaces.contains(.user)
         let plan = ChildPlan(.init(spec: spec, rootfs: rootfs, mounts: mounts, seccomp: seccomp,
-                                   terminalFD: terminal?.slave ?? -1,
+                                   terminal: terminal != nil,
                                    stdio: [options.stdin ?? -1, options.stdout ?? -1, options.stderr ?? -1],
                                    setgroupsAllowed: !(userNamespace && rootless)))
+        plan.pointer.pointee.step_end_ns = timeline.childBuffer
+        timeline.mark("plan")
 
         // clone
         var process = sl_process(pid: 0, sync_fd: -1, error_fd: -1)
         var failedStep: Int32 = 0
         let spawned = sl_spawn(plan.pointer, &process, &failedStep)
-        guard spawned == 0 else {
-            throw ContainerError(step: String(cString: sl_step_name(failedStep)), "cannot create the container process",
-                                 errno: Errno(rawValue: -spawned), hint: cloneHint(-spawned, userNamespace: userNamespace))
-        }
-        terminal?.closeSlave()
+        guard spawned == 0 else { throw cloneFailure(spec, step: failedStep, errno: -spawned, host: options.host) }
+        timeline.mark("clone")
         if options.forwardSignals {
             _ = sl_forward_signals_register(process.pid)
             cleanup.forwardedPID = process.pid
@@ -106,16 +133,30 @@ public enum Launcher {
         do throws(ContainerError) {
             // cgroup join
             try cgroup?.join(pid: process.pid)
+            if cgroup != nil { timeline.mark("cgroup join") }
             // id maps
-            if userNamespace { try writeIDMaps(spec, pid: process.pid, rootless: rootless) }
+            if userNamespace {
+                try writeIDMaps(spec, pid: process.pid, rootless: rootless)
+                timeline.mark("id maps")
+            }
         } catch {
             sl_abort(&process)
             throw error
         }
 
-        // release
+        // release. While the child sets itself up, sweep cgroups killed launchers left (when this
+        // run did not need the layout earlier): off the critical path on a machine with two CPUs.
         var childError = sl_child_error()
-        let released = sl_release(&process, &childError)
+        var master: Int32 = -1
+        let go = sl_release_begin(&process)
+        if layout == nil && !rootless {
+            if let detected = try? CgroupLayout.detect() { ContainerCgroup.sweepStale(layout: detected, rootless: false) }
+            timeline.mark("sweep (overlapped)")
+        }
+        let released: Int32 = terminal == nil
+            ? sl_release_finish(&process, go, nil, &childError)
+            : withUnsafeMutablePointer(to: &master) { sl_release_finish(&process, go, $0, &childError) }
+        if master >= 0 { terminal?.attach(master: master) }
         if released != 0 {
             var status: Int32 = 0
             _ = sl_wait(process.pid, &status)
@@ -125,16 +166,18 @@ public enum Launcher {
             throw childFailure(childError, spec: spec, mounts: mounts)
         }
         withExtendedLifetime(plan) {}
+        timeline.mark("exec done")
         options.onStart?(process.pid)
 
         // wait
         var status: Int32 = 0
-        if let terminal {
+        if let terminal, terminal.master >= 0 {
             status = terminal.relay(until: process.pid)
         } else {
             _ = sl_wait(process.pid, &status)
         }
 
+        timeline.mark("command ran")
         // report
         var signal: Int32 = 0
         let exitStatus = sl_exit_status(status, &signal)
@@ -153,7 +196,40 @@ public enum Launcher {
             }
         }
         let warnings = cleanup.finish()
-        return RunResult(exitStatus: exitStatus, signal: signal == 0 ? nil : signal, cgroup: report, notices: notices, warnings: warnings)
+        timeline.mark("cleanup")
+        return RunResult(exitStatus: exitStatus, signal: signal == 0 ? nil : signal, cgroup: report, notices: notices,
+                         warnings: warnings, timings: timeline.steps())
+    }
+
+    /// Step end times, the launcher's from here and the child's from a shared page it writes into.
+    struct Timeline {
+        private let start: UInt64
+        private var marks: [(String, UInt64)] = []
+        let childBuffer: UnsafeMutablePointer<UInt64>?
+
+        init(enabled: Bool) {
+            start = sl_monotonic_ns()
+            childBuffer = enabled ? sl_shared_timings(Int(SL_STEP_COUNT.rawValue)) : nil
+        }
+
+        mutating func mark(_ step: String) {
+            if childBuffer != nil { marks.append((step, sl_monotonic_ns())) }
+        }
+
+        func steps() -> [StepTiming] {
+            guard let childBuffer else { return [] }
+            defer { sl_free_shared_timings(childBuffer, Int(SL_STEP_COUNT.rawValue)) }
+            var all: [(String, StepTiming.Side, UInt64)] = marks.map { ($0.0, .launcher, $0.1) }
+            for step in 0..<Int32(SL_STEP_COUNT.rawValue) where childBuffer[Int(step)] != 0 {
+                all.append((String(cString: sl_step_name(step)), .container, childBuffer[Int(step)]))
+            }
+            all.sort { $0.2 < $1.2 }
+            var previous = start
+            return all.map { step in
+                defer { previous = step.2 }
+                return StepTiming(step: step.0, side: step.1, nanoseconds: step.2 &- previous)
+            }
+        }
     }
 
     /// Undoes what the parent set up, once, on whichever path leaves `run`: signal forwarding first
@@ -236,11 +312,21 @@ public enum Launcher {
 
     // MARK: - kernel support
 
-    static func checkKernel(_ spec: ContainerSpec, host: HostIdentity) throws(ContainerError) {
+    /// Every namespace type the spec asks for exists in this kernel (/proc/self/ns/<name>).
+    static func checkNamespaceTypes(_ spec: ContainerSpec) throws(ContainerError) {
         for kind in spec.namespaces where !FileSystem.exists("/proc/self/ns/" + kind.procName) {
             throw ContainerError(step: "kernel support", "\(kind.rawValue) namespaces are not supported by the running kernel",
                                  hint: "/proc/self/ns/\(kind.procName) is missing")
         }
+    }
+
+    static func checkKernel(_ spec: ContainerSpec, host: HostIdentity) throws(ContainerError) {
+        try checkNamespaceTypes(spec)
+        try checkUserNamespaces(spec, host: host)
+    }
+
+    /// User namespaces are enabled (for unprivileged users too when rootless).
+    static func checkUserNamespaces(_ spec: ContainerSpec, host: HostIdentity) throws(ContainerError) {
         guard spec.namespaces.contains(.user) else { return }
         if let text = try? FileSystem.readString("/proc/sys/user/max_user_namespaces"),
            Int(text.split(separator: "\n").first ?? "") == 0 {
@@ -255,6 +341,17 @@ public enum Launcher {
             throw ContainerError(step: "kernel support", "AppArmor restricts user namespaces for unprivileged users",
                                  hint: "/proc/sys/kernel/apparmor_restrict_unprivileged_userns is 1")
         }
+    }
+
+    /// Why clone(2) failed, as precisely as the host can tell: a missing namespace type first.
+    static func cloneFailure(_ spec: ContainerSpec, step: Int32, errno: Int32, host: HostIdentity) -> ContainerError {
+        do {
+            try checkKernel(spec, host: host)
+        } catch {
+            return error
+        }
+        return ContainerError(step: String(cString: sl_step_name(step)), "cannot create the container process",
+                              errno: Errno(rawValue: errno), hint: cloneHint(errno, userNamespace: spec.namespaces.contains(.user)))
     }
 
     static func cloneHint(_ errno: Int32, userNamespace: Bool) -> String? {

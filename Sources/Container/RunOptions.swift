@@ -21,13 +21,15 @@ public struct RunOptions: Equatable, Sendable {
     public var readOnly = false
     public var initProcess = false
     public var terminal = false
+    /// Print how long each setup step took (not part of the spec).
+    public var timings = false
     public var command: [String] = []
 
     public init() {}
 
     /// The usage line, for errors and help.
     public static let usage = "swiftlet container run [--rootfs DIR | --bundle DIR] [--memory 64M] [--pids N] [--cpus 0.5] "
-        + "[--hostname NAME] [--net none|host] [--read-only] [--init] [-t] -- COMMAND [ARGS...]"
+        + "[--hostname NAME] [--net none|host] [--read-only] [--init] [-t] [--timings] -- COMMAND [ARGS...]"
 
     /// Parses the arguments after `container run`. Options end at "--" or at the first word that is
     /// not an option; everything after is the command.
@@ -69,6 +71,7 @@ public struct RunOptions: Equatable, Sendable {
             case "--read-only": options.readOnly = true
             case "--init": options.initProcess = true
             case "-t", "--tty": options.terminal = true
+            case "--timings": options.timings = true
             default: throw ContainerError.invalid("unknown option \(argument)", hint: usage)
             }
             i += 1

@@ -1,7 +1,10 @@
-// Terminal: `-t`. A pseudo-terminal pair (pty(7)): the container gets the slave as its controlling
-// terminal and stdio; the launcher puts its own terminal in raw mode and copies bytes both ways, so
-// ^C travels as a byte to the container's line discipline and becomes SIGINT there. Window size
-// changes (SIGWINCH on the launcher) are copied to the pty, and the kernel signals the container.
+// Terminal: `-t`. A pseudo-terminal pair (pty(7)) from the container's own devpts instance (so
+// /dev/pts/0 exists inside and `tty` answers): the child opens it after pivot_root, keeps the slave
+// as its controlling terminal and stdio, and passes the master to the launcher over the sync socket
+// (SCM_RIGHTS), as crun does with its console socket. The launcher puts its own terminal in raw mode
+// and copies bytes both ways, so ^C travels as a byte to the container's line discipline and becomes
+// SIGINT there. Window size changes (SIGWINCH on the launcher) are copied to the pty, and the kernel
+// signals the container.
 import CLinux
 
 #if canImport(Glibc)
@@ -11,24 +14,16 @@ import Musl
 #endif
 
 final class Terminal {
-    let master: Int32
-    private(set) var slave: Int32
+    /// The pty master the container sent back; -1 until then.
+    private(set) var master: Int32 = -1
     private var saved: [UInt8]?
     private var restored = false
 
-    private init(master: Int32, slave: Int32) {
-        self.master = master
-        self.slave = slave
-    }
+    private init() {}
 
-    static func open() throws(ContainerError) -> Terminal {
-        var master: Int32 = -1
-        var slave: Int32 = -1
-        let r = sl_open_pty(&master, &slave)
-        guard r == 0 else { throw ContainerError(step: "terminal", "cannot open a pseudo-terminal", errno: .init(rawValue: -r)) }
-        let terminal = Terminal(master: master, slave: slave)
-        let source: Int32 = isatty(0) != 0 ? 0 : 1
-        if isatty(source) != 0 { _ = sl_copy_window_size(source, slave) }
+    /// Puts the launcher's terminal (if stdin is one) in raw mode, so keys reach the container as typed.
+    static func prepare() -> Terminal {
+        let terminal = Terminal()
         if isatty(0) != 0 {
             var buffer = [UInt8](repeating: 0, count: sl_termios_size())
             if buffer.withUnsafeMutableBytes({ sl_make_raw(0, $0.baseAddress, $0.count) }) == 0 { terminal.saved = buffer }
@@ -36,12 +31,11 @@ final class Terminal {
         return terminal
     }
 
-    /// The parent's copy of the slave must go, or the master never sees the container hang up.
-    func closeSlave() {
-        if slave >= 0 {
-            close(slave)
-            slave = -1
-        }
+    /// Takes the master the container opened in its own /dev/pts and gives it the launcher's window size.
+    func attach(master: Int32) {
+        self.master = master
+        let source: Int32 = isatty(0) != 0 ? 0 : 1
+        if isatty(source) != 0 { _ = sl_copy_window_size(source, master) }
     }
 
     /// Copies stdin to the pty and the pty to stdout until `pid` exits; returns its wait status.
@@ -103,7 +97,6 @@ final class Terminal {
         guard !restored else { return }
         restored = true
         if let saved { _ = saved.withUnsafeBytes { sl_restore_terminal(0, $0.baseAddress) } }
-        closeSlave()
-        close(master)
+        if master >= 0 { close(master) }
     }
 }

@@ -53,10 +53,15 @@ struct ContainerRunCommand: ParsableCommand {
     @Flag(name: [.customShort("t"), .customLong("tty")], help: "Give the command a terminal.")
     var tty = false
 
+    @Flag(help: "Print how long each setup step took.")
+    var timings = false
+
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments, after --.", valueName: "COMMAND"))
     var command: [String] = []
 
     func run() throws {
+        // The passthrough array also swallows a --help that comes before any command word.
+        if let first = command.first, first == "--help" || first == "-h" { throw CleanExit.helpRequest(self) }
         var options = RunOptions()
         options.rootfs = rootfs
         options.bundle = bundle
@@ -67,6 +72,7 @@ struct ContainerRunCommand: ParsableCommand {
         options.readOnly = readOnly
         options.initProcess = initProcess
         options.terminal = tty
+        options.timings = timings
         options.command = command.first == "--" ? Array(command.dropFirst()) : command
         if let net {
             guard let network = RunOptions.Network(rawValue: net) else {

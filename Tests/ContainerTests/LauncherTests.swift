@@ -167,7 +167,14 @@ struct LauncherTests {
         var failures = 0
         let clock = ContinuousClock()
         let elapsed = clock.measure {
-            for _ in 0..<100 where Run.container(["true"]).status != 0 { failures += 1 }
+            // With limits, so every run creates, joins and removes a memory and a pids cgroup.
+            for _ in 0..<100 {
+                let run = Run.container(["true"]) {
+                    $0.resources.memoryBytes = 64 << 20
+                    $0.resources.pids = 64
+                }
+                if run.status != 0 { failures += 1 }
+            }
         }
         #expect(failures == 0)
         let after = HostState.capture()

@@ -24,25 +24,40 @@ if ! is_static "$busybox"; then
     fi
     is_static "$busybox" || { echo "rootfs: a static busybox is needed at $busybox (apt-get install busybox-static)" >&2; exit 1; }
 fi
-stamp="$(sha256sum "$busybox" "$0" | sha256sum | cut -c1-16)"
+# The stamp hashes contents only (not the path this script was called by), so every caller agrees.
+stamp="$(cat "$busybox" "$0" | sha256sum | cut -c1-16)"
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && [ -x "$root/bin/busybox" ]; then
     echo "$root"; exit 0
 fi
-rm -rf "$root"
-mkdir -p "$root"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,run,var/tmp,mnt}
-chmod 1777 "$root/tmp" "$root/var/tmp"
-install -m 0755 "$busybox" "$root/bin/busybox"
+# Build beside the old tree and swap it in, so a container or an initramfs build reading the old
+# tree at the same moment never sees a half-built one.
+stage=$(mktemp -d "$out/.rootfs.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,run,var/tmp,mnt}
+chmod 0755 "$stage"
+chmod 1777 "$stage/tmp" "$stage/var/tmp"
+install -m 0755 "$busybox" "$stage/bin/busybox"
 for applet in $("$busybox" --list-full); do
-    [ -e "$root/$applet" ] || ln -s /bin/busybox "$root/$applet"
+    [ -e "$stage/$applet" ] || ln -s /bin/busybox "$stage/$applet"
 done
-cat > "$root/etc/passwd" <<'PW'
+cat > "$stage/etc/passwd" <<'PW'
 root:x:0:0:root:/root:/bin/sh
 nobody:x:65534:65534:nobody:/:/bin/false
 PW
-cat > "$root/etc/group" <<'GR'
+cat > "$stage/etc/group" <<'GR'
 root:x:0:
+tty:x:5:
 nogroup:x:65534:
 GR
-echo swiftlet > "$root/etc/hostname"
+echo swiftlet > "$stage/etc/hostname"
+if [ -e "$root" ]; then
+    old=$(mktemp -d "$out/.rootfs-old.XXXXXX")
+    mv "$root" "$old/"
+    mv "$stage" "$root"
+    rm -rf "$old"
+else
+    mv "$stage" "$root"
+fi
+trap - EXIT
 echo "$stamp" > "$out/.stamp"
 echo "$root"

@@ -34,13 +34,14 @@ typedef enum sl_step {
     /* child, in this order */
     SL_STEP_SYNC,           /* "wait for parent": id maps written, cgroup joined */
     SL_STEP_CGROUP_NS,      /* "cgroup namespace": unshare after joining the cgroup */
-    SL_STEP_SESSION,        /* "session": setsid, controlling terminal */
+    SL_STEP_SESSION,        /* "session": setsid, stdio */
     SL_STEP_LOOPBACK,       /* "loopback": bring lo up in the new network namespace */
     SL_STEP_HOSTNAME,       /* "hostname" */
     SL_STEP_PROPAGATION,    /* "mount propagation": make every mount private */
     SL_STEP_ROOTFS,         /* "rootfs": bind the root filesystem onto itself */
     SL_STEP_MOUNTS,         /* "mounts": /proc, /dev, devices, /sys, masked and read-only paths */
     SL_STEP_PIVOT_ROOT,     /* "pivot_root": switch root, detach the old one */
+    SL_STEP_TERMINAL,       /* "terminal": a pty from the container's devpts, master sent to the parent */
     SL_STEP_READONLY_ROOT,  /* "read-only root" */
     SL_STEP_CWD,            /* "cwd" */
     SL_STEP_RLIMITS,        /* "rlimits" */
@@ -89,7 +90,8 @@ typedef struct sl_plan {
     const char *rootfs;            /* absolute host path of the root filesystem */
     unsigned long clone_flags;     /* CLONE_NEW* for clone(2): user, pid, mount, uts, ipc, net */
     int unshare_cgroup;            /* unshare(CLONE_NEWCGROUP) once the parent has joined the cgroup */
-    int terminal_fd;               /* pty slave to make the controlling terminal and stdio, or -1 */
+    int terminal;                  /* open a pty in the container's /dev/pts, make it the controlling
+                                      terminal and stdio, and pass the master to the parent */
     int stdio_fds[3];              /* without a terminal: descriptors for 0, 1, 2; -1 keeps the launcher's */
     int loopback;                  /* bring up lo (new network namespace) */
     const char *hostname;          /* NULL: leave as is */
@@ -114,6 +116,8 @@ typedef struct sl_plan {
     char *const *argv;             /* NULL-terminated */
     char *const *envp;             /* NULL-terminated */
     const char *search_path;       /* PATH used to find argv[0] when it has no '/' */
+    uint64_t *step_end_ns;         /* NULL, or shared memory (MAP_SHARED) of SL_STEP_COUNT entries: the
+                                      child writes CLOCK_MONOTONIC at the end of each step it runs */
 } sl_plan;
 
 /* What the child sends back through the error pipe when a step fails. */
@@ -139,9 +143,15 @@ int sl_spawn(const sl_plan *plan, sl_process *process, int *failed_step);
 
 /*
  * Releases the child and waits until it has exec'd the command (returns 0) or failed a step
- * (returns 1 and fills `error`). Returns -errno if the parent's own calls fail.
+ * (returns 1 and fills `error`). Returns -errno if the parent's own calls fail. With plan->terminal,
+ * `terminal_master` receives the pty master the child opened (or stays -1 if it failed first).
  */
-int sl_release(sl_process *process, sl_child_error *error);
+int sl_release(sl_process *process, int *terminal_master, sl_child_error *error);
+
+/* sl_release in two halves, so the parent can work while the child sets itself up:
+ * begin sends the byte (returns 0 or -errno), finish collects the outcome as sl_release does. */
+int sl_release_begin(sl_process *process);
+int sl_release_finish(sl_process *process, int begin_result, int *terminal_master, sl_child_error *error);
 
 /* Kills a child that was never released and reaps it. */
 void sl_abort(sl_process *process);
@@ -162,11 +172,16 @@ void sl_forward_signals_unregister(pid_t pid);
 int sl_take_winch(void);
 
 /* Terminal helpers. */
-int sl_open_pty(int *master, int *slave);                   /* posix_openpt + grantpt + unlockpt + open */
 int sl_copy_window_size(int from_fd, int to_fd);            /* TIOCGWINSZ -> TIOCSWINSZ */
 int sl_make_raw(int fd, void *saved, size_t saved_size);    /* tcgetattr + cfmakeraw; saved >= sl_termios_size */
 int sl_restore_terminal(int fd, const void *saved);
 size_t sl_termios_size(void);
+
+/* CLOCK_MONOTONIC in nanoseconds. */
+uint64_t sl_monotonic_ns(void);
+/* An anonymous shared mapping of `count` zeroed uint64_t the child can write into, or NULL. */
+uint64_t *sl_shared_timings(size_t count);
+void sl_free_shared_timings(uint64_t *timings, size_t count);
 
 /* The syscall number of `name` on this architecture, or -1 when it does not exist here. */
 long sl_syscall_number(const char *name);
