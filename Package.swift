@@ -9,7 +9,12 @@ let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: 
 let package = Package(
     name: "Swiftlet",
     products: [
-        .executable(name: "swiftlet", targets: ["swiftlet"]),
+        // `swiftlet`: the lean front end. It runs `boot` and `doctor` itself (VMM only: no ArgumentParser,
+        // no Foundation, so a boot costs the least start-up time and memory) and hands every other
+        // subcommand, and --help, to `swiftlet-cli` beside it.
+        .executable(name: "swiftlet", targets: ["SwiftletLauncher"]),
+        // `swiftlet-cli`: the full command line (swift-argument-parser), one file per subcommand.
+        .executable(name: "swiftlet-cli", targets: ["swiftlet"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,11 +35,19 @@ let package = Package(
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Devices", "X86Boot", "CGuestImages", "CKVM"]),
         .target(name: "Container", dependencies: ["CLinux", systemPackage]),
         .executableTarget(
+            name: "SwiftletLauncher",
+            dependencies: ["VMM"],
+            linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release))]
+        ),
+        .executableTarget(
             name: "swiftlet",
             dependencies: [
                 "VMM", "Container",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // Release: one fully static executable (Swift stdlib and libc inside). It starts faster and maps
+            // less than a dynamically linked one; see docs/benchmarks.md.
+            linkerSettings: [.unsafeFlags(["-static-executable", "-l_FoundationCollections", "-l_FoundationCShims"], .when(configuration: .release))]
         ),
 
         // Helpers shared by the test targets: synthetic multiboot ELF images, the KVM skip rule.

@@ -18,8 +18,8 @@ fi
 [ "${1:-}" = "--deps" ] && exit 0
 
 command -v swift >/dev/null || { echo "setup: Swift 6 is needed (https://www.swift.org/install/linux/)" >&2; exit 1; }
-echo "setup: building swiftlet (release, static Swift stdlib)"
-swift build -c release --static-swift-stdlib --product swiftlet 2>&1 | tail -1
+echo "setup: building swiftlet (release, one static executable)"
+swift build -c release --product swiftlet 2>&1 | tail -1
 echo "setup: booting the embedded tiny guest: .build/release/swiftlet boot"
 status=0
 .build/release/swiftlet boot || status=$?

@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 runs=${1:-20}
 command -v qemu-system-x86_64 >/dev/null || ./setup.sh --deps
 bin=.build/release/swiftlet
-swift build -c release -Xswiftc -static-executable --product swiftlet 2>&1 | tail -1
+swift build -c release --product swiftlet 2>&1 | tail -1
 guest/build.sh >/dev/null   # guest/tiny/out/hello.elf: the same bytes swiftlet embeds
 elf=guest/tiny/out/hello.elf
 echo "swiftlet: $($bin boot --kernel $elf >/dev/null 2>&1; echo "status $?"), backend: $(ls -d /sys/module/kvm_intel /sys/module/kvm_amd /sys/module/kvm_pvm 2>/dev/null | xargs -n1 basename | tr '\n' ' ')"

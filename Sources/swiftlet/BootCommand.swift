@@ -7,7 +7,7 @@ import VMM
 struct BootCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "boot",
-        abstract: "Boot a tiny guest (default: the embedded 'hello') or a multiboot kernel.",
+        abstract: "Boot a tiny guest (default: the embedded 'hello'), a multiboot kernel or Linux.",
         discussion: """
         Exit status: odd = the guest's debug-exit value v as (v << 1) | 1 (QEMU's isa-debug-exit rule), \
         0 = guest halted or reset, 2 = bad input, 4 = KVM unavailable or failed, 6 = guest crashed \
@@ -52,6 +52,7 @@ struct BootCommand: ParsableCommand {
     var verbose = false
 
     func run() throws {
+        var arguments = BootArguments()
         var c = MachineConfiguration()
         do {
             c.memorySize = try MachineConfiguration.parseSize(memory)
@@ -61,25 +62,19 @@ struct BootCommand: ParsableCommand {
             c.bootMode = mode
             if kernel != nil && guest != nil { throw VMMError.invalidOption("give --kernel or --guest, not both") }
             if let kernel { c.kernel = .file(kernel) } else if let guest { c.kernel = .embedded(guest) }
-            c.timeout = timeout
-            c.traceExits = traceExits
-            c.commandLine = cmdline
-            c.initrd = initrd
-            c.cpus = cpus
-            c.initArguments = command
-            c.backendProfile = !noBackendProfile
-            let machine = try Machine.build(c)
-            if verbose { for line in machine.bootNotes { printError("swiftlet: \(line)") } }
-            let outcome = machine.run()
-            if traceExits { printError(machine.tracer.summary()) }
-            if verbose && machine.format.isLinux { printError(machine.timeline()) }
-            if let finished = machine.finishedInstructionSummary() { printError("swiftlet: \(finished)") }
-            if let message = outcome.message { printError("swiftlet: \(message)") }
-            if let diagnosis = machine.diagnosis() { printError("swiftlet: \(diagnosis)") }
-            throw ExitCode(outcome.exitStatus)
         } catch let error as VMMError {
             printError("swiftlet: \(error)")
             throw ExitCode(error.exitStatus)
         }
+        c.timeout = timeout
+        c.traceExits = traceExits
+        c.commandLine = cmdline
+        c.initrd = initrd
+        c.cpus = cpus
+        c.initArguments = command
+        c.backendProfile = !noBackendProfile
+        arguments.configuration = c
+        arguments.verbose = verbose
+        throw ExitCode(BootRunner.run(arguments))
     }
 }

@@ -12,9 +12,6 @@ struct DoctorCommand: ParsableCommand {
     var noSpeedTest = false
 
     func run() throws {
-        let report = Doctor.examine(runSpeedTest: !noSpeedTest)
-        print(Doctor.render(report))
-        if report.openError != nil { throw ExitCode(4) }
-        if report.speedTestError != nil { throw ExitCode(6) }
+        throw ExitCode(BootRunner.doctor(runSpeedTest: !noSpeedTest))
     }
 }

@@ -7,6 +7,6 @@ struct Swiftlet: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftlet",
         abstract: "A tiny KVM hypervisor and container launcher: run the same thing both ways and see the difference.",
-        subcommands: [BootCommand.self, DoctorCommand.self]
+        subcommands: [BootCommand.self, DoctorCommand.self, ContainerCommand.self]
     )
 }

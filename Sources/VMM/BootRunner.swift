@@ -1,0 +1,96 @@
+// BootRunner: `swiftlet boot` and `swiftlet doctor` from argument list to exit status, shared by the lean
+// front end (SwiftletLauncher) and the ArgumentParser CLI, so both behave the same.
+//
+// BootArguments.parse accepts exactly the options documented in `swiftlet boot --help` (the ArgumentParser
+// definition in Sources/swiftlet/BootCommand.swift is the one that prints help); it returns nil for
+// anything it does not know (--help, an unknown option), and the front end then hands the whole command
+// line to swiftlet-cli, whose parser prints the proper usage error.
+
+public struct BootArguments: Sendable {
+    public var configuration = MachineConfiguration()
+    public var verbose = false
+
+    public init() {}
+
+    /// Parses the arguments after `boot`. Throws for a bad value of a known option; nil for an unknown one.
+    public static func parse(_ arguments: [String]) throws(VMMError) -> BootArguments? {
+        var result = BootArguments()
+        var raw: [String: String] = [:]
+        var index = 0
+        let valued: Set = ["--kernel", "--guest", "--memory", "--boot", "--timeout", "--cmdline", "--initrd", "--cpus"]
+        while index < arguments.count {
+            let argument = arguments[index]
+            index += 1
+            if argument == "--" { result.configuration.initArguments = Array(arguments[index...]); break }
+            switch argument {
+            case "--trace-exits": result.configuration.traceExits = true; continue
+            case "-v", "--verbose": result.verbose = true; continue
+            case "--no-backend-profile": result.configuration.backendProfile = false; continue
+            default: break
+            }
+            var name = argument, value: String? = nil
+            if let equals = argument.firstIndex(of: "=") {
+                name = String(argument[..<equals])
+                value = String(argument[argument.index(after: equals)...])
+            }
+            guard valued.contains(name) else { return nil }
+            if value == nil {
+                guard index < arguments.count else { return nil }
+                value = arguments[index]
+                index += 1
+            }
+            raw[name] = value
+        }
+        try result.apply(raw)
+        return result
+    }
+
+    mutating func apply(_ raw: [String: String]) throws(VMMError) {
+        if let memory = raw["--memory"] { configuration.memorySize = try MachineConfiguration.parseSize(memory) }
+        if let boot = raw["--boot"] {
+            guard let mode = BootMode(rawValue: boot) else { throw .invalidOption("--boot \(boot): unknown boot mode (use direct or firmware)") }
+            configuration.bootMode = mode
+        }
+        if raw["--kernel"] != nil && raw["--guest"] != nil { throw .invalidOption("give --kernel or --guest, not both") }
+        if let kernel = raw["--kernel"] { configuration.kernel = .file(kernel) }
+        if let guest = raw["--guest"] { configuration.kernel = .embedded(guest) }
+        if let timeout = raw["--timeout"] {
+            guard let seconds = Double(timeout) else { throw .invalidOption("--timeout \(timeout): not a number of seconds") }
+            configuration.timeout = seconds
+        }
+        if let cmdline = raw["--cmdline"] { configuration.commandLine = cmdline }
+        if let initrd = raw["--initrd"] { configuration.initrd = initrd }
+        if let cpus = raw["--cpus"] {
+            guard let n = Int(cpus) else { throw .invalidOption("--cpus \(cpus): not a number") }
+            configuration.cpus = n
+        }
+    }
+}
+
+public enum BootRunner {
+    /// Builds and runs the machine, prints what the user should know on stderr, and returns the exit status.
+    public static func run(_ arguments: BootArguments) -> Int32 {
+        let machine: Machine
+        do { machine = try Machine.build(arguments.configuration) } catch {
+            printError("swiftlet: \(error)")
+            return error.exitStatus
+        }
+        if arguments.verbose { for line in machine.bootNotes { printError("swiftlet: \(line)") } }
+        let outcome = machine.run()
+        if arguments.configuration.traceExits { printError(machine.tracer.summary()) }
+        if arguments.verbose && machine.format.isLinux { printError(machine.timeline()) }
+        if let finished = machine.finishedInstructionSummary() { printError("swiftlet: \(finished)") }
+        if let message = outcome.message { printError("swiftlet: \(message)") }
+        if let diagnosis = machine.diagnosis() { printError("swiftlet: \(diagnosis)") }
+        return outcome.exitStatus
+    }
+
+    /// `swiftlet doctor`: prints the report; 0 when all is well, 4 when /dev/kvm is unusable, 6 when the speed test failed.
+    public static func doctor(runSpeedTest: Bool) -> Int32 {
+        let report = Doctor.examine(runSpeedTest: runSpeedTest)
+        ConsoleOutput.writeAll(1, Array((Doctor.render(report) + "\n").utf8))
+        if report.openError != nil { return ExitStatus.kvmUnavailable }
+        if report.speedTestError != nil { return ExitStatus.guestCrashed }
+        return ExitStatus.success
+    }
+}
