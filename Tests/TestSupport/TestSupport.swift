@@ -116,3 +116,18 @@ public enum ProcessRunner {
         fclose(f)
     }
 }
+
+extension ProcessRunner {
+    public static func readBytes(_ path: String) -> [UInt8] {
+        guard let f = fopen(path, "r") else { return [] }
+        defer { fclose(f) }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = fread(&chunk, 1, chunk.count, f)
+            if n == 0 { break }
+            bytes += chunk[0..<n]
+        }
+        return bytes
+    }
+}
