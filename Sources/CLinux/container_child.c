@@ -559,6 +559,8 @@ static __attribute__((noreturn)) void run_init(const sl_plan *p, int error_fd)
     if (child > 0 && p->step_end_ns != NULL) p->step_end_ns[SL_STEP_INIT] = sl_monotonic_ns();
     if (child == 0) exec_or_fail(p, error_fd);
 
+    /* Still the launcher's image (it never execs): call it "init" in ps -o comm and /proc/1/stat. */
+    prctl(PR_SET_NAME, "init", 0, 0, 0);
     /* The command holds the error pipe until it execs; the reaper needs no descriptor beyond stdio. */
     if (syscall(SYS_close_range, 3, ~0U, 0) < 0) close(error_fd);
     for (;;) {

@@ -111,6 +111,10 @@ enum FileSystem {
     }
 
     static func absolute(_ path: String) -> String {
-        path.hasPrefix("/") ? path : currentDirectory() + "/" + path
+        if path.hasPrefix("/") { return path }
+        var relative = Substring(path)
+        while relative.hasPrefix("./") { relative = relative.dropFirst(2) }
+        if relative == "." || relative.isEmpty { return currentDirectory() }
+        return currentDirectory() + "/" + relative
     }
 }
