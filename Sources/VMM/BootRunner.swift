@@ -79,6 +79,7 @@ public enum BootRunner {
         let outcome = machine.run()
         if arguments.configuration.traceExits { printError(machine.tracer.summary()) }
         if arguments.verbose && machine.format.isLinux { printError(machine.timeline()) }
+        if let samples = machine.ripSampleReport() { printError(samples) }
         if let finished = machine.finishedInstructionSummary() { printError("swiftlet: \(finished)") }
         if let message = outcome.message { printError("swiftlet: \(message)") }
         if let diagnosis = machine.diagnosis() { printError("swiftlet: \(diagnosis)") }

@@ -57,13 +57,17 @@ extension Machine {
         wakeFD.store(doneFD, ordering: .releasing)
         let deadline = configuration.timeout.map { ckvm_monotonic_ns() + UInt64($0 * 1e9) }
         if threads.isEmpty { finish(.vmmFailure("no vCPU could be started")) }
+        // Periodic kicks: for RIP sampling, and on kvm_pvm to get pending interrupts delivered (see tickInterval()).
+        let tickMs = [ripSampleInterval(), tickInterval()].compactMap { $0 }.min()
         while !stopRequested.load(ordering: .acquiring) {
-            var timeoutMs: Int32 = -1
+            var timeoutMs: Int32 = tickMs ?? -1
             if let deadline {
                 let now = ckvm_monotonic_ns()
                 if now >= deadline { finish(.timeout(seconds: configuration.timeout!)); break }
                 timeoutMs = Int32(min((deadline - now) / 1_000_000 + 1, 1_000_000))
+                if let tickMs { timeoutMs = min(timeoutMs, tickMs) }
             }
+            if tickMs != nil { for thread in threads { _ = ckvm_kick_thread(UInt(thread), kickSignal) } }
             var pfd = pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0)
             if poll(&pfd, 1, timeoutMs) > 0 {
                 var byte: UInt8 = 0
@@ -148,6 +152,7 @@ extension Machine {
             return .unknown
         case .interrupted:
             vcpu.setImmediateExit(false)
+            if ripSamplingEnabled, let rip = try? vcpu.registers().rip { ripSamples.withLock { $0[rip, default: 0] += 1 } }
             return .interrupted
         case let .unhandled(reason):
             finish(.crashed(vcpu: vcpu.id, report: "unexpected KVM exit reason \(reason); Swiftlet does not handle it"))
