@@ -40,9 +40,9 @@ func getpidString() -> String { String(UInt32.random(in: 0...UInt32.max)) }
     }
 
     static let badImages: [(String, [UInt8], String)] = [
-        ("text", Array("hello\n".utf8), "not an ELF file"),
+        ("text", Array("hello\n".utf8), "not a kernel Swiftlet can boot"),
         ("arm", SyntheticELF.multiboot(code: [0xF4], machine: 40), "ELF machine is 40, not x86"),
-        ("plain-elf", SyntheticELF.multiboot(code: [0xF4], multibootHeader: false), "no multiboot header"),
+        ("plain-elf", SyntheticELF.multiboot(code: [0xF4], multibootHeader: false), "neither a multiboot header nor a PVH note"),
         ("bad-sum", SyntheticELF.multiboot(code: [0xF4], badChecksum: true), "checksum is wrong"),
         ("too-big", SyntheticELF.multiboot(code: [0xF4], extraMemory: 128 << 20), "lies outside guest RAM (64 MiB); give the VM more --memory"),
         ("low", SyntheticELF.multiboot(code: [0xF4], loadAddress: 0x5000), "overlaps the boot information area"),

@@ -85,20 +85,35 @@ struct TinyGuestBootTests {
         }
     }
 
-    @Test func int3IsAnEmulationFailureOnPVMAndATripleFaultOnHardware() throws {
-        // 32-bit code: int3 with no IDT loaded.
+    @Test func int3IsFinishedByTheVMMOnPVMAndDeliveredAsBreakpoint() throws {
+        // 32-bit code: int3 with no IDT loaded. On kvm_pvm the emulator refuses int3; Swiftlet advances RIP
+        // and injects #BP itself. Either way the CPU then finds no IDT: #BP → #GP → #DF → triple fault.
         let image = SyntheticELF.multiboot(code: [0xCC, 0xF4])
         let (outcome, _, machine) = try boot("int3", image: image)
+        #expect(outcome.exitStatus == ExitStatus.guestCrashed)
+        guard case .tripleFault = outcome else {
+            Issue.record("expected a triple fault after #BP delivery, got \(outcome)")
+            return
+        }
+        if machine.backend == .pvm {
+            #expect(machine.finishedInstructions.withLock { $0["int3"] } == 1)
+        }
+    }
+
+    @Test func anInstructionTheEmulatorLacksStopsWithItsBytesAndName() throws {
+        // popcnt eax, eax; hlt. kvm_pvm's emulator cannot run popcnt in kernel mode; hardware runs it.
+        let (outcome, _, machine) = try boot("popcnt", image: SyntheticELF.multiboot(code: [0xF3, 0x0F, 0xB8, 0xC0, 0xF4]))
         if machine.backend == .pvm {
             guard case let .emulationFailure(_, report) = outcome else {
                 Issue.record("expected an emulation failure, got \(outcome)")
                 return
             }
-            #expect(report.contains("bytes cc f4"))
-            #expect(report.contains("(int3)"))
+            #expect(report.contains("bytes f3 0f b8 c0"))
+            #expect(report.contains("(popcnt)"))
             #expect(report.contains("kvm_pvm"))
-        } else {
             #expect(outcome.exitStatus == ExitStatus.guestCrashed)
+        } else {
+            #expect(outcome == .halted(vcpu: 0))
         }
     }
 
