@@ -66,14 +66,14 @@ struct LinuxBootTests {
     }
 
     @Test func pvhEntryBootsTheMinimalKernelToInit() throws {
-        let (outcome, output, machine) = try bootLinux(LinuxArtefacts.vmlinux, cpus: 1, timeout: 240)
+        let (outcome, output, machine) = try bootLinux(LinuxArtefacts.vmlinux, cpus: 1, timeout: 420)
         expectBootedToInit(output, cpus: 1)
         expectEnding(outcome, output, machine)
         #expect(machine.milestones.withLock { $0.map(\.name) }.contains("init started"))
     }
 
     @Test func bzImageBootsTheMinimalKernelToInit() throws {
-        let (outcome, output, machine) = try bootLinux(LinuxArtefacts.bzImage, cpus: 1, timeout: 240)
+        let (outcome, output, machine) = try bootLinux(LinuxArtefacts.bzImage, cpus: 1, timeout: 420)
         expectBootedToInit(output, cpus: 1)
         expectEnding(outcome, output, machine)
     }
