@@ -11,6 +11,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/audit.h>
@@ -272,6 +273,13 @@ uint32_t sl_audit_arch(void)
 #else
 #error "seccomp policy: unsupported architecture"
 #endif
+}
+
+long sl_filesystem_type(const char *path)
+{
+    struct statfs info;
+    if (statfs(path, &info) < 0) return -errno;
+    return (long)info.f_type;
 }
 
 int sl_cap_last_cap(void)

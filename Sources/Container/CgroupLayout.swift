@@ -45,22 +45,72 @@ public struct CgroupLayout: Equatable, Sendable {
     /// True when the container can get its own cgroup2 hierarchy (a pure v2 host).
     public var isUnifiedOnly: Bool { name == "v2" }
 
-    /// Reads the layout from /proc/self/mountinfo, /proc/self/cgroup and the cgroup2 root's
-    /// cgroup.controllers.
+    /// Reads the layout: the standard places first (statfs(2) on /sys/fs/cgroup and below, which is
+    /// cheap), else /proc/self/mountinfo (which the kernel must format line by line); plus
+    /// /proc/self/cgroup and the cgroup2 root's cgroup.controllers.
     public static func detect() throws(ContainerError) -> CgroupLayout {
-        let mounts = try MountInfo.current()
         let membership: String
         do {
             membership = try FileSystem.readString("/proc/self/cgroup")
         } catch {
             throw ContainerError(step: "cgroup", "cannot read /proc/self/cgroup", errno: error)
         }
+        if let standard = detectStandard(membership: membership) { return standard }
+        let mounts = try MountInfo.current()
         return detect(mounts: mounts, membership: membership) { try? FileSystem.readString($0) }
     }
 
-    /// The detection logic, with the files passed in so tests can describe any host.
-    public static func detect(mounts: [MountInfo], membership: String, readFile: (String) -> String?) -> CgroupLayout {
-        // /proc/self/cgroup: "4:memory:/process_api/x" (v1) and "0::/user.slice/x" (v2).
+    static let standardRoot = "/sys/fs/cgroup"
+    static let cgroup2Magic = 0x6367_7270
+    static let cgroupMagic = 0x0027_e0eb
+    static let tmpfsMagic = 0x0102_1994
+
+    /// The layouts systemd mounts: cgroup2 on /sys/fs/cgroup (v2), or a tmpfs there with v1
+    /// hierarchies at /sys/fs/cgroup/<controller> and perhaps cgroup2 at /sys/fs/cgroup/unified
+    /// (v1, hybrid). Recognised by filesystem type alone; nil when anything differs, including a
+    /// cgroup directory of ours that is not where /proc/self/cgroup says (a hierarchy mounted from a
+    /// sub-cgroup): then the mount table decides.
+    static func detectStandard(membership: String) -> CgroupLayout? {
+        let (v1Paths, v2Path) = parseMembership(membership)
+        func join(_ base: String, _ path: String) -> String { path == "/" || path.isEmpty ? base : base + path }
+        switch FileSystem.filesystemType(standardRoot) {
+        case cgroup2Magic?:
+            let own = join(standardRoot, v2Path ?? "/")
+            guard FileSystem.isDirectory(own) else { return nil }
+            let unified = CgroupHierarchy(version: .v2, mountPoint: standardRoot, ownDirectory: own)
+            var controllers: [CgroupController: CgroupHierarchy] = [:]
+            let available = (try? FileSystem.readString(standardRoot + "/cgroup.controllers")) ?? ""
+            for controller in CgroupController.allCases where containsWord(available, controller.rawValue) {
+                controllers[controller] = unified
+            }
+            return CgroupLayout(controllers: controllers, unified: unified)
+        case tmpfsMagic?:
+            var controllers: [CgroupController: CgroupHierarchy] = [:]
+            for controller in CgroupController.allCases {
+                let mountPoint = standardRoot + "/" + controller.rawValue
+                guard FileSystem.filesystemType(mountPoint) == cgroupMagic else { continue }
+                let own = join(mountPoint, v1Paths[controller.rawValue] ?? "/")
+                guard FileSystem.isDirectory(own) else { return nil }
+                controllers[controller] = CgroupHierarchy(version: .v1, mountPoint: mountPoint, ownDirectory: own)
+            }
+            var unified: CgroupHierarchy?
+            let unifiedPoint = standardRoot + "/unified"
+            if FileSystem.filesystemType(unifiedPoint) == cgroup2Magic {
+                let hierarchy = CgroupHierarchy(version: .v2, mountPoint: unifiedPoint, ownDirectory: join(unifiedPoint, v2Path ?? "/"))
+                unified = hierarchy
+                let available = (try? FileSystem.readString(unifiedPoint + "/cgroup.controllers")) ?? ""
+                for controller in CgroupController.allCases where controllers[controller] == nil && containsWord(available, controller.rawValue) {
+                    controllers[controller] = hierarchy
+                }
+            }
+            return controllers.isEmpty && unified == nil ? nil : CgroupLayout(controllers: controllers, unified: unified)
+        default:
+            return nil
+        }
+    }
+
+    /// /proc/self/cgroup: "4:memory:/process_api/x" (v1) and "0::/user.slice/x" (v2).
+    static func parseMembership(_ membership: String) -> (v1: [String: String], v2: String?) {
         var v1Paths: [String: String] = [:]
         var v2Path: String?
         for line in membership.split(separator: "\n") {
@@ -72,6 +122,17 @@ public struct CgroupLayout: Equatable, Sendable {
                 for controller in parts[1].split(separator: ",") { v1Paths[String(controller)] = String(parts[2]) }
             }
         }
+        return (v1Paths, v2Path)
+    }
+
+    /// Whether a space- or newline-separated list contains `word`.
+    static func containsWord(_ list: String, _ word: String) -> Bool {
+        list.split(whereSeparator: { $0 == " " || $0 == "\n" }).contains { $0 == word }
+    }
+
+    /// The detection logic, with the files passed in so tests can describe any host.
+    public static func detect(mounts: [MountInfo], membership: String, readFile: (String) -> String?) -> CgroupLayout {
+        let (v1Paths, v2Path) = parseMembership(membership)
 
         func directory(_ mount: MountInfo, _ path: String) -> String {
             // A hierarchy mounted from a sub-cgroup (inside another container) shows paths relative
@@ -88,8 +149,8 @@ public struct CgroupLayout: Equatable, Sendable {
         for mount in mounts {
             switch mount.fsType {
             case "cgroup":
-                let options = Set(mount.superOptions.split(separator: ",").map(String.init))
-                for controller in CgroupController.allCases where options.contains(controller.rawValue) {
+                let options = mount.superOptions.split(separator: ",")
+                for controller in CgroupController.allCases where options.contains(where: { $0 == controller.rawValue }) {
                     guard controllers[controller] == nil else { continue }
                     let path = v1Paths[controller.rawValue] ?? "/"
                     controllers[controller] = CgroupHierarchy(version: .v1, mountPoint: mount.mountPoint,
@@ -103,8 +164,7 @@ public struct CgroupLayout: Equatable, Sendable {
             }
         }
         if let unified, let available = readFile(unified.mountPoint + "/cgroup.controllers") {
-            let names = Set(available.split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
-            for controller in CgroupController.allCases where controllers[controller] == nil && names.contains(controller.rawValue) {
+            for controller in CgroupController.allCases where controllers[controller] == nil && containsWord(available, controller.rawValue) {
                 controllers[controller] = unified
             }
         }

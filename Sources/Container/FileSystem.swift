@@ -1,6 +1,7 @@
 // FileSystem: the handful of file operations the launcher's parent side performs (cgroup files,
 // /proc/PID/uid_map, config.json, /proc/self/mountinfo), each one system call deep, throwing the Errno.
 // Reads and writes go through swift-system's FileDescriptor; directory calls use libc directly.
+import CLinux
 import SystemPackage
 
 #if canImport(Glibc)
@@ -73,6 +74,12 @@ enum FileSystem {
     static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
+    }
+
+    /// statfs(2)'s f_type (the filesystem's magic number), or nil if the path cannot be queried.
+    static func filesystemType(_ path: String) -> Int? {
+        let type = sl_filesystem_type(path)
+        return type < 0 ? nil : type
     }
 
     static func makeDirectory(_ path: String, mode: mode_t = 0o755) throws(Errno) {

@@ -75,9 +75,9 @@ public enum Launcher {
         // validate
         let rootfs = try validate(spec, host: options.host)
         timeline.mark("validate")
-        // kernel support: checked up front only for what clone(2) would not report clearly; the
-        // namespace types are diagnosed if the clone fails (see cloneFailure).
-        try checkUserNamespaces(spec, host: options.host)
+        // kernel support: diagnosed only if clone(2) fails (see cloneFailure), where the missing
+        // namespace type or the disabled user namespaces are named; reading /proc/sys up front would
+        // cost every run.
 
         // cgroup: a cgroup of our own only when a limit asks for one or there is no pid namespace
         // to end every process (see ContainerCgroup.isNeeded). The host's layout is read here when

@@ -42,24 +42,54 @@ public enum MountPlan {
         ("/dev/stderr", "/proc/self/fd/2"), ("/dev/ptmx", "pts/ptmx"),
     ]
 
-    /// OCI option strings (mount(8) spellings) and their MS_* flags; `clear` options turn a flag off.
-    static let flagOptions: [String: (set: Bool, flag: UInt)] = [
-        "ro": (true, UInt(sl_ms_rdonly)), "rw": (false, UInt(sl_ms_rdonly)),
-        "nosuid": (true, UInt(sl_ms_nosuid)), "suid": (false, UInt(sl_ms_nosuid)),
-        "nodev": (true, UInt(sl_ms_nodev)), "dev": (false, UInt(sl_ms_nodev)),
-        "noexec": (true, UInt(sl_ms_noexec)), "exec": (false, UInt(sl_ms_noexec)),
-        "sync": (true, UInt(sl_ms_synchronous)), "async": (false, UInt(sl_ms_synchronous)),
-        "dirsync": (true, UInt(sl_ms_dirsync)),
-        "mand": (true, UInt(sl_ms_mandlock)), "nomand": (false, UInt(sl_ms_mandlock)),
-        "noatime": (true, UInt(sl_ms_noatime)), "atime": (false, UInt(sl_ms_noatime)),
-        "nodiratime": (true, UInt(sl_ms_nodiratime)), "diratime": (false, UInt(sl_ms_nodiratime)),
-        "relatime": (true, UInt(sl_ms_relatime)), "norelatime": (false, UInt(sl_ms_relatime)),
-        "strictatime": (true, UInt(sl_ms_strictatime)), "nostrictatime": (false, UInt(sl_ms_strictatime)),
-        "lazytime": (true, UInt(sl_ms_lazytime)), "nolazytime": (false, UInt(sl_ms_lazytime)),
-    ]
+    /// An OCI option string (mount(8) spelling) as the MS_* flag it sets (`set`) or clears. A switch,
+    /// not a dictionary: this runs on every container start, where building a dictionary costs more.
+    static func flagOption(_ option: String) -> (set: Bool, flag: UInt)? {
+        switch option {
+        case "ro": return (true, UInt(sl_ms_rdonly))
+        case "rw": return (false, UInt(sl_ms_rdonly))
+        case "nosuid": return (true, UInt(sl_ms_nosuid))
+        case "suid": return (false, UInt(sl_ms_nosuid))
+        case "nodev": return (true, UInt(sl_ms_nodev))
+        case "dev": return (false, UInt(sl_ms_nodev))
+        case "noexec": return (true, UInt(sl_ms_noexec))
+        case "exec": return (false, UInt(sl_ms_noexec))
+        case "sync": return (true, UInt(sl_ms_synchronous))
+        case "async": return (false, UInt(sl_ms_synchronous))
+        case "dirsync": return (true, UInt(sl_ms_dirsync))
+        case "mand": return (true, UInt(sl_ms_mandlock))
+        case "nomand": return (false, UInt(sl_ms_mandlock))
+        case "noatime": return (true, UInt(sl_ms_noatime))
+        case "atime": return (false, UInt(sl_ms_noatime))
+        case "nodiratime": return (true, UInt(sl_ms_nodiratime))
+        case "diratime": return (false, UInt(sl_ms_nodiratime))
+        case "relatime": return (true, UInt(sl_ms_relatime))
+        case "norelatime": return (false, UInt(sl_ms_relatime))
+        case "strictatime": return (true, UInt(sl_ms_strictatime))
+        case "nostrictatime": return (false, UInt(sl_ms_strictatime))
+        case "lazytime": return (true, UInt(sl_ms_lazytime))
+        case "nolazytime": return (false, UInt(sl_ms_lazytime))
+        default: return nil
+        }
+    }
+
     /// Propagation options: every container mount is private already (the "mount propagation" step).
-    static let propagationOptions: Set<String> = ["private", "rprivate", "shared", "rshared", "slave", "rslave",
-                                                  "unbindable", "runbindable"]
+    static func isPropagationOption(_ option: String) -> Bool {
+        switch option {
+        case "private", "rprivate", "shared", "rshared", "slave", "rslave", "unbindable", "runbindable": return true
+        default: return false
+        }
+    }
+
+    /// "a,b,c" without the generic `joined`, which costs a runtime conformance lookup at start-up.
+    static func commaSeparated<S: StringProtocol>(_ parts: [S]) -> String {
+        var text = ""
+        for part in parts {
+            if !text.isEmpty { text += "," }
+            text += part
+        }
+        return text
+    }
 
     /// Splits OCI options into flags, a data string, and whether they ask for a (recursive) bind.
     public static func parseOptions(_ options: [String]) -> (flags: UInt, data: String?, bind: Bool, recursive: Bool, ignored: [String]) {
@@ -69,14 +99,14 @@ public enum MountPlan {
         var recursive = false
         var ignored: [String] = []
         for option in options {
-            if let entry = flagOptions[option] {
+            if let entry = flagOption(option) {
                 if entry.set { flags |= entry.flag } else { flags &= ~entry.flag }
             } else if option == "bind" {
                 bind = true
             } else if option == "rbind" {
                 bind = true
                 recursive = true
-            } else if propagationOptions.contains(option) || option == "defaults" {
+            } else if isPropagationOption(option) || option == "defaults" {
                 continue
             } else if option == "tmpcopyup" || option == "remount" || option.hasPrefix("x-") {
                 ignored.append(option)
@@ -84,7 +114,7 @@ public enum MountPlan {
                 data.append(option)
             }
         }
-        return (flags, data.isEmpty ? nil : data.joined(separator: ","), bind, recursive, ignored)
+        return (flags, data.isEmpty ? nil : commaSeparated(data), bind, recursive, ignored)
     }
 
     /// The ordered plan for `spec`. `baseDirectory` resolves relative bind sources (the bundle, or the
@@ -133,7 +163,7 @@ public enum MountPlan {
                         warn("\(field): \(option) is not mapped in the user namespace; dropped")
                         return false
                     }
-                    data = kept.isEmpty ? nil : kept.joined(separator: ",")
+                    data = kept.isEmpty ? nil : commaSeparated(kept)
                 }
             default:
                 break

@@ -118,6 +118,21 @@ import Glibc
         #expect(fs.directories.contains("/cg/other"))
     }
 
+    @Test func standardDetectionAgreesWithTheMountTable() throws {
+        let membership = FileSystemProbe.read("/proc/self/cgroup") ?? ""
+        guard let standard = CgroupLayout.detectStandard(membership: membership) else { return } // not a standard layout here
+        let fromMounts = CgroupLayout.detect(mounts: try MountInfo.current(), membership: membership) { FileSystemProbe.read($0) }
+        func canonical(_ layout: CgroupLayout) -> [String: String] {
+            var result: [String: String] = [:]
+            for (controller, hierarchy) in layout.controllers {
+                result[controller.rawValue] = "\(hierarchy.version) " + ((try? FileSystem.canonicalPath(hierarchy.ownDirectory)) ?? "?")
+            }
+            return result
+        }
+        #expect(canonical(standard) == canonical(fromMounts))
+        #expect(standard.name == fromMounts.name)
+    }
+
     @Test func counterFilesAreRead() throws {
         let directory = try TemporaryDirectory()
         try directory.write("oom 3\noom_kill 2\n", to: "memory.events")

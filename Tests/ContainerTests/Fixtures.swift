@@ -86,16 +86,51 @@ enum Run {
 }
 
 enum Shell {
-    /// Runs a shell command line; returns its status and stdout+stderr.
+    /// Runs a shell command line; returns its status and stdout+stderr. posix_spawn with an empty
+    /// signal mask and default dispositions: Swift Testing runs tests on libdispatch threads, which
+    /// block nearly every signal, and a shell that inherits a blocked SIGCHLD waits forever.
     static func run(_ commandLine: String) -> (Int32, String) {
-        guard let pipe = popen(commandLine + " 2>&1", "r") else { return (-1, "") }
-        var output = ""
-        var buffer = [CChar](repeating: 0, count: 4096)
-        while fgets(&buffer, Int32(buffer.count), pipe) != nil {
-            output += buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return (-1, "") }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
+        posix_spawn_file_actions_addclose(&actions, fds[0])
+        posix_spawn_file_actions_addclose(&actions, fds[1])
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t()
+        sigemptyset(&none)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let words: [UnsafeMutablePointer<CChar>?] = ["/bin/sh", "-c", commandLine].map { (word: String) in strdup(word) }
+        defer { words.forEach { free($0) } }
+        var argv: [UnsafeMutablePointer<CChar>?] = words + [nil]
+        var pid: pid_t = 0
+        let spawned = posix_spawn(&pid, "/bin/sh", &actions, &attributes, &argv, environ)
+        close(fds[1])
+        guard spawned == 0 else {
+            close(fds[0])
+            return (-1, "")
         }
-        let status = pclose(pipe)
-        return ((status >> 8) & 0xff, output)
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fds[0], &buffer, buffer.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            bytes += buffer[..<n]
+        }
+        close(fds[0])
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        return ((status >> 8) & 0xff, String(decoding: bytes, as: UTF8.self))
     }
 }
 

@@ -200,7 +200,7 @@ struct LauncherTests {
             --filter launcherProbe >/dev/null 2>&1 & probe=$!
             for i in $(seq 100); do ps -eo args | grep -q '^[s]leep 4242' && break; sleep 0.05; done
             echo started=$(ps -eo args | grep -c '^[s]leep 4242')
-            kill -KILL $probe; wait $probe 2>/dev/null; sleep 0.2
+            kill -KILL $probe; wait $probe 2>/dev/null; sleep 0.3
             echo left=$(ps -eo args | grep -c '^[s]leep 4242')
             """)
         #expect(output.contains("started=1"), "\(output)")

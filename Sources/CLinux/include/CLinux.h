@@ -188,6 +188,9 @@ long sl_syscall_number(const char *name);
 /* AUDIT_ARCH_* of this build, for the seccomp filter's architecture check. */
 uint32_t sl_audit_arch(void);
 
+/* statfs(2)'s f_type for `path` (the filesystem's magic number), or -errno. */
+long sl_filesystem_type(const char *path);
+
 /* The highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap), or -errno. */
 int sl_cap_last_cap(void);
 
