@@ -96,11 +96,13 @@ if ! $kernel_done; then
     kmake() { make -C "$src" O="$build" "$@" >>"$log" 2>&1 || { tail -n 40 "$log" >&2; die "make $* failed (log: $log)"; }; }
 
     say "configuring: tinyconfig + $(basename "$fragment") (allnoconfig: nothing else on)"
-    # tinyconfig is allnoconfig + kernel/configs/tiny.config + arch/x86/configs/tiny.config; the fragment
-    # goes on top (its lines win: tiny.config lines naming the same options are left out).
+    # tinyconfig is allnoconfig with kernel/configs/tiny-base.config (EMBEDDED, so EXPERT: options
+    # that are "default y if !EXPERT" get off), then kernel/configs/tiny.config and
+    # arch/x86/configs/tiny.config; the fragment goes on top (its lines win: tiny lines naming the same
+    # options are left out).
     allconfig=$build/swiftlet.allconfig
     names=$(grep -oE 'CONFIG_[A-Za-z0-9_]+' "$fragment" | sort -u)
-    cat "$src/kernel/configs/tiny.config" "$src/arch/x86/configs/tiny.config" \
+    cat "$src/kernel/configs/tiny-base.config" "$src/kernel/configs/tiny.config" "$src/arch/x86/configs/tiny.config" \
         | grep -vwF -f <(echo "$names") > "$allconfig" || true
     cat "$fragment" >> "$allconfig"
     kmake KCONFIG_ALLCONFIG="$allconfig" allnoconfig
