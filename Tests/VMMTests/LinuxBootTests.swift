@@ -23,7 +23,7 @@ enum LinuxArtefacts {
     static let reason = "guest/linux/out has no kernel: run guest/linux/build.sh (CI does)"
 }
 
-@Suite(.serialized,
+@Suite(
        .enabled(if: KVMRequirement.available, Comment(rawValue: KVMRequirement.reason)),
        .enabled(if: LinuxArtefacts.present, Comment(rawValue: LinuxArtefacts.reason)))
 struct LinuxBootTests {
@@ -32,7 +32,7 @@ struct LinuxBootTests {
         c.kernel = .file(kernel)
         c.initrd = LinuxArtefacts.initramfs
         c.cpus = cpus
-        c.memorySize = 128 << 20
+        c.memorySize = 64 << 20
         c.timeout = timeout
         c.initArguments = ["uname", "-r"]
         let console = ConsoleOutput(fd: -1, capture: true)
