@@ -14,9 +14,15 @@
 # so the whole harness runs inside `unshare -m` with /sys/fs/cgroup/unified unmounted there: every
 # launcher sees the same v1-only view, and crun is exec'd directly, not through a wrapper.
 #
+# SWIFTLET_COMPARE=/path/to/another/swiftlet adds a line for a second build (swiftlet*).
+#
+# "swiftlet --pids 512" is the same run with a limit, so with a cgroup: without a limit Swiftlet
+# creates none (docs/containers.md explains why), while crun and runc always do.
+#
 # Needs root, a C compiler, busybox-static (guest/rootfs/build.sh), crun and runc (installed with
-# apt-get when missing, waiting for another apt to finish). Builds the release swiftlet with the
-# static Swift standard library into .build-container unless SWIFTLET names a binary.
+# apt-get when missing, waiting for another apt to finish). Builds the release swiftlet as one static
+# executable (SWIFT_LINK, default -static-executable; -static-stdlib also works) into .build-container
+# unless SWIFTLET names a binary.
 set -euo pipefail
 runs=${1:-50}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -37,7 +43,7 @@ install_if_missing cc gcc
 
 swiftlet=${SWIFTLET:-}
 if [ -z "$swiftlet" ]; then
-    (cd "$here" && swift build -c release --scratch-path .build-container -Xswiftc -static-stdlib --product swiftlet >&2)
+    (cd "$here" && swift build -c release --scratch-path .build-container -Xswiftc "${SWIFT_LINK:--static-executable}" --product swiftlet >&2)
     swiftlet=$here/.build-container/release/swiftlet
 fi
 "$swiftlet" container run --help >/dev/null 2>&1 || { echo "bench: $swiftlet has no 'container run' command" >&2; exit 1; }
@@ -96,10 +102,10 @@ int main(int argc, char **argv) {
     }
     double base = 0;
     for (int i = 0; i < n; i++) { qsort(times[i], runs, sizeof(double), cmp); if (!strcmp(labels[i], "crun run")) base = times[i][runs / 2]; }
-    printf("%-28s %9s %9s %9s %8s %10s %s\n", "launcher", "median", "p10", "p90", "x crun", "max RSS", "failed");
+    printf("%-30s %9s %9s %9s %8s %10s %s\n", "launcher", "median", "p10", "p90", "x crun", "max RSS", "failed");
     for (int i = 0; i < n; i++) {
         double m = times[i][runs / 2];
-        printf("%-28s %6.2f ms %6.2f ms %6.2f ms %7.2fx %7.1f MiB %d\n", labels[i], m, times[i][runs / 10],
+        printf("%-30s %6.2f ms %6.2f ms %6.2f ms %7.2fx %7.1f MiB %d\n", labels[i], m, times[i][runs / 10],
                times[i][runs * 9 / 10], base > 0 ? m / base : 0, rss[i] / 1024.0, failures[i]);
     }
     return 0;
@@ -110,10 +116,14 @@ cc -O2 -o "$work/harness" "$work/harness.c"
 cat > "$work/launchers" <<EOF
 swiftlet run --rootfs	$swiftlet container run --rootfs $bundle/rootfs -- /bin/true
 swiftlet run --bundle	$swiftlet container run --bundle $bundle
+swiftlet --pids 512 (cgroup)	$swiftlet container run --pids 512 --rootfs $bundle/rootfs -- /bin/true
 crun run	$(command -v crun) run -b $bundle bench-crun
 runc run	$(command -v runc) run -b $bundle bench-runc
 unshare -muinpfC + chroot	$(command -v unshare) -muinpfC chroot $bundle/rootfs /bin/true
 EOF
+if [ -n "${SWIFTLET_COMPARE:-}" ]; then
+    printf 'swiftlet* run --rootfs\t%s container run --rootfs %s -- /bin/true\n' "$SWIFTLET_COMPARE" "$bundle/rootfs" >> "$work/launchers"
+fi
 
 echo "# $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $runs runs each, interleaved"
 echo "# crun $(crun --version | head -1 | cut -d' ' -f3), runc $(runc --version | head -1 | cut -d' ' -f3), swiftlet: $swiftlet"

@@ -30,6 +30,21 @@ public enum ContainerCLI {
         }
     }
 
+    /// For a front end that runs `container run` without swift-argument-parser: `arguments` are the
+    /// program's arguments after its name ("container", "run", options…, command…). Returns the exit
+    /// status, or nil when this is not `container run` or help was asked for (hand those to the full
+    /// CLI). Parsing with ArgumentParser costs about a millisecond of start-up (reflection and
+    /// protocol-conformance lookups) and a few MiB of resident memory, on a path meant to be fast.
+    public static func fastPath(_ arguments: [String]) -> Int32? {
+        guard arguments.count >= 2, arguments[0] == "container", arguments[1] == "run" else { return nil }
+        let rest = Array(arguments.dropFirst(2))
+        for argument in rest {
+            if argument == "--" || !argument.hasPrefix("-") { break }
+            if argument == "--help" || argument == "-h" { return nil }
+        }
+        return run(arguments: rest)
+    }
+
     /// `container run` from raw arguments, without swift-argument-parser: for a front end's fast path.
     public static func run(arguments: [String]) -> Int32 {
         do {

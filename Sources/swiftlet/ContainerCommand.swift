@@ -103,18 +103,9 @@ struct ContainerSpecCommand: ParsableCommand {
 }
 
 extension ContainerCommand {
-    /// `swiftlet container run …` without swift-argument-parser, for the root command's `main()` to
-    /// try first: parsing with ArgumentParser costs about a millisecond of start-up (reflection and
-    /// protocol-conformance lookups) and several MiB of resident memory, on a path whose whole point
-    /// is to be fast. Returns nil (let ArgumentParser handle it) for anything else, for --help, and
-    /// for --help/-h among the options.
+    /// `swiftlet container run …` without swift-argument-parser, for a `main()` to try first; see
+    /// `ContainerCLI.fastPath`. Returns nil for anything else (including --help).
     static func fastPath(_ arguments: [String] = CommandLine.arguments) -> Int32? {
-        guard arguments.count >= 3, arguments[1] == "container", arguments[2] == "run" else { return nil }
-        let rest = Array(arguments.dropFirst(3))
-        for argument in rest {
-            if argument == "--" || !argument.hasPrefix("-") { break }
-            if argument == "--help" || argument == "-h" { return nil }
-        }
-        return ContainerCLI.run(arguments: rest)
+        ContainerCLI.fastPath(Array(arguments.dropFirst()))
     }
 }
