@@ -9,8 +9,8 @@ let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: 
 let package = Package(
     name: "Swiftlet",
     products: [
-        // `swiftlet`: the lean front end. It runs `boot` and `doctor` itself (VMM only: no ArgumentParser,
-        // no Foundation, so a boot costs the least start-up time and memory) and hands every other
+        // `swiftlet`: the lean front end. It runs `boot`, `doctor` and `container run` itself (no
+        // ArgumentParser, no Foundation, so they cost the least start-up time and memory) and hands every other
         // subcommand, and --help, to `swiftlet-cli` beside it.
         .executable(name: "swiftlet", targets: ["SwiftletLauncher"]),
         // `swiftlet-cli`: the full command line (swift-argument-parser), one file per subcommand.
@@ -36,7 +36,7 @@ let package = Package(
         .target(name: "Container", dependencies: ["CLinux", systemPackage]),
         .executableTarget(
             name: "SwiftletLauncher",
-            dependencies: ["VMM"],
+            dependencies: ["VMM", "Container"],
             linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release))]
         ),
         .executableTarget(

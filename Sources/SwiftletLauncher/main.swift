@@ -1,7 +1,9 @@
-// swiftlet: the lean front end. `boot` and `doctor` run here, parsed by hand, with nothing but the VMM
-// linked in: no ArgumentParser and no Foundation, so booting a guest costs the least time and memory (see
+// swiftlet: the lean front end. `boot`, `doctor` and `container run` run here, parsed by hand, with the VMM
+// and the container launcher linked in but no ArgumentParser and no Foundation, so they cost the least
+// time and memory (see
 // docs/benchmarks.md). Every other subcommand, --help, and anything this parser does not recognise is
 // handed unchanged to `swiftlet-cli` (the swift-argument-parser CLI installed beside this binary) by execv.
+import Container
 import Glibc
 import VMM
 
@@ -19,6 +21,8 @@ case "doctor":
     let rest = arguments.dropFirst()
     if rest.isEmpty { exit(BootRunner.doctor(runSpeedTest: true)) }
     if Array(rest) == ["--no-speed-test"] { exit(BootRunner.doctor(runSpeedTest: false)) }
+case "container":
+    if let status = ContainerCLI.fastPath(arguments) { exit(status) }
 default:
     break
 }

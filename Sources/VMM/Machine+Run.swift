@@ -152,7 +152,7 @@ extension Machine {
             return .unknown
         case .interrupted:
             vcpu.setImmediateExit(false)
-            if ripSamplingEnabled, let rip = try? vcpu.registers().rip { ripSamples.withLock { $0[rip, default: 0] += 1 } }
+            if ripSamplingEnabled, let rip = try? vcpu.registers().rip { ripSamples.withLock { $0[vcpu.id, default: [:]][rip, default: 0] += 1 } }
             return .interrupted
         case let .unhandled(reason):
             finish(.crashed(vcpu: vcpu.id, report: "unexpected KVM exit reason \(reason); Swiftlet does not handle it"))

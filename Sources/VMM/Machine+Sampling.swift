@@ -1,7 +1,7 @@
 // Machine+Sampling: where does the guest spend its time between exits? A developer's tool for the lab.
 //
 // With SWIFTLET_SAMPLE_RIP_MS=N in the environment, the run loop kicks vCPU 0 out of KVM_RUN every N ms
-// and records its RIP; at the end the hottest addresses are printed (map them to symbols with
+// and records its RIP (every vCPU, when the kvm_pvm profile's ticks are on); at the end the hottest addresses are printed (map them to symbols with
 // `nm vmlinux | sort`). Kicks cost one exit each, so keep N at 10 or more.
 import Glibc
 import GuestMemory
@@ -17,12 +17,15 @@ extension Machine {
 
     /// The hottest sampled RIPs, as text; nil when sampling was off.
     public func ripSampleReport(top: Int = 15) -> String? {
-        let samples = ripSamples.withLock { $0 }
-        guard !samples.isEmpty else { return nil }
-        let total = samples.values.reduce(0, +)
-        var lines = ["RIP samples of vCPU 0 (\(total) samples):"]
-        for (rip, count) in samples.sorted(by: { $0.value > $1.value }).prefix(top) {
-            lines.append("  0x\(hex(rip, width: 16))  \(count)")
+        let perVCPU = ripSamples.withLock { $0 }
+        guard !perVCPU.isEmpty else { return nil }
+        var lines: [String] = []
+        for (vcpu, samples) in perVCPU.sorted(by: { $0.key < $1.key }) {
+            let total = samples.values.reduce(0, +)
+            lines.append("RIP samples of vCPU \(vcpu) (\(total) samples):")
+            for (rip, count) in samples.sorted(by: { $0.value > $1.value }).prefix(top) {
+                lines.append("  0x\(hex(rip, width: 16))  \(count)")
+            }
         }
         return lines.joined(separator: "\n")
     }

@@ -49,7 +49,7 @@ public final class Machine: @unchecked Sendable {
     let panicLine = Mutex<String?>(nil)
     /// The write end of the run loop's wake-up pipe while `run()` waits, else -1.
     let wakeFD = Atomic<Int32>(-1)
-    let ripSamples = Mutex<[UInt64: Int]>([:])
+    let ripSamples = Mutex<[UInt32: [UInt64: Int]]>([:])
     let ripSamplingOn = Atomic<Bool>(false)
 
     // MARK: The recipe

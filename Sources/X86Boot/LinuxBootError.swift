@@ -67,7 +67,8 @@ public enum LinuxBootError: Error, Equatable, Sendable, CustomStringConvertible 
     }
 
     /// "2.12" for 0x020C.
-    static func version(_ v: UInt16) -> String { "\(v >> 8).\(v & 0xFF)" }
+    /// As Documentation/arch/x86/boot.rst writes them: 2.04, 2.12.
+    static func version(_ v: UInt16) -> String { let minor = v & 0xFF; return "\(v >> 8).\(minor < 10 ? "0" : "")\(minor)" }
 
     /// A size in MiB, rounded up, or in KiB below 1 MiB.
     static func mebibytes(_ bytes: UInt64) -> String {

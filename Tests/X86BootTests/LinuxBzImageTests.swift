@@ -101,7 +101,7 @@ import Testing
             #expect(!error.description.isEmpty)
             #expect(!error.description.contains("\n"))
         }
-        #expect(LinuxBootError.protocolTooOld(found: 0x203, required: 0x20C).description.contains("2.3; Swiftlet needs 2.12"))
+        #expect(LinuxBootError.protocolTooOld(found: 0x203, required: 0x20C).description.contains("2.03; Swiftlet needs 2.12"))
         #expect(LinuxBootError.initrdTooLarge(size: 100 << 20, kernelEnd: 0x180_0000, ceiling: 0x400_0000).description
             .contains("the initrd (100 MiB) does not fit"))
     }
