@@ -71,7 +71,7 @@ public struct LaunchOptions: Sendable {
 
 public enum Launcher {
     public static func run(_ spec: ContainerSpec, options: LaunchOptions = LaunchOptions()) throws(ContainerError) -> RunResult {
-        var timeline = Timeline(enabled: options.recordTimings)
+        let timeline = Timeline(enabled: options.recordTimings)
         // validate
         let rootfs = try validate(spec, host: options.host)
         timeline.mark("validate")
@@ -202,7 +202,7 @@ public enum Launcher {
     }
 
     /// Step end times, the launcher's from here and the child's from a shared page it writes into.
-    struct Timeline {
+    final class Timeline {
         private let start: UInt64
         private var marks: [(String, UInt64)] = []
         let childBuffer: UnsafeMutablePointer<UInt64>?
@@ -212,13 +212,16 @@ public enum Launcher {
             childBuffer = enabled ? sl_shared_timings(Int(SL_STEP_COUNT.rawValue)) : nil
         }
 
-        mutating func mark(_ step: String) {
+        deinit {
+            sl_free_shared_timings(childBuffer, Int(SL_STEP_COUNT.rawValue))
+        }
+
+        func mark(_ step: String) {
             if childBuffer != nil { marks.append((step, sl_monotonic_ns())) }
         }
 
         func steps() -> [StepTiming] {
             guard let childBuffer else { return [] }
-            defer { sl_free_shared_timings(childBuffer, Int(SL_STEP_COUNT.rawValue)) }
             var all: [(String, StepTiming.Side, UInt64)] = marks.map { ($0.0, .launcher, $0.1) }
             for step in 0..<Int32(SL_STEP_COUNT.rawValue) where childBuffer[Int(step)] != 0 {
                 all.append((String(cString: sl_step_name(step)), .container, childBuffer[Int(step)]))
