@@ -33,7 +33,7 @@ extension Machine {
 
         var threads: [pthread_t] = []
         for vcpu in vcpus {
-            let context = Unmanaged.passRetained(VCPUThreadContext(machine: self, vcpu: vcpu, doneFD: doneFD))
+            let context = Unmanaged.passRetained(VCPUThreadContext(machine: self, vcpu: vcpu))
             var thread = pthread_t()
             let result = pthread_create(&thread, nil, { raw in
                 let context = Unmanaged<VCPUThreadContext>.fromOpaque(raw!).takeRetainedValue()
@@ -261,6 +261,5 @@ func internalErrorName(_ suberror: UInt32) -> String {
 final class VCPUThreadContext {
     let machine: Machine
     let vcpu: VCPU
-    let doneFD: Int32
-    init(machine: Machine, vcpu: VCPU, doneFD: Int32) { self.machine = machine; self.vcpu = vcpu; self.doneFD = doneFD }
+    init(machine: Machine, vcpu: VCPU) { self.machine = machine; self.vcpu = vcpu }
 }
