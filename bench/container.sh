@@ -7,8 +7,12 @@
 #
 # How it measures: a small C harness (built here) posix_spawns each command and waits for it, so no
 # shell or Python start-up is counted; the launchers take turns, round by round, so load changes on
-# the machine hit all of them alike. Max RSS is wait4()'s ru_maxrss: the launcher, or the largest
-# of its descendants it waited for.
+# the machine hit all of them alike. Every run starts PAUSE_MS (default 50) after the previous one
+# ended: moving a process into a cgroup waits for an RCU grace period unless another move happened in
+# the last ~20 ms, so without the pause a runtime would inherit the warm state its neighbour left
+# (measured here: crun at 14 ms right after a cgroup-using run, 23 ms on its own). With it, each run
+# costs what a lone container start costs. Max RSS is wait4()'s ru_maxrss: the launcher, or the
+# largest of its descendants it waited for.
 #
 # crun 1.8.1 refuses a hybrid cgroup layout (v1 controllers plus cgroup2 at /sys/fs/cgroup/unified),
 # so the whole harness runs inside `unshare -m` with /sys/fs/cgroup/unified unmounted there: every
@@ -75,7 +79,9 @@ extern char **environ;
 static char *labels[MAXL]; static char **argvs[MAXL]; static int n;
 static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec * 1e3 + t.tv_nsec / 1e6; }
 static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return x < y ? -1 : x > y; }
+static int pause_ms = 50;
 static double run(int i, long *rss, int *status) {
+    usleep(pause_ms * 1000);
     posix_spawn_file_actions_t fa; posix_spawn_file_actions_init(&fa);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
@@ -89,6 +95,7 @@ static double run(int i, long *rss, int *status) {
 }
 int main(int argc, char **argv) {
     int runs = atoi(argv[1]); FILE *f = fopen(argv[2], "r"); char line[4096];
+    if (argc > 3) pause_ms = atoi(argv[3]);
     while (n < MAXL && fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0; char *tab = strchr(line, '\t'); if (!tab) continue; *tab = 0;
         labels[n] = strdup(line); char **av = calloc(64, sizeof *av); int k = 0;
@@ -125,6 +132,6 @@ if [ -n "${SWIFTLET_COMPARE:-}" ]; then
     printf 'swiftlet* run --rootfs\t%s container run --rootfs %s -- /bin/true\n' "$SWIFTLET_COMPARE" "$bundle/rootfs" >> "$work/launchers"
 fi
 
-echo "# $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $runs runs each, interleaved"
+echo "# $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $runs runs each, interleaved, ${PAUSE_MS:-50} ms apart"
 echo "# crun $(crun --version | head -1 | cut -d' ' -f3), runc $(runc --version | head -1 | cut -d' ' -f3), swiftlet: $swiftlet"
-unshare -m sh -c "umount /sys/fs/cgroup/unified 2>/dev/null; exec '$work/harness' '$runs' '$work/launchers'"
+unshare -m sh -c "umount /sys/fs/cgroup/unified 2>/dev/null; exec '$work/harness' '$runs' '$work/launchers' '${PAUSE_MS:-50}'"
