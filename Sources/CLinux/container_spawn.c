@@ -33,6 +33,7 @@ static const char *const step_names[SL_STEP_COUNT] = {
     [SL_STEP_CLONE] = "clone",
     [SL_STEP_RELEASE] = "release",
     [SL_STEP_SYNC] = "wait for parent",
+    [SL_STEP_CGROUP_JOIN] = "cgroup join",
     [SL_STEP_CGROUP_NS] = "cgroup namespace",
     [SL_STEP_SESSION] = "session",
     [SL_STEP_LOOPBACK] = "loopback",

@@ -22,6 +22,7 @@ final class ChildPlan {
         var terminal: Bool
         var stdio: [Int32]
         var setgroupsAllowed: Bool
+        var cgroupTasksFDs: [Int32] = []
     }
 
     init(_ inputs: Inputs) {
@@ -34,6 +35,11 @@ final class ChildPlan {
         for kind in spec.namespaces where kind != .cgroup { flags |= kind.cloneFlag }
         plan.clone_flags = flags
         plan.unshare_cgroup = spec.namespaces.contains(.cgroup) ? 1 : 0
+        let tasks = UnsafeMutablePointer<Int32>.allocate(capacity: max(inputs.cgroupTasksFDs.count, 1))
+        tasks.initialize(from: inputs.cgroupTasksFDs, count: inputs.cgroupTasksFDs.count)
+        buffers.append(UnsafeMutableRawPointer(tasks))
+        plan.cgroup_tasks_fds = UnsafePointer(tasks)
+        plan.cgroup_tasks_fd_count = inputs.cgroupTasksFDs.count
         plan.terminal = inputs.terminal ? 1 : 0
         plan.stdio_fds = (inputs.stdio[0], inputs.stdio[1], inputs.stdio[2])
         plan.loopback = spec.namespaces.contains(.network) ? 1 : 0

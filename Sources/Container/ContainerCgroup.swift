@@ -210,11 +210,17 @@ public final class ContainerCgroup {
         }
     }
 
-    /// Moves `pid` into every directory of the container's cgroup. The parent does this before it
-    /// releases the child, so the child's first instruction after the handshake is already limited
-    /// and its cgroup namespace, created next, is rooted here.
+    /// The v1 `tasks` files the child writes "0" to, moving itself: for that case the kernel skips
+    /// the global lock whose first taker waits for an RCU grace period (see the child's "cgroup join").
+    public var selfJoinFiles: [String] {
+        directories.filter { $0.version == .v1 }.map { $0.path + "/tasks" }
+    }
+
+    /// Moves `pid` into the container's v2 directory (v1 ones are joined by the child itself, see
+    /// `selfJoinFiles`). The parent does this before it releases the child, so the child's cgroup
+    /// namespace, created next, is rooted here.
     public func join(pid: pid_t) throws(ContainerError) {
-        for directory in directories { try write(String(pid), "cgroup.procs", in: directory) }
+        for directory in directories where directory.version == .v2 { try write(String(pid), "cgroup.procs", in: directory) }
     }
 
     /// Reads the counters. Call after the container exited, before `destroy`.

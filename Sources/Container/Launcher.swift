@@ -7,7 +7,8 @@
 //   plan            mounts, seccomp program, the C plan the child will read
 //   terminal        with -t: the launcher's terminal in raw mode (the pty comes from the container)
 //   clone           the child, in its new user, pid, mount, uts, ipc and network namespaces
-//   cgroup join     the child's pid into the cgroup: before it unshares its cgroup namespace
+//   cgroup join     v2: the child's pid into cgroup.procs (v1: the child moves itself, see
+//                   container_child.c); either way before it unshares its cgroup namespace
 //   id maps         uid_map and gid_map (setgroups "deny" first when rootless)
 //   release         one byte on the sync pipe; the child runs its steps and execs, or reports a failure
 //   wait            forward signals (or relay the terminal) until the container's PID 1 exits
@@ -111,11 +112,23 @@ public enum Launcher {
             cleanup.terminal = terminal
         }
 
+        // The v1 `tasks` files the child will move itself with, opened here with our credentials.
+        var tasksFDs: [FileDescriptor] = []
+        defer { for fd in tasksFDs { try? fd.close() } }
+        for path in cgroup?.selfJoinFiles ?? [] {
+            do {
+                tasksFDs.append(try FileDescriptor.open(FilePath(path), .writeOnly, options: [.closeOnExec]))
+            } catch {
+                throw ContainerError(step: "cgroup join", "cannot open \(path)", errno: error as? Errno)
+            }
+        }
+
         let userNamespace = spec.namespaces.contains(.user)
         let plan = ChildPlan(.init(spec: spec, rootfs: rootfs, mounts: mounts, seccomp: seccomp,
                                    terminal: terminal != nil,
                                    stdio: [options.stdin ?? -1, options.stdout ?? -1, options.stderr ?? -1],
-                                   setgroupsAllowed: !(userNamespace && rootless)))
+                                   setgroupsAllowed: !(userNamespace && rootless),
+                                   cgroupTasksFDs: tasksFDs.map(\.rawValue)))
         plan.pointer.pointee.step_end_ns = timeline.childBuffer
         timeline.mark("plan")
 
@@ -131,9 +144,11 @@ public enum Launcher {
         }
 
         do throws(ContainerError) {
-            // cgroup join
-            try cgroup?.join(pid: process.pid)
-            if cgroup != nil { timeline.mark("cgroup join") }
+            // cgroup join (v2; the child joins v1 hierarchies itself)
+            if let cgroup, cgroup.directories.contains(where: { $0.version == .v2 }) {
+                try cgroup.join(pid: process.pid)
+                timeline.mark("cgroup join")
+            }
             // id maps
             if userNamespace {
                 try writeIDMaps(spec, pid: process.pid, rootless: rootless)

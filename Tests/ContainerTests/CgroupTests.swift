@@ -65,6 +65,7 @@ import Glibc
         let limits = ResourceLimits(memoryBytes: 32 << 20, pids: 32, cpuQuotaMicroseconds: 50_000, cpuPeriodMicroseconds: 100_000)
         let cgroup = try #require(try ContainerCgroup.create(layout: layout, limits: limits, rootless: false, name: "swiftlet-1-1", filesystem: fs))
         #expect(cgroup.directories.map(\.path) == ["/cg/swiftlet-1-1"])
+        #expect(cgroup.selfJoinFiles.isEmpty)
         try cgroup.join(pid: 4321)
         #expect(fs.log == [
             "write /cg/cgroup.subtree_control +pids", "write /cg/cgroup.subtree_control +cpu", "mkdir /cg/swiftlet-1-1",
@@ -89,6 +90,9 @@ import Glibc
         #expect(fs.log.contains("write /sys/fs/cgroup/memory/process_api/abc/swiftlet-2-1/memory.memsw.limit_in_bytes 67108864"))
         #expect(fs.log.contains("write /sys/fs/cgroup/pids/swiftlet-2-1/pids.max 5"))
         #expect(!fs.log.contains { $0.contains("/cpu/") }, "no cpu cgroup without a cpu limit")
+        #expect(Set(cgroup.selfJoinFiles) == ["/sys/fs/cgroup/memory/process_api/abc/swiftlet-2-1/tasks", "/sys/fs/cgroup/pids/swiftlet-2-1/tasks"])
+        try cgroup.join(pid: 99)
+        #expect(!fs.log.contains { $0.contains("cgroup.procs") }, "v1 hierarchies are joined by the child itself")
         cgroup.destroy()
         #expect(fs.directories == ["/sys/fs/cgroup/memory/process_api/abc", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu"])
     }

@@ -32,7 +32,8 @@ typedef enum sl_step {
     SL_STEP_CLONE,          /* "clone": create the process in its new namespaces */
     SL_STEP_RELEASE,        /* "release": tell the child the parent's steps are done */
     /* child, in this order */
-    SL_STEP_SYNC,           /* "wait for parent": id maps written, cgroup joined */
+    SL_STEP_SYNC,           /* "wait for parent": id maps written, v2 cgroup joined */
+    SL_STEP_CGROUP_JOIN,    /* "cgroup join": write 0 to each v1 hierarchy's tasks file (moves itself) */
     SL_STEP_CGROUP_NS,      /* "cgroup namespace": unshare after joining the cgroup */
     SL_STEP_SESSION,        /* "session": setsid, stdio */
     SL_STEP_LOOPBACK,       /* "loopback": bring lo up in the new network namespace */
@@ -89,7 +90,9 @@ typedef struct sl_rlimit {
 typedef struct sl_plan {
     const char *rootfs;            /* absolute host path of the root filesystem */
     unsigned long clone_flags;     /* CLONE_NEW* for clone(2): user, pid, mount, uts, ipc, net */
-    int unshare_cgroup;            /* unshare(CLONE_NEWCGROUP) once the parent has joined the cgroup */
+    int unshare_cgroup;            /* unshare(CLONE_NEWCGROUP) once the cgroup is joined */
+    const int *cgroup_tasks_fds;   /* v1 `tasks` files the parent opened; the child writes "0" to each */
+    size_t cgroup_tasks_fd_count;
     int terminal;                  /* open a pty in the container's /dev/pts, make it the controlling
                                       terminal and stdio, and pass the master to the parent */
     int stdio_fds[3];              /* without a terminal: descriptors for 0, 1, 2; -1 keeps the launcher's */
