@@ -11,8 +11,10 @@
 # ended: moving a process into a cgroup waits for an RCU grace period unless another move happened in
 # the last ~20 ms, so without the pause a runtime would inherit the warm state its neighbour left
 # (measured here: crun at 14 ms right after a cgroup-using run, 23 ms on its own). With it, each run
-# costs what a lone container start costs. Max RSS is wait4()'s ru_maxrss: the launcher, or the
-# largest of its descendants it waited for.
+# costs what a lone container start costs ("cold"). A second table runs each launcher's runs back to
+# back without a pause ("warm"), as a loop of container starts would, where crun's own previous run
+# keeps the state warm for the next. Max RSS is wait4()'s ru_maxrss: the launcher, or the largest of
+# its descendants it waited for.
 #
 # crun 1.8.1 refuses a hybrid cgroup layout (v1 controllers plus cgroup2 at /sys/fs/cgroup/unified),
 # so the whole harness runs inside `unshare -m` with /sys/fs/cgroup/unified unmounted there: every
@@ -62,8 +64,10 @@ sed -i -e 's/"terminal": true/"terminal": false/' -e 's/"sh"$/"\/bin\/true"/' "$
 grep -q '"/bin/true"' "$bundle/config.json" || { echo "bench: could not edit $bundle/config.json" >&2; exit 1; }
 
 cat > "$work/harness.c" <<'EOF'
-/* harness RUNS FILE: FILE has one launcher per line, "label<TAB>argv words separated by spaces".
- * Runs each in turn RUNS times (after one warm-up round); prints median, p10, p90 and max RSS. */
+/* harness RUNS FILE PAUSE_MS [interleaved|grouped]: FILE has one launcher per line, "label<TAB>argv
+ * words separated by spaces". Runs each RUNS times (after one warm-up round), taking turns round by
+ * round (interleaved) or each launcher's runs back to back (grouped), PAUSE_MS apart; prints median,
+ * p10, p90 and max RSS. */
 #define _GNU_SOURCE
 #include <fcntl.h>
 #include <spawn.h>
@@ -96,6 +100,7 @@ static double run(int i, long *rss, int *status) {
 int main(int argc, char **argv) {
     int runs = atoi(argv[1]); FILE *f = fopen(argv[2], "r"); char line[4096];
     if (argc > 3) pause_ms = atoi(argv[3]);
+    int grouped = argc > 4 && !strcmp(argv[4], "grouped");
     while (n < MAXL && fgets(line, sizeof line, f)) {
         line[strcspn(line, "\n")] = 0; char *tab = strchr(line, '\t'); if (!tab) continue; *tab = 0;
         labels[n] = strdup(line); char **av = calloc(64, sizeof *av); int k = 0;
@@ -104,8 +109,14 @@ int main(int argc, char **argv) {
     }
     double *times[MAXL]; long rss[MAXL] = {0}; int failures[MAXL] = {0};
     for (int i = 0; i < n; i++) { times[i] = calloc(runs, sizeof(double)); int s; long r = 0; run(i, &r, &s); }
-    for (int r = 0; r < runs; r++) for (int i = 0; i < n; i++) {
-        int s; times[i][r] = run(i, &rss[i], &s); if (s != 0) failures[i]++;
+    if (grouped) {
+        for (int i = 0; i < n; i++) for (int r = 0; r < runs; r++) {
+            int s; times[i][r] = run(i, &rss[i], &s); if (s != 0) failures[i]++;
+        }
+    } else {
+        for (int r = 0; r < runs; r++) for (int i = 0; i < n; i++) {
+            int s; times[i][r] = run(i, &rss[i], &s); if (s != 0) failures[i]++;
+        }
     }
     double base = 0;
     for (int i = 0; i < n; i++) { qsort(times[i], runs, sizeof(double), cmp); if (!strcmp(labels[i], "crun run")) base = times[i][runs / 2]; }
@@ -132,6 +143,10 @@ if [ -n "${SWIFTLET_COMPARE:-}" ]; then
     printf 'swiftlet* run --rootfs\t%s container run --rootfs %s -- /bin/true\n' "$SWIFTLET_COMPARE" "$bundle/rootfs" >> "$work/launchers"
 fi
 
-echo "# $(uname -r), $(nproc) CPUs, load $(cut -d' ' -f1-3 /proc/loadavg); $runs runs each, interleaved, ${PAUSE_MS:-50} ms apart"
-echo "# crun $(crun --version | head -1 | cut -d' ' -f3), runc $(runc --version | head -1 | cut -d' ' -f3), swiftlet: $swiftlet"
-unshare -m sh -c "umount /sys/fs/cgroup/unified 2>/dev/null; exec '$work/harness' '$runs' '$work/launchers' '${PAUSE_MS:-50}'"
+echo "# $(uname -r), $(nproc) CPUs; crun $(crun --version | head -1 | cut -d' ' -f3), runc $(runc --version | head -1 | cut -d' ' -f3); swiftlet: $swiftlet"
+echo
+echo "## cold: interleaved, ${PAUSE_MS:-50} ms apart, $runs runs each (load $(cut -d' ' -f1-3 /proc/loadavg))"
+unshare -m sh -c "umount /sys/fs/cgroup/unified 2>/dev/null; exec '$work/harness' '$runs' '$work/launchers' '${PAUSE_MS:-50}' interleaved"
+echo
+echo "## warm: each launcher's runs back to back, no pause, $runs runs each (load $(cut -d' ' -f1-3 /proc/loadavg))"
+unshare -m sh -c "umount /sys/fs/cgroup/unified 2>/dev/null; exec '$work/harness' '$runs' '$work/launchers' 0 grouped"
