@@ -102,7 +102,7 @@ struct LauncherTests {
             $0.resources.cpuPeriodMicroseconds = 100_000
         }, options: { options in
             options.onStart = { pid in
-                Thread.sleep(seconds: 2)
+                Pause.sleep(seconds: 2)
                 current.value = Int(HostCgroup.read("pids", "pids.current", of: pid) ?? "")
                 kill(pid, SIGKILL)
             }
@@ -324,7 +324,7 @@ final class Box<T>: @unchecked Sendable {
     init(_ value: T) { self.value = value }
 }
 
-enum Thread {
+enum Pause {
     static func sleep(seconds: Double) {
         usleep(UInt32(seconds * 1_000_000))
     }
