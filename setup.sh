@@ -20,6 +20,7 @@ fi
 command -v swift >/dev/null || { echo "setup: Swift 6 is needed (https://www.swift.org/install/linux/)" >&2; exit 1; }
 echo "setup: building swiftlet (release, one static executable)"
 swift build -c release --product swiftlet 2>&1 | tail -1
+swift build -c release --product swiftlet-cli 2>&1 | tail -1   # the full CLI the front end hands other subcommands to
 echo "setup: booting the embedded tiny guest: .build/release/swiftlet boot"
 status=0
 .build/release/swiftlet boot || status=$?
