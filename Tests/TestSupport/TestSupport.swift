@@ -98,16 +98,7 @@ public enum ProcessRunner {
     }
 
     public static func readFile(_ path: String) -> String {
-        guard let f = fopen(path, "r") else { return "" }
-        defer { fclose(f) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, f)
-            if n == 0 { break }
-            bytes += chunk[0..<n]
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        String(decoding: readBytes(path), as: UTF8.self)
     }
 
     public static func writeFile(_ path: String, _ bytes: [UInt8]) {
