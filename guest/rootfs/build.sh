@@ -31,6 +31,7 @@ if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] && [ -x "$root/
 fi
 # Build beside the old tree and swap it in, so a container or an initramfs build reading the old
 # tree at the same moment never sees a half-built one.
+mkdir -p "$out"
 stage=$(mktemp -d "$out/.rootfs.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,etc,proc,sys,dev,tmp,root,run,var/tmp,mnt}
