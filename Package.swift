@@ -31,6 +31,8 @@ let package = Package(
         .target(name: "KVM", dependencies: ["CKVM", systemPackage]),
         .target(name: "GuestMemory", dependencies: ["CKVM"]),
         .target(name: "Devices"),
+        // Virtio: virtqueues, the device core, the MMIO and PCI transports, the console; no KVM, no threads.
+        .target(name: "Virtio", dependencies: ["GuestMemory", "Devices"]),
         .target(name: "X86Boot", dependencies: ["GuestMemory"]),
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Devices", "X86Boot", "CGuestImages", "CKVM"]),
         .target(name: "Container", dependencies: ["CLinux", systemPackage]),
@@ -54,6 +56,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["KVM"], path: "Tests/TestSupport"),
         .testTarget(name: "GuestMemoryTests", dependencies: ["GuestMemory"]),
         .testTarget(name: "DevicesTests", dependencies: ["Devices"]),
+        .testTarget(name: "VirtioTests", dependencies: ["Virtio", "GuestMemory", "Devices"]),
         .testTarget(name: "X86BootTests", dependencies: ["X86Boot", "GuestMemory", "CGuestImages", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "TestSupport"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices", "TestSupport"]),
