@@ -34,7 +34,7 @@ let package = Package(
         // Virtio: virtqueues, the device core, the MMIO and PCI transports, the console; no KVM, no threads.
         .target(name: "Virtio", dependencies: ["GuestMemory", "Devices"]),
         .target(name: "X86Boot", dependencies: ["GuestMemory"]),
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Devices", "X86Boot", "CGuestImages", "CKVM"]),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Devices", "Virtio", "X86Boot", "CGuestImages", "CKVM"]),
         .target(name: "Container", dependencies: ["CLinux", systemPackage]),
         .executableTarget(
             name: "SwiftletLauncher",
@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "GuestMemory", "Devices"]),
         .testTarget(name: "X86BootTests", dependencies: ["X86Boot", "GuestMemory", "CGuestImages", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "TestSupport"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices", "TestSupport"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices", "Virtio", "TestSupport"]),
         .testTarget(name: "ContainerTests", dependencies: ["Container"]),
     ]
 )

@@ -11,6 +11,8 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -150,6 +152,58 @@ int ckvm_thread_signal_mask(int signal, int block) {
     sigaddset(&set, signal);
     int r = pthread_sigmask(block ? SIG_BLOCK : SIG_UNBLOCK, &set, NULL);
     return r == 0 ? 0 : -r;
+}
+
+int ckvm_eventfd(void) {
+    int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    return fd < 0 ? -errno : fd;
+}
+
+int ckvm_eventfd_signal(int fd) {
+    uint64_t one = 1;
+    for (;;) {
+        ssize_t n = write(fd, &one, sizeof one);
+        if (n == (ssize_t)sizeof one) return 0;
+        if (n < 0 && errno == EINTR) continue;
+        /* EAGAIN: the counter is at its maximum, so the reader will wake anyway. */
+        return (n < 0 && errno != EAGAIN) ? -errno : 0;
+    }
+}
+
+long long ckvm_eventfd_drain(int fd) {
+    uint64_t count = 0;
+    for (;;) {
+        ssize_t n = read(fd, &count, sizeof count);
+        if (n == (ssize_t)sizeof count) return (long long)count;
+        if (n < 0 && errno == EINTR) continue;
+        return (n < 0 && errno == EAGAIN) ? 0 : -errno;
+    }
+}
+
+int ckvm_epoll_create(void) {
+    int fd = epoll_create1(EPOLL_CLOEXEC);
+    return fd < 0 ? -errno : fd;
+}
+
+int ckvm_epoll_add(int epoll_fd, int fd, uint64_t token) {
+    struct epoll_event event;
+    memset(&event, 0, sizeof event);
+    event.events = EPOLLIN;
+    event.data.u64 = token;
+    return epoll_ctl(epoll_fd, EPOLL_CTL_ADD, fd, &event) < 0 ? -errno : 0;
+}
+
+int ckvm_epoll_remove(int epoll_fd, int fd) {
+    return epoll_ctl(epoll_fd, EPOLL_CTL_DEL, fd, NULL) < 0 ? -errno : 0;
+}
+
+int ckvm_epoll_wait(int epoll_fd, uint64_t *tokens, int capacity, int timeout_ms) {
+    struct epoll_event events[64];
+    if (capacity > 64) capacity = 64;
+    int n = epoll_wait(epoll_fd, events, capacity, timeout_ms);
+    if (n < 0) return -errno;
+    for (int i = 0; i < n; i++) tokens[i] = events[i].data.u64;
+    return n;
 }
 
 uint64_t ckvm_monotonic_ns(void) {

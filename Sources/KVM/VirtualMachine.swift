@@ -71,13 +71,17 @@ public final class VirtualMachine: @unchecked Sendable {
         _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_IRQ_LINE, &line), "KVM_IRQ_LINE")
     }
 
-    /// Makes guest writes to `address` signal `eventFD` instead of exiting. The corresponding ioctl is `KVM_IOEVENTFD`.
-    public func registerIOEventFD(_ eventFD: Int32, address: UInt64, length: UInt32, isPIO: Bool, deassign: Bool = false) throws(KVMError) {
+    /// Makes guest writes to `address` signal `eventFD` instead of exiting; with `datamatch`, only writes of
+    /// that value (virtio-mmio's QueueNotify takes the queue index). The corresponding ioctl is `KVM_IOEVENTFD`.
+    public func registerIOEventFD(_ eventFD: Int32, address: UInt64, length: UInt32, isPIO: Bool,
+                                  datamatch: UInt64? = nil, deassign: Bool = false) throws(KVMError) {
         var request = kvm_ioeventfd()
         request.addr = address
         request.len = length
         request.fd = eventFD
+        request.datamatch = datamatch ?? 0
         request.flags = (isPIO ? UInt32(1 << kvm_ioeventfd_flag_nr_pio) : 0)
+            | (datamatch != nil ? UInt32(1 << kvm_ioeventfd_flag_nr_datamatch) : 0)
             | (deassign ? UInt32(1 << kvm_ioeventfd_flag_nr_deassign) : 0)
         _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_IOEVENTFD, &request), "KVM_IOEVENTFD")
     }

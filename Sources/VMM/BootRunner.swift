@@ -17,7 +17,8 @@ public struct BootArguments: Sendable {
         var result = BootArguments()
         var raw: [String: String] = [:]
         var index = 0
-        let valued: Set = ["--kernel", "--guest", "--memory", "--boot", "--timeout", "--cmdline", "--initrd", "--cpus"]
+        let valued: Set = ["--kernel", "--guest", "--memory", "--boot", "--timeout", "--cmdline", "--initrd", "--cpus",
+                           "--console", "--virtio-transport", "--console-socket", "--console-file"]
         while index < arguments.count {
             let argument = arguments[index]
             index += 1
@@ -64,6 +65,35 @@ public struct BootArguments: Sendable {
             guard let n = Int(cpus) else { throw .invalidOption("--cpus \(cpus): not a number") }
             configuration.cpus = n
         }
+        try Self.applyConsoleOptions(console: raw["--console"], virtioTransport: raw["--virtio-transport"],
+                                     socket: raw["--console-socket"], file: raw["--console-file"], to: &configuration)
+    }
+
+    /// `--console`, `--virtio-transport`, `--console-socket`, `--console-file`: shared with swiftlet-cli's
+    /// BootCommand so both parse them alike.
+    public static func applyConsoleOptions(console: String?, virtioTransport: String?, socket: String?, file: String?,
+                                           to configuration: inout MachineConfiguration) throws(VMMError) {
+        if let console {
+            guard let kind = ConsoleKind(rawValue: console) else {
+                throw .invalidOption("--console \(console): unknown console (use serial or virtio)")
+            }
+            configuration.console = kind
+        }
+        if let virtioTransport {
+            guard let kind = VirtioTransportKind(rawValue: virtioTransport) else {
+                throw .invalidOption("--virtio-transport \(virtioTransport): unknown transport (use mmio or pci)")
+            }
+            configuration.virtioTransport = kind
+        }
+        if socket != nil && file != nil { throw .invalidOption("give --console-socket or --console-file, not both") }
+        if let socket {
+            guard !socket.isEmpty else { throw .invalidOption("--console-socket needs a path") }
+            configuration.consoleEndpoint = .socket(socket)
+        }
+        if let file {
+            guard !file.isEmpty else { throw .invalidOption("--console-file needs a path") }
+            configuration.consoleEndpoint = .file(file)
+        }
     }
 }
 
@@ -78,6 +108,8 @@ public enum BootRunner {
         if arguments.verbose { for line in machine.bootNotes { printError("swiftlet: \(line)") } }
         let outcome = machine.run()
         if arguments.configuration.traceExits { printError(machine.tracer.summary()) }
+        if arguments.configuration.traceExits || arguments.verbose, let virtio = machine.virtioSummary() { printError("swiftlet: " + virtio) }
+        if arguments.verbose { printError("swiftlet: \(machine.tracer.totalExits) VM exits: " + machine.tracer.countsLine()) }
         if arguments.verbose && machine.format.isLinux { printError(machine.timeline()) }
         if let samples = machine.ripSampleReport() { printError(samples) }
         if let finished = machine.finishedInstructionSummary() { printError("swiftlet: \(finished)") }

@@ -1,8 +1,10 @@
-// ConsoleInput: host keyboard → the guest's serial port, with the terminal in raw mode and always restored.
+// ConsoleInput: host keyboard → the guest's console (the serial port, or virtio-console port 0), with the
+// terminal in raw mode and always restored.
 //
 // When stdin is a terminal it is switched to raw mode (no line editing, no echo, Ctrl-C goes to the guest)
 // and restored when the VM stops, at exit, and on SIGTERM/SIGHUP. Ctrl-A then x stops the VM, as in QEMU.
-// A reader thread feeds bytes into the UART's receive FIFO as space frees up; EOF on stdin stops reading.
+// A reader thread feeds bytes into the UART's receive FIFO (or the virtio console's input buffer) as space
+// frees up; EOF on stdin stops reading.
 import CKVM
 import Devices
 import Glibc
@@ -10,14 +12,19 @@ import Synchronization
 
 public final class ConsoleInput: @unchecked Sendable {
     nonisolated(unsafe) static var savedTerminal: termios? = nil
-    private let serial: Serial8250
+    /// Hands bytes to the guest's console; returns how many it took (the rest is offered again shortly).
+    private let deliver: @Sendable (ArraySlice<UInt8>) -> Int
     private let onQuit: @Sendable () -> Void
     private let stopping = Atomic<Bool>(false)
     private var thread: pthread_t?
 
-    public init(serial: Serial8250, onQuit: @escaping @Sendable () -> Void) {
-        self.serial = serial
+    public init(deliver: @escaping @Sendable (ArraySlice<UInt8>) -> Int, onQuit: @escaping @Sendable () -> Void) {
+        self.deliver = deliver
         self.onQuit = onQuit
+    }
+
+    public convenience init(serial: Serial8250, onQuit: @escaping @Sendable () -> Void) {
+        self.init(deliver: { serial.enqueueInput($0) }, onQuit: onQuit)
     }
 
     /// Puts the terminal in raw mode (if stdin is one) and starts the reader thread.
@@ -62,8 +69,8 @@ public final class ConsoleInput: @unchecked Sendable {
             }
             var offset = 0
             while offset < pending.count && !stopping.load(ordering: .acquiring) {
-                offset += serial.enqueueInput(pending[offset...])
-                if offset < pending.count { usleep(1000) } // FIFO full: let the guest drain it
+                offset += deliver(pending[offset...])
+                if offset < pending.count { usleep(1000) } // full: let the guest drain it
             }
         }
     }

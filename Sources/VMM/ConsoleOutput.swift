@@ -25,18 +25,31 @@ public final class ConsoleOutput: Sendable {
 
     public func put(_ byte: UInt8) {
         capture?.withLock { $0.append(byte) }
-        if let observer = lineObserver.withLock({ $0 }) {
-            let line: [UInt8]? = currentLine.withLock { l in
-                if byte == 0x0A { defer { l.removeAll(keepingCapacity: true) }; return l }
-                if l.count < 1024 { l.append(byte) }
-                return nil
-            }
-            if let line { observer(String(decoding: line, as: UTF8.self)) }
-        }
+        observe(byte)
         buffer.withLock { b in
             b.append(byte)
             if byte == 0x0A || b.count >= 4096 { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
         }
+    }
+
+    /// Many bytes at once (a virtio buffer): one write(2) for the lot when it completes a line or fills the buffer.
+    public func put<C: Collection<UInt8>>(contentsOf bytes: C) {
+        capture?.withLock { $0.append(contentsOf: bytes) }
+        if lineObserver.withLock({ $0 }) != nil { for byte in bytes { observe(byte) } }
+        buffer.withLock { b in
+            b.append(contentsOf: bytes)
+            if b.count >= 4096 || bytes.contains(0x0A) { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
+        }
+    }
+
+    private func observe(_ byte: UInt8) {
+        guard let observer = lineObserver.withLock({ $0 }) else { return }
+        let line: [UInt8]? = currentLine.withLock { l in
+            if byte == 0x0A { defer { l.removeAll(keepingCapacity: true) }; return l }
+            if l.count < 1024 { l.append(byte) }
+            return nil
+        }
+        if let line { observer(String(decoding: line, as: UTF8.self)) }
     }
 
     public func flush() {

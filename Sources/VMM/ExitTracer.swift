@@ -81,6 +81,19 @@ public final class ExitTracer: @unchecked Sendable {
         printError(line)
     }
 
+    /// Exit counts by reason on one line, e.g. "IO 1234, MMIO 5, HLT 1".
+    public func countsLine() -> String {
+        let t = table
+        return Reason.allCases.compactMap { r in t[r].map { "\(r.name) \($0.count)" } }.joined(separator: ", ")
+    }
+
+    /// Prints an event that is not a VM exit (a virtio kick taken by an ioeventfd, an interrupt sent through
+    /// an irqfd) in the same format, with `source` where the vCPU goes.
+    public func printEvent(source: String, kind: String, detail: String) {
+        let t = Double(ckvm_monotonic_ns() - start) / 1000
+        printError("[\(pad(fixed(t, 1), 10)) µs] \(pad(source, 5, left: false)) \(pad(kind, 14, left: false)) \(detail)")
+    }
+
     /// The closing table, written for a reader who is learning what exits cost.
     public func summary() -> String {
         let t = table

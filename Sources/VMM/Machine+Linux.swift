@@ -59,7 +59,8 @@ extension Machine {
 
     /// The command line the kernel gets: the VMM's parameters, the backend profile, the user's, then `-- ARGS`.
     func composeCommandLine() -> String {
-        var parts = ["console=ttyS0", "reboot=k", "panic=-1"]
+        let virtio = virtioKernelParameters()
+        var parts = (virtio.isEmpty ? ["console=ttyS0"] : virtio) + ["reboot=k", "panic=-1"]
         if configuration.backendProfile { parts += BackendProfile.parameters(for: backend) }
         if !configuration.commandLine.isEmpty { parts.append(configuration.commandLine) }
         if !configuration.initArguments.isEmpty { parts.append("--"); parts += configuration.initArguments }

@@ -25,11 +25,14 @@ extension Machine {
         let doneFD = pipeFDs[1]
 
         var input: ConsoleInput? = nil
-        if format.isLinux, let serial {
-            input = ConsoleInput(serial: serial) { [unowned self] in self.finish(.stoppedByUser) }
+        if let deliver = consoleInputSink() {
+            input = ConsoleInput(deliver: deliver) { [unowned self] in self.finish(.stoppedByUser) }
             input?.start()
         }
         defer { input?.stop() }
+        if let virtioConsole {
+            do { try virtioConsole.start() } catch { return .vmmFailure("\(error)") }
+        }
 
         var threads: [pthread_t] = []
         for vcpu in vcpus {
@@ -77,6 +80,7 @@ extension Machine {
         wakeFD.store(-1, ordering: .releasing)
         kickAll(threads)
         for thread in threads { pthread_join(thread, nil) }
+        virtioConsole?.stop()
         console.flush()
         return outcome.withLock { $0 } ?? .halted(vcpu: 0)
     }

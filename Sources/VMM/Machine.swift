@@ -11,6 +11,7 @@ import Glibc
 import GuestMemory
 import KVM
 import Synchronization
+import Virtio
 import X86Boot
 
 public final class Machine: @unchecked Sendable {
@@ -23,6 +24,8 @@ public final class Machine: @unchecked Sendable {
     var linuxEntry: BootEntryState?
     /// The serial port, so host input can reach the guest.
     public internal(set) var serial: Serial8250?
+    /// The virtio console (`--console virtio`), its notification paths and its control port.
+    public internal(set) var virtioConsole: VirtioConsoleAttachment?
     /// Boot milestones (name, ns since `started`), in order.
     public let milestones = Mutex<[(name: String, nanoseconds: UInt64)]>([])
     /// Instructions the VMM finished for KVM's emulator (int3, clac, stac), by mnemonic.
@@ -65,7 +68,7 @@ public final class Machine: @unchecked Sendable {
         let memory = try createMemory(configuration)
         let machine = Machine(configuration: configuration, format: format, kvm: kvm, vm: vm, memory: memory, console: console, started: started)
         try machine.setArchitectureAddresses()
-        if format.isLinux { try machine.createInterruptControllers() }
+        if format.isLinux { try machine.createInterruptControllers() } else if configuration.console == .virtio { try machine.createIRQChipForVirtio() }
         try machine.registerMemorySlots()
         switch format {
         case .multiboot:
@@ -75,6 +78,7 @@ public final class Machine: @unchecked Sendable {
             try machine.loadLinux(image)
         }
         try machine.attachDevices()
+        if configuration.console == .virtio { try machine.attachVirtioConsole() }
         try machine.createVCPUs()
         return machine
     }
@@ -113,6 +117,7 @@ public final class Machine: @unchecked Sendable {
             guard c.bootMode == .direct else { throw .invalidOption("--boot firmware boots multiboot kernels; Linux is booted directly") }
         }
         if let t = c.timeout, !(t > 0) { throw .invalidOption("--timeout must be a positive number of seconds") }
+        try validateConsole(c)
     }
 
     static func openKVM() throws(VMMError) -> KVMSystem {
@@ -191,7 +196,9 @@ public final class Machine: @unchecked Sendable {
 
     func writeBootInformation() throws(VMMError) {
         let base = X86Layout.multibootInfo
-        let info = Multiboot.encodeInfo(base: base, memoryMap: Multiboot.memoryMap(for: memory), commandLine: configuration.commandLine)
+        // The virtio console is announced on the command line, in Linux's syntax, for the guest to parse.
+        let commandLine = (virtioKernelParameters() + (configuration.commandLine.isEmpty ? [] : [configuration.commandLine])).joined(separator: " ")
+        let info = Multiboot.encodeInfo(base: base, memoryMap: Multiboot.memoryMap(for: memory), commandLine: commandLine)
         do {
             guard base.rawValue + UInt64(info.count) <= X86Layout.multibootInfoEnd.rawValue else {
                 throw VMMError.invalidOption("the kernel command line is too long for the multiboot information area")

@@ -23,6 +23,32 @@ public enum KernelFormat: String, Sendable {
     public var isLinux: Bool { self != .multiboot }
 }
 
+/// Which device is the guest's console.
+public enum ConsoleKind: String, Sendable, CaseIterable {
+    /// The 8250 UART on COM1 (Linux: console=ttyS0).
+    case serial
+    /// A virtio console (Linux: console=hvc0), on the transport `--virtio-transport` chooses.
+    case virtio
+}
+
+/// How virtio devices reach the guest.
+public enum VirtioTransportKind: String, Sendable, CaseIterable {
+    /// virtio-mmio v2 register blocks announced on the kernel command line.
+    case mmio
+    /// virtio-pci (modern) functions behind a PCI host bridge.
+    case pci
+}
+
+/// Where the host side of the virtio console's port 0 goes.
+public enum ConsoleEndpoint: Sendable, Equatable {
+    /// stdout, and stdin when it is a terminal or a pipe.
+    case terminal
+    /// Output appended to a file; no input.
+    case file(String)
+    /// A Unix socket the VMM listens on; one client at a time gets the output and provides the input.
+    case socket(String)
+}
+
 public enum KernelSource: Sendable, Equatable {
     /// One of the tiny guests built into the binary (hello, triple-fault, unmapped, loop, doctor).
     case embedded(String)
@@ -54,6 +80,15 @@ public struct MachineConfiguration: Sendable {
     public var backendProfile = true
     /// Values the lab ports 0x441... hand to the guest.
     public var labParameters: [UInt32] = []
+    /// The guest's console device.
+    public var console: ConsoleKind = .serial
+    /// The transport of virtio devices (nil: not given, mmio).
+    public var virtioTransport: VirtioTransportKind? = nil
+    /// The host side of the virtio console.
+    public var consoleEndpoint: ConsoleEndpoint = .terminal
+    /// Use KVM_IOEVENTFD and KVM_IRQFD for virtio notifications where KVM has them (false: MMIO exits and
+    /// KVM_IRQ_LINE, the fallback; SWIFTLET_VIRTIO_EVENTFD=0 sets it too).
+    public var virtioEventFDs = true
 
     public init() {}
 

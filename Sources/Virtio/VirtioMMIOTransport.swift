@@ -44,9 +44,16 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
     }
     private let selects = Mutex(Selects())
 
-    /// - Parameter interrupt: signals the block's interrupt line (an edge: a pulse, or an irqfd write).
-    public init(device: any VirtioDeviceInterface, interrupt: @escaping @Sendable (VirtioInterruptCause) -> Void) {
+    private let notifyObserver: (@Sendable (Int) -> Void)?
+
+    /// - Parameters:
+    ///   - interrupt: signals the block's interrupt line (an edge: a pulse, or an irqfd write).
+    ///   - notifyObserver: told of each QueueNotify write that reaches the transport (kicks that KVM hands
+    ///     to an ioeventfd never do), before the device handles it: the VMM counts and traces them.
+    public init(device: any VirtioDeviceInterface, interrupt: @escaping @Sendable (VirtioInterruptCause) -> Void,
+                notifyObserver: (@Sendable (Int) -> Void)? = nil) {
         self.device = device
+        self.notifyObserver = notifyObserver
         device.setInterruptHandler(interrupt)
     }
 
@@ -131,7 +138,9 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
         case Self.queueNum: device.setQueueSize(queue, UInt16(truncatingIfNeeded: v))
             if v > 0xFFFF { device.logRefusal("driver wrote QueueNum \(v), more than 16 bits: truncated") }
         case Self.queueReady: device.setQueueReady(queue, v & 1 == 1)
-        case Self.queueNotify: device.notify(queue: Int(v & 0xFFFF))
+        case Self.queueNotify:
+            notifyObserver?(Int(v & 0xFFFF))
+            device.notify(queue: Int(v & 0xFFFF))
         case Self.interruptACK: device.acknowledgeInterrupt(v)
         case Self.status: device.setStatus(UInt8(truncatingIfNeeded: v))
         case Self.queueDescLow: device.setQueueAddress(queue, .descriptorTable, high: false, v)

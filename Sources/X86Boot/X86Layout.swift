@@ -23,8 +23,9 @@
 //   [0x0010_0000, ...)           highMemory: multiboot segments and the bzImage protected-mode kernel; a PVH
 //                                vmlinux loads at its own p_paddr (16 MiB for x86-64 defaults); the initrd
 //                                goes as high as possible below min(initrd_addr_max, end of RAM below 4 GiB)
-//   [0xC000_0000, 0x1_0000_0000) MMIO hole, never RAM: ioAPIC 0xFEC00000, localAPIC 0xFEE00000, KVM's TSS
-//                                and identity-map pages at 0xFFFBC000-0xFFFBFFFF, firmware ROM 0xFFFF0000
+//   [0xC000_0000, 0x1_0000_0000) MMIO hole, never RAM: virtio-mmio register blocks from 0xFEB00000 (one page
+//                                each), ioAPIC 0xFEC00000, localAPIC 0xFEE00000, KVM's TSS and identity-map
+//                                pages at 0xFFFBC000-0xFFFBFFFF, firmware ROM 0xFFFF0000
 //   [0x1_0000_0000, ...)         RAM beyond 3 GiB, moved above the hole
 import GuestMemory
 
@@ -55,6 +56,16 @@ public enum X86Layout {
     /// The lab MMIO page (marker at +0, debug exit at +0x10), for guest user mode where port I/O may be
     /// refused; present only when RAM ends below it. The tiny guests' page tables map the first GiB.
     public static let labMMIO = GuestAddress(0x3FFF_F000)
+    /// virtio-mmio register blocks (virtio 1.2 §4.2.2), one page each from here, in the MMIO hole just below
+    /// the IOAPIC (the PCI BAR window lies lower). Guests learn of them from the command line the VMM extends:
+    /// `virtio_mmio.device=4K@0xfeb00000:5` (Linux's VIRTIO_MMIO_CMDLINE_DEVICES syntax; the tiny guests
+    /// parse the same text from their multiboot command line). The tiny guests' page tables map 3-4 GiB.
+    public static let virtioMMIO = GuestAddress(0xFEB0_0000)
+    public static let virtioMMIOSlotSize: UInt64 = 0x1000
+    /// The interrupt of the virtio-mmio console: ISA IRQ 5, which is IOAPIC pin 5 and KVM GSI 5 in the MP
+    /// table's identity routing; free on a PC (the PIT has 0, the keyboard 1, COM2 3, COM1 4).
+    public static let virtioConsoleIRQ: UInt32 = 5
+
     /// Smallest RAM that holds the low boot structures and a kernel at 1 MiB.
     public static let minimumRAM: UInt64 = 2 << 20
 

@@ -36,8 +36,20 @@ struct BootCommand: ParsableCommand {
     @Option(help: "Linux: number of vCPUs (1-\(MachineConfiguration.maximumCPUs)).")
     var cpus: Int = 1
 
-    @Option(help: "Kernel command line (Linux: Swiftlet adds console=ttyS0 reboot=k panic=-1 and the backend profile in front).")
+    @Option(help: "Kernel command line (Linux: Swiftlet adds console=ttyS0 (or hvc0 and virtio_mmio.device=...) reboot=k panic=-1 and the backend profile in front).")
     var cmdline: String = ""
+
+    @Option(help: "The guest's console: serial (the 8250 UART, Linux console=ttyS0) or virtio (virtio-console, Linux console=hvc0).")
+    var console: String = "serial"
+
+    @Option(help: "How virtio devices reach the guest: mmio (virtio-mmio, announced on the kernel command line) or pci.")
+    var virtioTransport: String?
+
+    @Option(help: "With --console virtio: listen on this Unix socket; its client gets the guest's console and types into it.")
+    var consoleSocket: String?
+
+    @Option(help: "With --console virtio: write the guest's console output to this file.")
+    var consoleFile: String?
 
     @Flag(help: "Linux: do not add the backend profile's kernel parameters (on kvm_pvm: clearcpuid=..., noxsave, rodata=off).")
     var noBackendProfile = false
@@ -62,6 +74,8 @@ struct BootCommand: ParsableCommand {
             c.bootMode = mode
             if kernel != nil && guest != nil { throw VMMError.invalidOption("give --kernel or --guest, not both") }
             if let kernel { c.kernel = .file(kernel) } else if let guest { c.kernel = .embedded(guest) }
+            try BootArguments.applyConsoleOptions(console: console, virtioTransport: virtioTransport,
+                                                  socket: consoleSocket, file: consoleFile, to: &c)
         } catch let error as VMMError {
             printError("swiftlet: \(error)")
             throw ExitCode(error.exitStatus)

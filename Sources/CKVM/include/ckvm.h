@@ -99,6 +99,25 @@ int ckvm_sigrtmin(int offset);
 /* Block or unblock `signal` in the calling thread: 0 or -errno. */
 int ckvm_thread_signal_mask(int signal, int block);
 
+/* eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK): the fd or -errno. The fds behind KVM_IOEVENTFD and KVM_IRQFD
+ * (Swift's Glibc module does not export eventfd). */
+int ckvm_eventfd(void);
+/* Adds 1 to an eventfd's counter (signals it): 0 or -errno. */
+int ckvm_eventfd_signal(int fd);
+/* Reads and clears an eventfd's counter: the count (>= 0; 0 if it was not signalled) or -errno. */
+long long ckvm_eventfd_drain(int fd);
+
+/* epoll for the device thread (Swift's Glibc module does not export it, and struct epoll_event is packed).
+ * ckvm_epoll_create: epoll_create1(EPOLL_CLOEXEC), the fd or -errno.
+ * ckvm_epoll_add: watch `fd` for input (EPOLLIN), reporting `token`: 0 or -errno.
+ * ckvm_epoll_remove: stop watching `fd`: 0 or -errno.
+ * ckvm_epoll_wait: waits up to timeout_ms (-1: forever); stores up to `capacity` tokens of ready fds in
+ * `tokens` and returns how many, or -errno (-EINTR when a signal interrupted it). */
+int ckvm_epoll_create(void);
+int ckvm_epoll_add(int epoll_fd, int fd, uint64_t token);
+int ckvm_epoll_remove(int epoll_fd, int fd);
+int ckvm_epoll_wait(int epoll_fd, uint64_t *tokens, int capacity, int timeout_ms);
+
 /* clock_gettime(CLOCK_MONOTONIC) in nanoseconds. */
 uint64_t ckvm_monotonic_ns(void);
 /* getrusage(RUSAGE_SELF).ru_maxrss in KiB. */

@@ -1,0 +1,113 @@
+// ConsoleSocket: the host side of a virtio console port as a Unix stream socket (`--console-socket PATH`).
+//
+// The VMM listens on PATH (a stale socket file is replaced; any other file there is refused) and serves one
+// client at a time, accepted on the virtio device thread: the client receives what the guest writes and
+// what it sends becomes the guest's input. Output written while no client is connected is kept (up to
+// `backlogLimit` bytes, the oldest dropped first) and sent to the next client, so nothing printed during
+// boot is lost to a client that connects late. Connect with e.g. `socat - UNIX-CONNECT:PATH`.
+import Glibc
+import Synchronization
+
+final class ConsoleSocket: @unchecked Sendable {
+    let path: String
+    let listenFD: Int32
+    private let client = Mutex<Int32>(-1)
+    private let backlog = Mutex<[UInt8]>([])
+    static let backlogLimit = 1 << 20
+
+    init(path: String) throws(VMMError) {
+        var info = stat()
+        if lstat(path, &info) == 0 {
+            guard info.st_mode & S_IFMT == S_IFSOCK else {
+                throw .invalidOption("--console-socket \(path): a file that is not a socket is in the way; remove it or give another path")
+            }
+            unlink(path)
+        }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard bytes.count < capacity else {
+            throw .invalidOption("--console-socket \(path): longer than the \(capacity - 1) bytes a Unix socket path may have")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .invalidOption("--console-socket \(path): cannot create a socket: \(String(cString: strerror(errno)))") }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, listen(fd, 1) == 0 else {
+            let error = String(cString: strerror(errno))
+            close(fd)
+            throw .invalidOption("--console-socket \(path): cannot listen there: \(error)")
+        }
+        self.path = path
+        self.listenFD = fd
+    }
+
+    /// Accepts a waiting client (replacing none: a second client waits until the first leaves); returns its fd.
+    func acceptClient() -> Int32? {
+        guard client.withLock({ $0 }) < 0 else { return nil }
+        let fd = accept(listenFD, nil, nil)
+        guard fd >= 0 else { return nil }
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        let pending = backlog.withLock { b in defer { b.removeAll() }; return b }
+        client.withLock { $0 = fd }
+        if !pending.isEmpty { send(pending) }
+        return fd
+    }
+
+    /// Sends guest output to the client, or keeps it for the next one.
+    func send(_ bytes: [UInt8]) {
+        let fd = client.withLock { $0 }
+        if fd >= 0 {
+            var offset = 0
+            let ok = bytes.withUnsafeBytes { raw -> Bool in
+                while offset < raw.count {
+                    let n = Glibc.send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
+                    if n < 0 { if errno == EINTR { continue }; return false }
+                    offset += n
+                }
+                return true
+            }
+            if ok { return }
+            // The client went away: keep the rest for the next one.
+            dropClient(fd)
+            keep(Array(bytes[offset...]))
+            return
+        }
+        keep(bytes)
+    }
+
+    private func keep(_ bytes: [UInt8]) {
+        backlog.withLock { b in
+            b += bytes
+            if b.count > Self.backlogLimit { b.removeFirst(b.count - Self.backlogLimit) }
+        }
+    }
+
+    /// Reads up to `limit` bytes the client sent; nil when it disconnected (the caller stops watching it).
+    func receive(_ fd: Int32, limit: Int) -> [UInt8]? {
+        var buffer = [UInt8](repeating: 0, count: max(1, min(limit, 4096)))
+        let n = read(fd, &buffer, buffer.count)
+        if n < 0 && (errno == EINTR || errno == EAGAIN) { return [] }
+        guard n > 0 else { dropClient(fd); return nil }
+        return Array(buffer[0..<n])
+    }
+
+    func dropClient(_ fd: Int32) {
+        client.withLock { if $0 == fd { $0 = -1; close(fd) } }
+    }
+
+    var clientFD: Int32 { client.withLock { $0 } }
+
+    func closeAll() {
+        let fd = client.withLock { c in defer { c = -1 }; return c }
+        if fd >= 0 { Glibc.close(fd) }
+        Glibc.close(listenFD)
+        unlink(path)
+    }
+}
