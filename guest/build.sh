@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # guest/build.sh [--check]: builds the tiny guests and the reset-vector firmware, and embeds them.
 #
-# Builds guest/tiny/*.c (+ entry.S, lib.c, tiny.ld) into multiboot v1 ELF32 kernels guest/tiny/out/NAME.elf
+# Builds guest/tiny/*.c (+ entry.S, lib.c, virtio.c, tiny.ld) into multiboot v1 ELF32 kernels guest/tiny/out/NAME.elf
 # (compiled as 64-bit code, linked as ELF64 at 1 MiB, converted with objcopy -O elf32-i386 as
 # kvm-unit-tests does) and firmware/firmware.S into the 65536-byte ROM firmware/out/firmware.bin, then
 # writes Sources/CGuestImages/guest_images.c: one byte array per image and the lookup functions declared in
@@ -23,7 +23,7 @@ case "${1:-}" in
 esac
 
 # The guests and their order in the embedded table (the header documents these names).
-guests=(hello triple-fault unmapped loop doctor)
+guests=(hello triple-fault unmapped loop doctor console-bench virtio-hostile)
 generated=Sources/CGuestImages/guest_images.c
 
 find_tool() {   # find_tool VAR NAME...: the first NAME next to swift, in /opt/swift/usr/bin, or on PATH
@@ -68,10 +68,11 @@ ldflags=(-m elf_x86_64 -static -nostdlib --build-id=none -z max-page-size=4096 -
 
 "$cc" "${cflags[@]}" -c guest/tiny/entry.S -o "$guest_out/obj/entry.o"
 "$cc" "${cflags[@]}" -c guest/tiny/lib.c -o "$guest_out/obj/lib.o"
+"$cc" "${cflags[@]}" -c guest/tiny/virtio.c -o "$guest_out/obj/virtio.o"
 for guest in "${guests[@]}"; do
     "$cc" "${cflags[@]}" -c "guest/tiny/$guest.c" -o "$guest_out/obj/$guest.o"
     "$ld" "${ldflags[@]}" -o "$guest_out/obj/$guest.elf64" \
-        "$guest_out/obj/entry.o" "$guest_out/obj/lib.o" "$guest_out/obj/$guest.o"
+        "$guest_out/obj/entry.o" "$guest_out/obj/lib.o" "$guest_out/obj/virtio.o" "$guest_out/obj/$guest.o"
     "$objcopy" -O elf32-i386 --strip-debug "$guest_out/obj/$guest.elf64" "$guest_out/$guest.elf"
 done
 

@@ -1,10 +1,11 @@
 // ConsoleSocket: the host side of a virtio console port as a Unix stream socket (`--console-socket PATH`).
 //
-// The VMM listens on PATH (a stale socket file is replaced; any other file there is refused) and serves one
-// client at a time, accepted on the virtio device thread: the client receives what the guest writes and
-// what it sends becomes the guest's input. Output written while no client is connected is kept (up to
-// `backlogLimit` bytes, the oldest dropped first) and sent to the next client, so nothing printed during
-// boot is lost to a client that connects late. Connect with e.g. `socat - UNIX-CONNECT:PATH`.
+// The VMM listens on PATH (a stale socket file is replaced; any other file there is refused) and, like
+// QEMU's `server,wait`, starts the guest only once the first client connected (or --timeout passed). It
+// serves one client at a time: the client receives what the guest writes and what it sends becomes the
+// guest's input. When it leaves, output is kept (up to `backlogLimit` bytes, the oldest dropped first)
+// and sent to the next client, accepted on the virtio device thread. Connect with e.g.
+// `socat - UNIX-CONNECT:PATH`.
 import Glibc
 import Synchronization
 
@@ -46,6 +47,18 @@ final class ConsoleSocket: @unchecked Sendable {
         }
         self.path = path
         self.listenFD = fd
+    }
+
+    /// Waits up to `timeoutMilliseconds` (-1: forever) for the first client, so the guest's first bytes have
+    /// somewhere to go; returns its fd, or nil when none came.
+    func waitForClient(timeoutMilliseconds: Int32) -> Int32? {
+        var pfd = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
+        while true {
+            let n = poll(&pfd, 1, timeoutMilliseconds)
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return nil }
+            return acceptClient()
+        }
     }
 
     /// Accepts a waiting client (replacing none: a second client waits until the first leaves); returns its fd.

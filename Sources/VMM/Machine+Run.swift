@@ -31,7 +31,7 @@ extension Machine {
         }
         defer { input?.stop() }
         if let virtioConsole {
-            do { try virtioConsole.start() } catch { return .vmmFailure("\(error)") }
+            do { try virtioConsole.start(timeout: configuration.timeout) } catch { return .vmmFailure("\(error)") }
         }
 
         var threads: [pthread_t] = []

@@ -90,7 +90,20 @@ public final class VirtioConsoleAttachment: @unchecked Sendable {
         if fileFD >= 0 { _ = ckvm_close(fileFD) }
     }
 
-    func start() throws(VMMError) { try thread.start() }
+    /// Waits for the console socket's first client (if there is a socket), then starts the device thread.
+    func start(timeout: Double?) throws(VMMError) {
+        if let socket {
+            printError("swiftlet: waiting for a client on \(socket.path) (e.g. socat - UNIX-CONNECT:\(socket.path))")
+            let ms = timeout.map { Int32(min($0 * 1000, 2_000_000_000)) } ?? -1
+            guard let fd = socket.waitForClient(timeoutMilliseconds: ms) else {
+                throw .invalidOption("--console-socket \(socket.path): no client connected before --timeout")
+            }
+            watchClient?(fd)
+        }
+        try thread.start()
+    }
+    /// Starts watching an accepted console-socket client (set by the recipe step).
+    var watchClient: (@Sendable (Int32) -> Void)?
 
     func stop() {
         thread.stop()
@@ -237,9 +250,8 @@ extension Machine {
         }
         attachment.eventFDs = eventFDs
         attachment.paths = VirtioNotificationPaths(kicksByEventFD: kicksByEventFD, interruptsByEventFD: interruptsByEventFD)
-        if let socket { try watchConsoleSocket(socket, device: device, thread: thread) }
-
         virtioConsole = attachment
+        if let socket { try watchConsoleSocket(socket, device: device, thread: thread) }
         note("virtio-console on virtio-mmio at \(X86Layout.virtioMMIO) (\(X86Layout.virtioMMIOSlotSize >> 10) KiB), GSI \(gsi); \(device.queueCount) queues; ports: 0 = console, 1 = \(VirtioConsole.controlPortName)")
         note("virtio notifications: kicks by \(kicksByEventFD ? "KVM_IOEVENTFD (no exit), served by the virtio device thread" : "MMIO exits on QueueNotify"); interrupts by \(interruptsByEventFD ? "KVM_IRQFD" : "KVM_IRQ_LINE")")
         switch configuration.consoleEndpoint {
@@ -268,6 +280,7 @@ extension Machine {
             guard let fd = socket.acceptClient() else { return }
             try? thread.watch(fd) { readClient(fd) }
         }
+        virtioConsole?.watchClient = { [unowned thread] fd in try? thread.watch(fd) { readClient(fd) } }
         thread.addIdleTask { [unowned thread] in
             let fd = paused.withLock { $0 }
             guard fd >= 0, device.pendingInputCount(port: 0) < VirtioConsole.inputLimit else { return }

@@ -22,6 +22,7 @@
 /* Page-table entry bits: present, writable, user (all levels, so the doctor guest's CPL3 code runs), 2 MiB. */
 #define PTE_P_RW_US 0x7
 #define PDE_2M      0x87
+#define PDE_2M_UNCACHED 0x9F            /* PDE_2M with PWT and PCD: for MMIO */
 
 #define SEL_KERNEL_CODE 0x08
 #define SEL_KERNEL_DATA 0x10
@@ -89,7 +90,8 @@ gdt_descriptor:
     .long gdt
 
 /* Page tables, initialised at link time: PML4[0] -> PDPT, PDPT[0] -> PD, PD[i] = i * 2 MiB (512 entries,
- * identity map of 0..1 GiB, which includes the MMIO test address 0x30000000). */
+ * identity map of 0..1 GiB, which includes the MMIO test address 0x30000000), and PDPT[3] -> a second PD
+ * for 3..4 GiB, the MMIO hole where the virtio-mmio register blocks live (cache disabled: PCD | PWT). */
     .section .pagetables, "aw"
     .balign 4096
 pml4:
@@ -97,11 +99,19 @@ pml4:
     .fill 511, 8, 0
 pdpt:
     .quad page_directory + PTE_P_RW_US
-    .fill 511, 8, 0
+    .fill 2, 8, 0
+    .quad page_directory_high + PTE_P_RW_US
+    .fill 508, 8, 0
 page_directory:
     .set frame, 0
     .rept 512
     .quad (frame << 21) + PDE_2M
+    .set frame, frame + 1
+    .endr
+page_directory_high:
+    .set frame, 3 * 512
+    .rept 512
+    .quad (frame << 21) + PDE_2M_UNCACHED
     .set frame, frame + 1
     .endr
 

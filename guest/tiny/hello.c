@@ -8,6 +8,7 @@
  * (QEMU exit status 1), or 1 (status 3) when the boot magic was wrong.
  */
 #include "tiny.h"
+#include "virtio.h"
 
 #define CR0_PE  (1ul << 0)
 #define CR0_PG  (1ul << 31)
@@ -98,7 +99,13 @@ static void report_mode(void)
 
 void kmain(uint32_t magic, uint32_t mbi)
 {
+    int virtio = console_setup(magic, mbi) == 0; /* virtio console if the command line names one, else COM1 */
     put_line("Swiftlet tiny guest: hello from a multiboot kernel");
+    if (virtio) {
+        put_str("console: virtio-console, virtio-mmio at ");
+        put_hex32((uint32_t)virtio_base);
+        put_char('\n');
+    }
     report_cpu();
     report_memory(magic == MULTIBOOT_BOOTLOADER_MAGIC ? mbi : 0);
     report_mode();

@@ -54,8 +54,13 @@ static inline uint64_t rdmsr(uint32_t msr)
     return ((uint64_t)hi << 32) | lo;
 }
 
-/* COM1 output: '\n' is sent as is (no carriage return). */
+/* Console output: COM1, or the virtio console after console_setup() found one. '\n' is sent as is
+ * (no carriage return). */
 void put_char(char c);
+void serial_put_char(char c);                    /* always COM1 */
+/* Uses the virtio console if the multiboot command line announces one (virtio_mmio.device=...); returns
+ * 0 when it does, negative when output stays on COM1. */
+int console_setup(uint32_t magic, uint32_t multiboot_info);
 void put_str(const char *s);
 void put_hex32(uint32_t value);                  /* "0x" and eight digits */
 void put_dec(uint64_t value);
