@@ -1,0 +1,175 @@
+// Integration tests of the virtio console on the real /dev/kvm: the tiny guests' virtio-mmio driver prints
+// through it (by ioeventfd/irqfd and by the MMIO-exit/KVM_IRQ_LINE fallback), its console socket works, and
+// every hostile guest is contained: the VMM stays alive, the device reports DEVICE_NEEDS_RESET and is reset
+// by the guest, and the VMM's message names the fault.
+import Glibc
+import Testing
+import TestSupport
+import Virtio
+import VMM
+
+@Suite(.enabled(if: KVMRequirement.available, Comment(rawValue: KVMRequirement.reason)))
+struct VirtioGuestTests {
+    @Test func helloPrintsItsBannerThroughVirtioAndTheTraceShowsKicksAndInterrupts() {
+        let r = ProcessRunner.run(swiftlet, ["boot", "--console", "virtio", "--trace-exits", "--timeout", "60"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stdout.contains("Swiftlet tiny guest: hello from a multiboot kernel"))
+        #expect(r.stdout.contains("console: virtio-console, virtio-mmio at 0xfeb00000"))
+        #expect(r.stdout.contains("multiboot magic ok"))
+        // No character of the banner went through the UART: no OUT to port 0x3f8.
+        #expect(!r.stderr.contains("out port 0x03f8"), "the banner must not use COM1")
+        #expect(r.stderr.contains("KICK           queue 1 (port 0 transmitq) ← ioeventfd"), "\(r.stderr.suffix(2000))")
+        #expect(r.stderr.contains("INTERRUPT      GSI 5 ← irqfd write (used buffers in queue 1 (port 0 transmitq))"))
+        #expect(r.stderr.contains("read  0xfeb00060 4 bytes → 0x00000001"), "the driver reads InterruptStatus")
+        #expect(r.stderr.contains("virtio-console: 8 kicks (ioeventfd, no VM exit), 8 interrupts (irqfd)"), "one kick per line")
+    }
+
+    @Test func theFallbackWithoutEventFDsUsesMMIOExitsAndIRQLine() throws {
+        var c = MachineConfiguration()
+        c.console = .virtio
+        c.virtioEventFDs = false
+        c.timeout = 60
+        let console = ConsoleOutput(fd: -1, capture: true)
+        let machine = try Machine.build(c, console: console)
+        let outcome = machine.run()
+        let output = String(decoding: console.captured, as: UTF8.self)
+        #expect(outcome == .debugExit(value: 0, status: 1))
+        #expect(output.contains("console: virtio-console, virtio-mmio at 0xfeb00000"))
+        let virtio = try #require(machine.virtioConsole)
+        #expect(!virtio.paths.kicksByEventFD && !virtio.paths.interruptsByEventFD)
+        #expect(virtio.kicks.load(ordering: .relaxed) == 8)
+        #expect(virtio.interrupts.load(ordering: .relaxed) == 8)
+        #expect(machine.tracer.table[.io] == nil || machine.tracer.table[.io]!.count < 10, "only the debug exit is port I/O")
+    }
+
+    @Test func theConsoleSocketCarriesTheOutputToItsClient() throws {
+        let path = "/tmp/swiftlet-test-console-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
+        // The VMM waits for the first client before starting the guest.
+        let child = try #require(Spawned.start(swiftlet, ["boot", "--console", "virtio", "--console-socket", path, "--timeout", "60"]))
+        var fd: Int32 = -1
+        for _ in 0..<500 where fd < 0 {
+            fd = connectUnix(path)
+            if fd < 0 { usleep(20_000) }
+        }
+        #expect(fd >= 0, "could not connect to \(path)")
+        var received: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while fd >= 0 {
+            let n = read(fd, &buffer, buffer.count)
+            if n <= 0 { break }
+            received += buffer[0..<n]
+        }
+        if fd >= 0 { close(fd) }
+        let result = child.wait()
+        #expect(result.status == 1, "\(result.stderr)")
+        #expect(String(decoding: received, as: UTF8.self).contains("Swiftlet tiny guest: hello from a multiboot kernel"))
+        #expect(result.stdout.isEmpty, "the console went to the socket, not stdout")
+        #expect(access(path, F_OK) != 0, "the socket file is removed")
+    }
+
+    static let attacks: [(String, String)] = [
+        ("loop", "queue 1 (port 0 transmitq): descriptor chain from head 0 loops: it reaches descriptor 0 a second time"),
+        ("outside", "queue 1 (port 0 transmitq): descriptor 0: buffer of 16 bytes at 0x80000000 is outside guest RAM"),
+        ("giant", "queue 1 (port 0 transmitq): descriptor 0: buffer of 4294967280 bytes at 0x"),
+        ("jump", "queue 1 (port 0 transmitq): available index jumped from 0 to 1000, 1000 entries ahead, more than the queue size 16"),
+        ("long", "queue 1 (port 0 transmitq): descriptor chain from head 0 is longer than the queue size 16"),
+        ("overlap", "queue 2 (control receiveq): device-writable buffer of descriptor 0 overlaps the queue's used ring"),
+    ]
+
+    @Test(arguments: attacks)
+    func aHostileGuestIsContainedAndTheDeviceReset(attack: String, fault: String) {
+        let r = ProcessRunner.run(swiftlet, ["boot", "--guest", "virtio-hostile", "--console", "virtio",
+                                             "--cmdline", "attack=\(attack)", "--timeout", "60"])
+        // The guest saw DEVICE_NEEDS_RESET and a configuration interrupt, reset the device, printed through it
+        // again, and ended itself with debug-exit 0: the VMM kept running all along.
+        #expect(r.status == 1, "\(attack): \(r.stdout) \(r.stderr)")
+        #expect(r.stderr.contains("swiftlet: virtio-console: \(fault)"), "\(attack): \(r.stderr)")
+        #expect(r.stderr.contains("device needs reset (DEVICE_NEEDS_RESET set)"))
+        #expect(r.stderr.contains("swiftlet: virtio-console: reset by the driver after the fault; the device works again"))
+        #expect(r.stdout.contains("(DEVICE_NEEDS_RESET), interrupt status 0x00000002 (configuration change)"), "\(r.stdout)")
+        #expect(r.stdout.contains("virtio-hostile: recovered, the virtio console works again after the reset"))
+        #expect(!r.stderr.contains("Fatal error"))
+    }
+
+    @Test func aNotificationBeforeDriverOKConsumesNothing() {
+        let r = ProcessRunner.run(swiftlet, ["boot", "--guest", "virtio-hostile", "--console", "virtio", "--cmdline", "attack=early", "--timeout", "60"])
+        #expect(r.status == 1, "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout.contains("virtio-hostile: nothing consumed before DRIVER_OK"))
+        #expect(r.stdout.contains("virtio-hostile: consumed after DRIVER_OK and a new kick"))
+        #expect(r.stderr.contains("driver notified queue 1 (port 0 transmitq) before DRIVER_OK"))
+    }
+
+    @Test func writesToReadOnlyRegistersAndConfigurationAreIgnoredAndLogged() {
+        let r = ProcessRunner.run(swiftlet, ["boot", "--guest", "virtio-hostile", "--console", "virtio", "--cmdline", "attack=readonly", "--timeout", "60"])
+        #expect(r.status == 1, "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout.contains("virtio-hostile: read-only registers and configuration unchanged"))
+        #expect(r.stderr.contains("driver wrote 0x1 to configuration field cols (offset 0, 2 bytes), which is read-only: ignored"))
+        #expect(r.stderr.contains("driver wrote 0x0 to MagicValue, which is read-only or reserved: ignored"))
+    }
+
+    static let badOptions: [([String], String)] = [
+        (["boot", "--console", "tty"], "--console tty: unknown console (use serial or virtio)"),
+        (["boot", "--virtio-transport", "usb", "--console", "virtio"], "--virtio-transport usb: unknown transport (use mmio or pci)"),
+        (["boot", "--virtio-transport", "mmio"], "--virtio-transport needs a virtio device: add --console virtio"),
+        (["boot", "--console-socket", "/tmp/x.sock"], "--console-socket is for the virtio console: add --console virtio"),
+        (["boot", "--console", "virtio", "--console-file", "/nonexistent/dir/out"], "--console-file /nonexistent/dir/out: cannot open it for writing: No such file or directory"),
+        (["boot", "--console", "virtio", "--console-socket", "/etc/passwd"], "--console-socket /etc/passwd: a file that is not a socket is in the way"),
+    ]
+
+    @Test(arguments: badOptions)
+    func refusesBadConsoleOptionsWithOneLine(arguments: [String], phrase: String) {
+        let r = ProcessRunner.run(swiftlet, arguments)
+        #expect(r.status == ExitStatus.badInput, "\(arguments): \(r.stderr)")
+        #expect(r.stderr.contains(phrase), "\(arguments): \(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "one line: \(r.stderr)")
+    }
+}
+
+/// Connects to a Unix stream socket; the fd, or -1.
+func connectUnix(_ path: String) -> Int32 {
+    var address = sockaddr_un()
+    address.sun_family = sa_family_t(AF_UNIX)
+    let bytes = Array(path.utf8)
+    withUnsafeMutableBytes(of: &address.sun_path) { raw in
+        raw.copyBytes(from: bytes)
+        raw[bytes.count] = 0
+    }
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { return -1 }
+    let ok = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    if ok != 0 { close(fd); return -1 }
+    return fd
+}
+
+/// A child process started without waiting (ProcessRunner.run waits), with stdout and stderr in files.
+struct Spawned {
+    let pid: pid_t
+    let outPath: String
+    let errPath: String
+
+    static func start(_ path: String, _ arguments: [String]) -> Spawned? {
+        let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let outPath = "/tmp/swiftlet-test-\(tag).out", errPath = "/tmp/swiftlet-test-\(tag).err"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else { return nil }
+        return Spawned(pid: pid, outPath: outPath, errPath: errPath)
+    }
+
+    func wait() -> (status: Int32, stdout: String, stderr: String) {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        defer { unlink(outPath); unlink(errPath) }
+        let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return (exitStatus, ProcessRunner.readFile(outPath), ProcessRunner.readFile(errPath))
+    }
+}
