@@ -25,6 +25,8 @@
 //                                goes as high as possible below min(initrd_addr_max, end of RAM below 4 GiB)
 //   [0xC000_0000, 0x1_0000_0000) MMIO hole, never RAM: ioAPIC 0xFEC00000, localAPIC 0xFEE00000, KVM's TSS
 //                                and identity-map pages at 0xFFFBC000-0xFFFBFFFF, firmware ROM 0xFFFF0000
+//   [0xC000_0000, 0xE000_0000)   free for platform MMIO devices (virtio-mmio)
+//   [0xE000_0000, 0xF000_0000)   pciMemoryWindow: PCI BARs, assigned by the VMM, decoded by PCIMemoryWindow
 //   [0x1_0000_0000, ...)         RAM beyond 3 GiB, moved above the hole
 import GuestMemory
 
@@ -81,6 +83,15 @@ public enum X86Layout {
     public static let ioAPIC = GuestAddress(0xFEC0_0000)
     /// The local APIC's default MMIO base (IA32_APIC_BASE after reset).
     public static let localAPIC = GuestAddress(0xFEE0_0000)
+
+    // MARK: PCI (Sources/Devices/PCI)
+
+    /// The PCI memory window: the VMM places every BAR here (as firmware would) and one PCIMemoryWindow on the
+    /// MMIO bus decodes it. 256 MiB inside the MMIO hole, so never RAM; below the IOAPIC, LAPIC, KVM's pages
+    /// and the firmware ROM; far above the lab MMIO page. BARs stay below 4 GiB, 64-bit ones included.
+    /// Linux finds the devices by configuration mechanism #1 and keeps these assignments.
+    public static let pciMemoryWindow = GuestAddress(0xE000_0000)
+    public static let pciMemoryWindowEnd = GuestAddress(0xF000_0000)
 
     /// Guest RAM regions for `size` bytes: below the MMIO hole, and the rest above 4 GiB.
     public static func ramLayout(size: UInt64) -> [(base: GuestAddress, size: UInt64)] {

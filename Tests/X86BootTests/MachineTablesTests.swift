@@ -233,3 +233,25 @@ import Testing
         #expect(HVMStartInfo.size(modules: 1, memoryMapEntries: 128) <= 4096)
     }
 }
+
+@Suite struct PCIWindowLayoutTests {
+    @Test func thePCIWindowLiesInTheMMIOHoleClearOfEveryFixedDevice() {
+        let start = X86Layout.pciMemoryWindow.rawValue, end = X86Layout.pciMemoryWindowEnd.rawValue
+        #expect(start >= X86Layout.mmioHoleStart.rawValue && end <= X86Layout.fourGiB.rawValue && start < end)
+        let fixed: [(String, UInt64, UInt64)] = [
+            ("IOAPIC", X86Layout.ioAPIC.rawValue, X86Layout.ioAPIC.rawValue + 0x1000),
+            ("LAPIC", X86Layout.localAPIC.rawValue, X86Layout.localAPIC.rawValue + 0x1000),
+            ("KVM identity map and TSS", X86Layout.kvmIdentityMap.rawValue, X86Layout.kvmTSS.rawValue + 3 * 0x1000),
+            ("firmware ROM", X86Layout.firmwareBase.rawValue, X86Layout.firmwareBase.rawValue + X86Layout.firmwareSize),
+            ("lab MMIO page", X86Layout.labMMIO.rawValue, X86Layout.labMMIO.rawValue + 0x1000),
+        ]
+        for (name, b, e) in fixed { #expect(e <= start || end <= b, "the PCI window overlaps the \(name)") }
+        // Whatever the RAM size, the e820 map never calls any of the window RAM.
+        for size: UInt64 in [64 << 20, 3 << 30, 6 << 30] {
+            let ram = X86Layout.ramLayout(size: size).map { AddressRange(base: $0.base, length: $0.size)! }
+            for entry in E820.map(ramRegions: ram) where entry.type == .ram {
+                #expect(entry.end <= start || end <= entry.base.rawValue, "RAM \(entry) overlaps the PCI window")
+            }
+        }
+    }
+}
