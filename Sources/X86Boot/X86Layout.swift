@@ -89,7 +89,7 @@ public enum X86Layout {
     /// The PCI memory window: the VMM places every BAR here (as firmware would) and one PCIMemoryWindow on the
     /// MMIO bus decodes it. 256 MiB inside the MMIO hole, so never RAM; below the IOAPIC, LAPIC, KVM's pages
     /// and the firmware ROM; far above the lab MMIO page. BARs stay below 4 GiB, 64-bit ones included.
-    /// Linux finds the devices by configuration mechanism #1 and keeps these assignments.
+    /// Linux finds the devices by configuration mechanism #1 and claims BARs assigned before it starts.
     public static let pciMemoryWindow = GuestAddress(0xE000_0000)
     public static let pciMemoryWindowEnd = GuestAddress(0xF000_0000)
 
