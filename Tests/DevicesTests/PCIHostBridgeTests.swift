@@ -171,6 +171,21 @@ import Testing
         #expect(changes.withLock { $0[0].description } == "00:01.0 BAR 0: 0xe1000000-0xe1000fff → 0xe2000000-0xe2000fff")
     }
 
+    @Test func resetTurnsDecodingOffAndForgetsTheConfigAddress() throws {
+        let changes = Mutex<[PCIBARChange]>([])
+        let (ports, bridge) = try makeBus { c in changes.withLock { $0.append(c) } }
+        let device = try TestPCIDevice()
+        try bridge.attach(device, slot: 1)
+        try bridge.assignBARs()
+        configWrite(ports, device: 1, offset: PCIHeader.command, size: 2, value: 0x0002)
+        #expect(bridge.decodedBARs.count == 2)
+        bridge.reset()
+        #expect(bridge.decodedBARs.isEmpty)
+        #expect(changes.withLock { $0.suffix(2).allSatisfy { $0.new == nil } })
+        #expect(ports.read(0xCF8, size: 4) == 0)
+        #expect(device.pciFunction.barAddress(0) == 0 && device.pciFunction.command == [])
+    }
+
     @Test func theMemoryWindowSendsBARAccessesToTheDevice() throws {
         let (ports, bridge) = try makeBus()
         let device = try TestPCIDevice(TestPCIDevice.definition(msixVectors: 2))

@@ -123,6 +123,19 @@ import Testing
         #expect(log.intxLevels == [true, false, true])
     }
 
+    @Test func resetMasksEveryVectorAndTurnsMSIXOff() throws {
+        let (f, log) = try make()
+        program(f, vector: 1, address: 0xFEE0_0000, data: 0x33)
+        setControl(f, enable: true)
+        log.msixChanges.withLock { $0 = [] }
+        f.reset()
+        #expect(!f.isMSIXEnabled && f.msixEntry(1) == MSIXTableEntry())
+        #expect(f.readConfig(offset: 0x42, size: 2) == 2)
+        #expect(log.msixChanges.withLock { $0 } == [.control(enabled: false, functionMasked: false),
+                                                    .entry(vector: 1, MSIXTableEntry())])
+        #expect(f.signal(vector: 1) == .msixDisabled)
+    }
+
     @Test func refusesTablesOutsideTheirBAR() {
         func msix(_ table: UInt32, _ pba: UInt32, vectors: Int = 4, bar: Int = 2) -> PCIFunctionDefinition {
             var d = TestPCIDevice.definition()

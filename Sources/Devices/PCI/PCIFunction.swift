@@ -211,12 +211,18 @@ public final class PCIFunction: Sendable {
         }
     }
 
-    /// Restores the state after reset: everything the guest wrote is forgotten and INTx is released.
+    /// Restores the state after reset: everything the guest wrote is forgotten, INTx is released and
+    /// MSI-X is off with every vector masked (told to `msixChanged` when that changes anything).
     public func reset() {
         state.withLock { s in
-            let wasAsserted = s.intxOutput
+            let before = s
             s = initialState
-            if wasAsserted { wiring.intx(false) }
+            if before.intxOutput { wiring.intx(false) }
+            guard let old = before.msix else { return }
+            if old.enabled || old.functionMasked { wiring.msixChanged(.control(enabled: false, functionMasked: false)) }
+            for (vector, entry) in old.entries.enumerated() where entry != MSIXTableEntry() {
+                wiring.msixChanged(.entry(vector: vector, MSIXTableEntry()))
+            }
         }
     }
 

@@ -14,8 +14,8 @@
 // arch/x86/pci/direct.c: CONFIG_ADDRESS must read back 0x80000000, then a host bridge or VGA class must
 // answer), so the host bridge reports class 0x0600.
 //
-// The host bridge's IDs are 0x8086:0x0D57, the pair Cloud Hypervisor and Firecracker give their virtual
-// host bridge; a host bridge needs no driver and Linux binds none to it.
+// The host bridge's IDs are 0x8086:0x0D57, the pair Cloud Hypervisor gives its virtual host bridge (EDK2's
+// Cloud Hypervisor platform code knows it by that device ID). The function has no BARs and needs no driver.
 //
 // BAR moves: devices decode their BARs wherever the guest puts them; after every configuration write the
 // bridge compares what each function decodes and reports each change (`PCIBARChange`) to the VMM, which
@@ -126,6 +126,19 @@ public final class PCIHostBridge: BusDevice, Sendable {
             next = range.last &+ 1
         }
         state.withLock { s in for slot in 0..<32 where s.slots[slot] != nil { refreshMappings(&s, slot: slot) } }
+    }
+
+    /// Resets every function (as a machine reset does) and CONFIG_ADDRESS; BARs the guest had enabled are
+    /// reported as gone. The VMM places them again with `assignBARs` before the guest restarts.
+    public func reset() {
+        state.withLock { s in
+            s.configAddress = PCIConfigAddress(rawValue: 0)
+            for slot in 0..<32 {
+                guard let entry = s.slots[slot] else { continue }
+                entry.device.pciFunction.reset()
+                refreshMappings(&s, slot: slot)
+            }
+        }
     }
 
     // MARK: BusDevice: ports 0xCF8-0xCFF
