@@ -31,6 +31,7 @@ const unsigned long CKVM_SET_IDENTITY_MAP_ADDR = KVM_SET_IDENTITY_MAP_ADDR;
 const unsigned long CKVM_CREATE_IRQCHIP = KVM_CREATE_IRQCHIP;
 const unsigned long CKVM_CREATE_PIT2 = KVM_CREATE_PIT2;
 const unsigned long CKVM_IRQ_LINE = KVM_IRQ_LINE;
+const unsigned long CKVM_SIGNAL_MSI = KVM_SIGNAL_MSI;
 const unsigned long CKVM_IOEVENTFD = KVM_IOEVENTFD;
 const unsigned long CKVM_IRQFD = KVM_IRQFD;
 const unsigned long CKVM_RUN = KVM_RUN;

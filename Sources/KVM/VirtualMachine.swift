@@ -1,7 +1,7 @@
 // VirtualMachine: the VM fd returned by KVM_CREATE_VM, second link of KVMSystem → VirtualMachine → VCPU.
 //
 // One method per VM ioctl: memory slots, vCPU creation, the in-kernel interrupt controllers and PIT, IRQ
-// lines, ioeventfd and irqfd. Reference: Documentation/virt/kvm/api.rst §4 (VM ioctls).
+// lines, MSIs, ioeventfd and irqfd. Reference: Documentation/virt/kvm/api.rst §4 (VM ioctls).
 import CKVM
 import SystemPackage
 
@@ -69,6 +69,19 @@ public final class VirtualMachine: @unchecked Sendable {
         line.irq = irq
         line.level = level ? 1 : 0
         _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_IRQ_LINE, &line), "KVM_IRQ_LINE")
+    }
+
+    /// Injects one message-signalled interrupt: the write of `data` to `address` a PCI function makes for an
+    /// MSI or MSI-X vector, decoded by KVM's local APIC model (needs the in-kernel irqchip and
+    /// KVM_CAP_SIGNAL_MSI). Returns true when an APIC accepted it, false when the guest blocked it (the
+    /// destination APIC is software-disabled, for example). The corresponding ioctl is `KVM_SIGNAL_MSI`.
+    @discardableResult
+    public func signalMSI(address: UInt64, data: UInt32) throws(KVMError) -> Bool {
+        var msi = kvm_msi()
+        msi.address_lo = UInt32(truncatingIfNeeded: address)
+        msi.address_hi = UInt32(truncatingIfNeeded: address >> 32)
+        msi.data = data
+        return try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_SIGNAL_MSI, &msi), "KVM_SIGNAL_MSI") > 0
     }
 
     /// Makes guest writes to `address` signal `eventFD` instead of exiting; with `datamatch`, only writes of

@@ -2,7 +2,7 @@
 //
 // `--console virtio` adds a virtio-console (Sources/Virtio) on the transport `--virtio-transport` names:
 //   mmio: a virtio-mmio v2 register block at X86Layout.virtioMMIO on the MMIO bus, interrupt GSI 5,
-//         announced as `virtio_mmio.device=4K@0xfeb00000:5` on the kernel command line (the tiny guests
+//         announced as `virtio_mmio.device=4K@0xd0000000:5` on the kernel command line (the tiny guests
 //         parse the same text from their multiboot command line); Linux gets `console=hvc0`.
 // Kicks: one eventfd per queue registered with KVM_IOEVENTFD on the QueueNotify address with the queue
 // index as datamatch, so a kick never leaves KVM_RUN; the virtio device thread (epoll) takes it and runs

@@ -13,24 +13,57 @@
 //          one bus entry "ISA   " (bus 0), one I/O APIC entry (id = number of CPUs, version 0x11,
 //          0xFEC00000), the I/O interrupt assignments of ISA IRQs 0-15 (see InterruptRouting), and two
 //          local interrupt assignments: ExtINT (the 8259) on LINT0 of the BSP, NMI on LINT1 of every CPU.
+//          With a PCI bus (`PCIBus`), bus 0 is "PCI   " and ISA becomes bus 1, and after the ISA interrupts
+//          comes one I/O interrupt assignment per wired INTx pin: source bus 0, source IRQ
+//          (device << 2) | (pin - 1) (§D.3, "PCI interrupts"), level-triggered and active low as PCI INTx#
+//          lines are. Linux matches these in IO_APIC_get_PCI_irq_vector: the MP bus id must equal the PCI
+//          bus number, which is why the PCI bus takes id 0.
 // Checksums make every byte of each structure sum to zero. Up to 254 CPUs: APIC ids are 8 bits, 0xFF is
 // the broadcast id, and the IOAPIC takes the id after the last CPU's.
 import GuestMemory
 
 public enum MPTableError: Error, Equatable, Sendable, CustomStringConvertible {
     case cpuCount(Int)
+    case pciInterrupt(device: UInt8, pin: UInt8, ioapicPin: UInt8)
     case memory(GuestMemoryError)
 
     public var description: String {
         switch self {
         case let .cpuCount(n):
             "--cpus \(n): the MP table describes 1 to \(MPTable.maximumCPUs) CPUs (8-bit APIC ids, 0xff is broadcast, the IOAPIC takes the next id)"
+        case let .pciInterrupt(device, pin, ioapicPin):
+            "PCI INTx of device \(device) pin \(pin) on IOAPIC pin \(ioapicPin): devices are 0-31, pins 1-4 (INTA#-INTD#), IOAPIC pins 0-23"
         case let .memory(error): "\(error)"
         }
     }
 }
 
 public enum MPTable {
+    /// A PCI bus 0 to announce, with the IOAPIC pins its devices' INTx lines are wired to.
+    public struct PCIBus: Sendable, Equatable {
+        /// One INTx line: PCI device (slot) `device`'s pin `pin` (1 = INTA# ... 4 = INTD#) on IOAPIC pin `ioapicPin`.
+        public struct Interrupt: Sendable, Equatable {
+            public var device: UInt8
+            public var pin: UInt8
+            public var ioapicPin: UInt8
+            public init(device: UInt8, pin: UInt8, ioapicPin: UInt8) {
+                self.device = device; self.pin = pin; self.ioapicPin = ioapicPin
+            }
+        }
+
+        public var interrupts: [Interrupt]
+        public init(interrupts: [Interrupt] = []) { self.interrupts = interrupts }
+
+        /// Flags of a PCI interrupt entry (Table 4-9): polarity 11 (active low), trigger mode 11 (level).
+        public static let interruptFlags: UInt16 = 0x000F
+
+        /// A default wiring onto IOAPIC pins 16-23, which no ISA IRQ uses and KVM's default GSI routing
+        /// sends to the IOAPIC alone: the usual PCI rotation, device d's pin p on 16 + (d + p - 1) mod 8.
+        public static func defaultIOAPICPin(device: UInt8, pin: UInt8) -> UInt8 {
+            16 + UInt8((Int(device) + Int(pin) - 1) % 8)
+        }
+    }
+
     /// How the ISA IRQs reach IOAPIC pins. The table must agree with the VMM's KVM GSI routing, or the
     /// kernel waits on a pin its interrupts never reach (the timer check then falls back, slowly or not at all).
     public enum InterruptRouting: Sendable, Equatable {
@@ -80,10 +113,13 @@ public enum MPTable {
         static let extINT: UInt8 = 3
     }
 
+    /// How many IOAPIC pins the in-kernel IOAPIC has (KVM_IOAPIC_NUM_PINS).
+    public static let ioAPICPins: UInt8 = 24
+
     /// The tables' size for `cpus` CPUs.
-    public static func size(cpus: Int, routing: InterruptRouting) -> Int {
+    public static func size(cpus: Int, routing: InterruptRouting, pciBus: PCIBus? = nil) -> Int {
         floatingPointerSize + headerSize + cpus * processorEntrySize
-            + (2 + interruptCount(routing) + 2) * shortEntrySize
+            + (2 + interruptCount(routing) + 2 + (pciBus.map { 1 + $0.interrupts.count } ?? 0)) * shortEntrySize
     }
 
     static func interruptCount(_ routing: InterruptRouting) -> Int {
@@ -92,10 +128,14 @@ public enum MPTable {
 
     /// The floating pointer followed by the configuration table, for placement at `base`.
     public static func encode(cpus: Int, at base: GuestAddress = X86Layout.mpTable,
-                              routing: InterruptRouting) throws(MPTableError) -> [UInt8] {
+                              routing: InterruptRouting, pciBus: PCIBus? = nil) throws(MPTableError) -> [UInt8] {
         guard cpus >= 1, cpus <= maximumCPUs else { throw .cpuCount(cpus) }
+        for i in pciBus?.interrupts ?? [] where i.device > 31 || !(1...4).contains(i.pin) || i.ioapicPin >= ioAPICPins {
+            throw .pciInterrupt(device: i.device, pin: i.pin, ioapicPin: i.ioapicPin)
+        }
         let ioAPICID = UInt8(cpus)
-        let isaBus: UInt8 = 0
+        let pciBusID: UInt8 = 0
+        let isaBus: UInt8 = pciBus == nil ? 0 : 1
 
         var entries: [UInt8] = []
         var entryCount = 0
@@ -109,12 +149,17 @@ public enum MPTable {
             put(&e, 8, UInt32(0x201))                         // feature flags (CPUID.1:EDX): FPU, APIC
             entries += e; entryCount += 1
         }
+        if pciBus != nil { entries += [EntryType.bus, pciBusID] + Array("PCI   ".utf8); entryCount += 1 }
         entries += [EntryType.bus, isaBus] + Array("ISA   ".utf8); entryCount += 1
         entries += [EntryType.ioAPIC, ioAPICID, ioAPICVersion, 0x1] + le(UInt32(X86Layout.ioAPIC.rawValue)); entryCount += 1
         for irq in UInt8(0)..<16 {
             guard let pin = routing.ioapicPin(forISAIRQ: irq) else { continue }
             // Flags 0: polarity and trigger mode conform to the bus (ISA: active high, edge).
             entries += [EntryType.ioInterrupt, InterruptType.int, 0, 0, isaBus, irq, ioAPICID, pin]; entryCount += 1
+        }
+        for i in pciBus?.interrupts ?? [] {
+            entries += [EntryType.ioInterrupt, InterruptType.int] + le(PCIBus.interruptFlags)
+                + [pciBusID, i.device << 2 | (i.pin - 1), ioAPICID, i.ioapicPin]; entryCount += 1
         }
         entries += [EntryType.localInterrupt, InterruptType.extINT, 0, 0, isaBus, 0, 0x00, 0]; entryCount += 1 // BSP LINT0
         entries += [EntryType.localInterrupt, InterruptType.nmi, 0, 0, isaBus, 0, 0xFF, 1]; entryCount += 1    // all LINT1
@@ -143,10 +188,11 @@ public enum MPTable {
     /// Writes the tables at `base` (16-byte aligned, below 1 MiB) and says where they went.
     @discardableResult
     public static func write(cpus: Int, into memory: GuestMemory, at base: GuestAddress = X86Layout.mpTable,
-                             routing: InterruptRouting) throws(MPTableError) -> BootPlacement {
-        let bytes = try encode(cpus: cpus, at: base, routing: routing)
+                             routing: InterruptRouting, pciBus: PCIBus? = nil) throws(MPTableError) -> BootPlacement {
+        let bytes = try encode(cpus: cpus, at: base, routing: routing, pciBus: pciBus)
         do { try memory.write(bytes: bytes, at: base) } catch { throw .memory(error) }
-        return BootPlacement("MP table: floating pointer + configuration table (\(cpus) CPU\(cpus == 1 ? "" : "s"), IOAPIC id \(cpus), \(interruptCount(routing)) ISA interrupts, \(routing == .pcCompatible ? "IRQ0 on pin 2" : "IRQ n on pin n"))",
+        let pci = pciBus.map { ", PCI bus 0 with \($0.interrupts.count) INTx line\($0.interrupts.count == 1 ? "" : "s")" } ?? ""
+        return BootPlacement("MP table: floating pointer + configuration table (\(cpus) CPU\(cpus == 1 ? "" : "s"), IOAPIC id \(cpus), \(interruptCount(routing)) ISA interrupts, \(routing == .pcCompatible ? "IRQ0 on pin 2" : "IRQ n on pin n")\(pci))",
                              base: base, length: UInt64(bytes.count))
     }
 

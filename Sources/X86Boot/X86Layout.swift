@@ -23,9 +23,11 @@
 //   [0x0010_0000, ...)           highMemory: multiboot segments and the bzImage protected-mode kernel; a PVH
 //                                vmlinux loads at its own p_paddr (16 MiB for x86-64 defaults); the initrd
 //                                goes as high as possible below min(initrd_addr_max, end of RAM below 4 GiB)
-//   [0xC000_0000, 0x1_0000_0000) MMIO hole, never RAM: virtio-mmio register blocks from 0xFEB00000 (one page
-//                                each), ioAPIC 0xFEC00000, localAPIC 0xFEE00000, KVM's TSS and identity-map
-//                                pages at 0xFFFBC000-0xFFFBFFFF, firmware ROM 0xFFFF0000
+//   [0xC000_0000, 0x1_0000_0000) MMIO hole, never RAM: ioAPIC 0xFEC00000, localAPIC 0xFEE00000, KVM's TSS
+//                                and identity-map pages at 0xFFFBC000-0xFFFBFFFF, firmware ROM 0xFFFF0000
+//   [0xC000_0000, 0xE000_0000)   free for platform MMIO devices: virtio-mmio register blocks from 0xD0000000
+//                                (one page each)
+//   [0xE000_0000, 0xF000_0000)   pciMemoryWindow: PCI BARs, assigned by the VMM, decoded by PCIMemoryWindow
 //   [0x1_0000_0000, ...)         RAM beyond 3 GiB, moved above the hole
 import GuestMemory
 
@@ -56,11 +58,11 @@ public enum X86Layout {
     /// The lab MMIO page (marker at +0, debug exit at +0x10), for guest user mode where port I/O may be
     /// refused; present only when RAM ends below it. The tiny guests' page tables map the first GiB.
     public static let labMMIO = GuestAddress(0x3FFF_F000)
-    /// virtio-mmio register blocks (virtio 1.2 §4.2.2), one page each from here, in the MMIO hole just below
-    /// the IOAPIC (the PCI BAR window lies lower). Guests learn of them from the command line the VMM extends:
-    /// `virtio_mmio.device=4K@0xfeb00000:5` (Linux's VIRTIO_MMIO_CMDLINE_DEVICES syntax; the tiny guests
+    /// virtio-mmio register blocks (virtio 1.2 §4.2.2), one page each from here, in the platform-device part
+    /// of the MMIO hole (below the PCI window). Guests learn of them from the command line the VMM extends:
+    /// `virtio_mmio.device=4K@0xd0000000:5` (Linux's VIRTIO_MMIO_CMDLINE_DEVICES syntax; the tiny guests
     /// parse the same text from their multiboot command line). The tiny guests' page tables map 3-4 GiB.
-    public static let virtioMMIO = GuestAddress(0xFEB0_0000)
+    public static let virtioMMIO = GuestAddress(0xD000_0000)
     public static let virtioMMIOSlotSize: UInt64 = 0x1000
     /// The interrupt of the virtio-mmio console: ISA IRQ 5, which is IOAPIC pin 5 and KVM GSI 5 in the MP
     /// table's identity routing; free on a PC (the PIT has 0, the keyboard 1, COM2 3, COM1 4).
@@ -92,6 +94,15 @@ public enum X86Layout {
     public static let ioAPIC = GuestAddress(0xFEC0_0000)
     /// The local APIC's default MMIO base (IA32_APIC_BASE after reset).
     public static let localAPIC = GuestAddress(0xFEE0_0000)
+
+    // MARK: PCI (Sources/Devices/PCI)
+
+    /// The PCI memory window: the VMM places every BAR here (as firmware would) and one PCIMemoryWindow on the
+    /// MMIO bus decodes it. 256 MiB inside the MMIO hole, so never RAM; below the IOAPIC, LAPIC, KVM's pages
+    /// and the firmware ROM; far above the lab MMIO page. BARs stay below 4 GiB, 64-bit ones included.
+    /// Linux finds the devices by configuration mechanism #1 and claims BARs assigned before it starts.
+    public static let pciMemoryWindow = GuestAddress(0xE000_0000)
+    public static let pciMemoryWindowEnd = GuestAddress(0xF000_0000)
 
     /// Guest RAM regions for `size` bytes: below the MMIO hole, and the rest above 4 GiB.
     public static func ramLayout(size: UInt64) -> [(base: GuestAddress, size: UInt64)] {

@@ -29,6 +29,21 @@ struct KVMSystemTests {
         #expect(try vcpu.registers().rip == 0xFFF0)
     }
 
+    @Test func signalsAnMSIToTheLocalAPICItNames() throws {
+        let vm = try KVMSystem().createVirtualMachine()
+        try vm.createIRQChip()
+        let vcpu = try vm.createVCPU(id: 0)
+        // After reset the local APIC is software-disabled (SVR bit 8 clear): KVM reports the MSI as blocked.
+        #expect(try vm.signalMSI(address: 0xFEE0_0000, data: 0x41) == false)
+        var lapic = try vcpu.localAPIC()
+        withUnsafeMutableBytes(of: &lapic.regs) { $0[0xF1] |= 0x01 }       // SVR (0xF0) bit 8: APIC enabled
+        try vcpu.setLocalAPIC(lapic)
+        // APIC id 0, fixed delivery, vector 0x41: KVM accepts it and sets bit 1 of IRR dword 2 (vectors 0x40-0x5F).
+        #expect(try vm.signalMSI(address: 0xFEE0_0000, data: 0x41) == true)
+        let irr = withUnsafeBytes(of: try vcpu.localAPIC().regs) { $0.load(fromByteOffset: 0x200 + 2 * 0x10, as: UInt32.self) }
+        #expect(irr & (1 << 1) != 0)
+    }
+
     @Test func reportsAMissingDeviceWithAHint() {
         #expect(throws: KVMError.self) { try KVMSystem(path: "/nonexistent/kvm") }
         do { _ = try KVMSystem(path: "/nonexistent/kvm") } catch {

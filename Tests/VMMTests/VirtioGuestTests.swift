@@ -14,13 +14,13 @@ struct VirtioGuestTests {
         let r = ProcessRunner.run(swiftlet, ["boot", "--console", "virtio", "--trace-exits", "--timeout", "60"])
         #expect(r.status == 1, "\(r.stderr)")
         #expect(r.stdout.contains("Swiftlet tiny guest: hello from a multiboot kernel"))
-        #expect(r.stdout.contains("console: virtio-console, virtio-mmio at 0xfeb00000"))
+        #expect(r.stdout.contains("console: virtio-console, virtio-mmio at 0xd0000000"))
         #expect(r.stdout.contains("multiboot magic ok"))
         // No character of the banner went through the UART: no OUT to port 0x3f8.
         #expect(!r.stderr.contains("out port 0x03f8"), "the banner must not use COM1")
         #expect(r.stderr.contains("KICK           queue 1 (port 0 transmitq) ← ioeventfd"), "\(r.stderr.suffix(2000))")
         #expect(r.stderr.contains("INTERRUPT      GSI 5 ← irqfd write (used buffers in queue 1 (port 0 transmitq))"))
-        #expect(r.stderr.contains("read  0xfeb00060 4 bytes → 0x00000001"), "the driver reads InterruptStatus")
+        #expect(r.stderr.contains("read  0xd0000060 4 bytes → 0x00000001"), "the driver reads InterruptStatus")
         #expect(r.stderr.contains("virtio-console: 8 kicks (ioeventfd, no VM exit), 8 interrupts (irqfd)"), "one kick per line")
     }
 
@@ -34,7 +34,7 @@ struct VirtioGuestTests {
         let outcome = machine.run()
         let output = String(decoding: console.captured, as: UTF8.self)
         #expect(outcome == .debugExit(value: 0, status: 1))
-        #expect(output.contains("console: virtio-console, virtio-mmio at 0xfeb00000"))
+        #expect(output.contains("console: virtio-console, virtio-mmio at 0xd0000000"))
         let virtio = try #require(machine.virtioConsole)
         #expect(!virtio.paths.kicksByEventFD && !virtio.paths.interruptsByEventFD)
         #expect(virtio.kicks.load(ordering: .relaxed) == 8)

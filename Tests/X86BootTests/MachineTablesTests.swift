@@ -176,6 +176,51 @@ import Testing
         #expect(throws: MPTableError.cpuCount(255)) { try MPTable.encode(cpus: 255, routing: .identity) }
     }
 
+    @Test func announcesAPCIBusAndItsINTxLines() throws {
+        let pci = MPTable.PCIBus(interrupts: [
+            .init(device: 1, pin: 1, ioapicPin: MPTable.PCIBus.defaultIOAPICPin(device: 1, pin: 1)),
+            .init(device: 3, pin: 2, ioapicPin: 23),
+        ])
+        let bytes = try MPTable.encode(cpus: 2, routing: .identity, pciBus: pci)
+        #expect(bytes.count == MPTable.size(cpus: 2, routing: .identity, pciBus: pci))
+        let table = bytes[16...]
+        #expect(checksum(table) == 0)
+        let all = entries(table)
+        #expect(Int(F.u16(Array(table), 34)) == all.count && all.count == 2 + 2 + 1 + 16 + 2 + 2)
+        #expect(all.map(\.type) == all.map(\.type).sorted())
+        // Bus 0 is PCI (Linux looks PCI interrupts up by the PCI bus number), ISA moves to bus 1.
+        let buses = all.filter { $0.type == 1 }.map(\.bytes)
+        #expect(buses.map { $0[1] } == [0, 1])
+        #expect(buses.map { String(decoding: $0[2..<8], as: UTF8.self) } == ["PCI   ", "ISA   "])
+        let interrupts = all.filter { $0.type == 3 }.map(\.bytes)
+        #expect(interrupts.prefix(16).allSatisfy { $0[4] == 1 && $0[2] == 0 })   // ISA IRQs from bus 1, flags conform
+        let pciEntries = Array(interrupts.suffix(2))
+        // INT, level + active low, from bus 0, source IRQ (device << 2) | (pin - 1), to IOAPIC id 2.
+        #expect(pciEntries[0] == [3, 0, 0x0F, 0, 0, 1 << 2 | 0, 2, 17])
+        #expect(pciEntries[1] == [3, 0, 0x0F, 0, 0, 3 << 2 | 1, 2, 23])
+        #expect(all.filter { $0.type == 4 }.allSatisfy { $0.bytes[4] == 1 })  // local interrupts name the ISA bus
+    }
+
+    @Test func aPCIBusWithoutINTxLinesIsStillAnnounced() throws {
+        let bytes = try MPTable.encode(cpus: 1, routing: .identity, pciBus: MPTable.PCIBus())
+        let buses = entries(bytes[16...]).filter { $0.type == 1 }
+        #expect(buses.count == 2)
+        #expect(try MPTable.encode(cpus: 1, routing: .identity).count == bytes.count - 8)
+    }
+
+    @Test func refusesImpossiblePCIInterrupts() {
+        for bad in [MPTable.PCIBus.Interrupt(device: 32, pin: 1, ioapicPin: 16),
+                    MPTable.PCIBus.Interrupt(device: 1, pin: 0, ioapicPin: 16),
+                    MPTable.PCIBus.Interrupt(device: 1, pin: 5, ioapicPin: 16),
+                    MPTable.PCIBus.Interrupt(device: 1, pin: 1, ioapicPin: 24)] {
+            #expect(throws: MPTableError.pciInterrupt(device: bad.device, pin: bad.pin, ioapicPin: bad.ioapicPin)) {
+                try MPTable.encode(cpus: 1, routing: .identity, pciBus: MPTable.PCIBus(interrupts: [bad]))
+            }
+        }
+        #expect(MPTable.PCIBus.defaultIOAPICPin(device: 7, pin: 2) == 16)  // (7 + 1) mod 8
+        #expect(MPTable.PCIBus.defaultIOAPICPin(device: 31, pin: 4) == 18)
+    }
+
     @Test func writesIntoGuestMemoryWhereLinuxScans() throws {
         let memory = try F.memory(megabytes: 4)
         let placement = try MPTable.write(cpus: 2, into: memory, routing: .pcCompatible)
@@ -231,5 +276,27 @@ import Testing
         }
         // The start info page holds the header, one module and well over the map's few entries.
         #expect(HVMStartInfo.size(modules: 1, memoryMapEntries: 128) <= 4096)
+    }
+}
+
+@Suite struct PCIWindowLayoutTests {
+    @Test func thePCIWindowLiesInTheMMIOHoleClearOfEveryFixedDevice() {
+        let start = X86Layout.pciMemoryWindow.rawValue, end = X86Layout.pciMemoryWindowEnd.rawValue
+        #expect(start >= X86Layout.mmioHoleStart.rawValue && end <= X86Layout.fourGiB.rawValue && start < end)
+        let fixed: [(String, UInt64, UInt64)] = [
+            ("IOAPIC", X86Layout.ioAPIC.rawValue, X86Layout.ioAPIC.rawValue + 0x1000),
+            ("LAPIC", X86Layout.localAPIC.rawValue, X86Layout.localAPIC.rawValue + 0x1000),
+            ("KVM identity map and TSS", X86Layout.kvmIdentityMap.rawValue, X86Layout.kvmTSS.rawValue + 3 * 0x1000),
+            ("firmware ROM", X86Layout.firmwareBase.rawValue, X86Layout.firmwareBase.rawValue + X86Layout.firmwareSize),
+            ("lab MMIO page", X86Layout.labMMIO.rawValue, X86Layout.labMMIO.rawValue + 0x1000),
+        ]
+        for (name, b, e) in fixed { #expect(e <= start || end <= b, "the PCI window overlaps the \(name)") }
+        // Whatever the RAM size, the e820 map never calls any of the window RAM.
+        for size: UInt64 in [64 << 20, 3 << 30, 6 << 30] {
+            let ram = X86Layout.ramLayout(size: size).map { AddressRange(base: $0.base, length: $0.size)! }
+            for entry in E820.map(ramRegions: ram) where entry.type == .ram {
+                #expect(entry.end <= start || end <= entry.base.rawValue, "RAM \(entry) overlaps the PCI window")
+            }
+        }
     }
 }

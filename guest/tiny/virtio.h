@@ -7,7 +7,7 @@
  * acknowledges InterruptStatus as an interrupt handler would.
  *
  * The device is found the way Linux finds it: `virtio_mmio.device=<size>@<base>:<irq>` on the command
- * line (the multiboot command line here), e.g. virtio_mmio.device=4K@0xfeb00000:5.
+ * line (the multiboot command line here), e.g. virtio_mmio.device=4K@0xd0000000:5.
  */
 #ifndef TINY_VIRTIO_H
 #define TINY_VIRTIO_H

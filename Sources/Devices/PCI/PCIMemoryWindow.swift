@@ -1,0 +1,32 @@
+// PCIMemoryWindow: the MMIO side of the PCI host bridge — one BusDevice over the whole BAR window
+// (X86Layout.pciMemoryWindow), which sends each access to the device whose BAR decodes that address now.
+//
+// Real host bridges work the same way: the chipset claims a window of physical addresses for PCI and the
+// devices on the bus decode their BARs inside it. Because the window is one fixed Bus entry, the guest can
+// move BARs while vCPUs run without the MMIO bus changing. Accesses inside the window that no BAR decodes
+// read all ones and drop writes, as a master abort does; accesses to a BAR's MSI-X table or pending-bit
+// array are served by its PCIFunction, the rest by the device.
+
+public final class PCIMemoryWindow: BusDevice, Sendable {
+    public let bridge: PCIHostBridge
+
+    init(bridge: PCIHostBridge) { self.bridge = bridge }
+
+    /// The guest-physical base to insert this device at on the MMIO bus, and its length.
+    public var base: UInt64 { bridge.window.base }
+    public var length: UInt64 { bridge.window.length }
+
+    public func read(offset: UInt64, size: Int) -> UInt64 {
+        guard let (device, bar, barOffset) = bridge.decode(base &+ offset) else {
+            return size >= 8 ? UInt64.max : (UInt64(1) << (8 * UInt64(size))) - 1
+        }
+        if let value = device.pciFunction.readMSIX(bar: bar, offset: barOffset, size: size) { return value }
+        return device.readBAR(bar, offset: barOffset, size: size)
+    }
+
+    public func write(offset: UInt64, size: Int, value: UInt64) {
+        guard let (device, bar, barOffset) = bridge.decode(base &+ offset) else { return }
+        if device.pciFunction.writeMSIX(bar: bar, offset: barOffset, size: size, value: value) { return }
+        device.writeBAR(bar, offset: barOffset, size: size, value: value)
+    }
+}
