@@ -53,8 +53,9 @@ public protocol VirtioDeviceInterface: AnyObject, Sendable {
     var interruptStatus: UInt32 { get }
     /// Clears the given interrupt status bits (MMIO InterruptACK).
     func acknowledgeInterrupt(_ bits: UInt32)
-    /// Returns the interrupt status and clears it (the PCI ISR register's read-to-clear).
-    func takeInterruptStatus() -> UInt32
+    /// Returns the interrupt status and clears it (the PCI ISR register's read-to-clear), running `cleared`
+    /// under the device's lock so that an interrupt raised meanwhile is not lost (INTx deassert).
+    func takeInterruptStatus(_ cleared: () -> Void) -> UInt32
     var configGeneration: UInt32 { get }
     var configSize: Int { get }
     func readConfig(offset: Int, size: Int) -> UInt64
@@ -325,9 +326,9 @@ public final class VirtioDevice<Model: VirtioDeviceModel>: VirtioDeviceInterface
 
     public func acknowledgeInterrupt(_ bits: UInt32) { state.withLock { $0.interruptStatus &= ~bits } }
 
-    public func takeInterruptStatus() -> UInt32 {
+    public func takeInterruptStatus(_ cleared: () -> Void = {}) -> UInt32 {
         state.withLock { s in
-            defer { s.interruptStatus = 0 }
+            defer { s.interruptStatus = 0; cleared() }
             return s.interruptStatus
         }
     }
