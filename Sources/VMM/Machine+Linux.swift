@@ -79,7 +79,7 @@ extension Machine {
         let name = configuration.kernel.displayName
         do {
             try memory.write(bytes: BootGDT.bytes, at: X86Layout.gdt)
-            let mp = try MPTable.write(cpus: configuration.cpus, into: memory, routing: .identity)
+            let mp = try MPTable.write(cpus: configuration.cpus, into: memory, routing: .identity, pciBus: mpTablePCIBus())
             note("MP table: \(mp)")
             switch format {
             case .bzImage:

@@ -70,6 +70,8 @@ public final class VirtioConsoleAttachment: @unchecked Sendable {
     public let kicks = Atomic<Int>(0)
     public let interrupts = Atomic<Int>(0)
     let thread: VirtioDeviceThread
+    /// The PCI function, with --virtio-transport pci.
+    public internal(set) var pciTransport: VirtioPCITransport?
     let socket: ConsoleSocket?
     let fileFD: Int32
     var eventFDs: [Int32] = []
@@ -134,9 +136,6 @@ extension Machine {
             case .file: throw .invalidOption("--console-file is for the virtio console: add --console virtio")
             }
         }
-        if c.virtioTransport == .pci {
-            throw .invalidOption("--virtio-transport pci: the virtio-pci transport is not in this build yet; use mmio")
-        }
     }
 
     /// The in-kernel irqchip for a multiboot guest with a virtio device (Linux guests have it already).
@@ -147,7 +146,6 @@ extension Machine {
 
     /// The recipe step: the console device, its transport on the bus, and its notification paths.
     func attachVirtioConsole() throws(VMMError) {
-        let tracer = self.tracer
         let console = self.console
         let log: @Sendable (String) -> Void = { printError("swiftlet: " + $0) }
 
@@ -176,36 +174,96 @@ extension Machine {
         let model = VirtioConsole(ports: ports, size: Self.terminalSize())
         let device = VirtioDevice(model: model, memory: memory, log: log)
         let control = VirtioControlChannel(device: device, received: received)
+        let queueNames = (0..<device.queueCount).map { model.queueName($0) }
 
-        // Notification paths.
         let thread = try VirtioDeviceThread()
-        let wantEventFDs = configuration.virtioEventFDs && Self.eventFDsAllowedByEnvironment()
-        var kicksByEventFD = wantEventFDs && kvm.checkExtension(.ioeventfd) > 0
-        var interruptsByEventFD = wantEventFDs && kvm.checkExtension(.irqfd) > 0
+        let transport = configuration.virtioTransport ?? .mmio
+        let attachment = VirtioConsoleAttachment(device: device, transport: transport,
+                                                 paths: VirtioNotificationPaths(kicksByEventFD: false, interruptsByEventFD: false),
+                                                 control: control, thread: thread, socket: socket, fileFD: fileFD)
+        virtioConsole = attachment
+        let eventFDs = configuration.virtioEventFDs && Self.eventFDsAllowedByEnvironment()
+        // One eventfd per queue, watched by the device thread; each transport registers them with KVM_IOEVENTFD.
+        var kickFDs: [Int32] = []
+        if eventFDs && kvm.checkExtension(.ioeventfd) > 0 {
+            kickFDs = try makeKickEventFDs(attachment, queueNames: queueNames, transport: transport)
+        }
+        switch transport {
+        case .mmio: try attachVirtioMMIO(attachment, queueNames: queueNames, kickFDs: kickFDs, irqfd: eventFDs && kvm.checkExtension(.irqfd) > 0)
+        case .pci: try attachVirtioPCI(attachment, queueNames: queueNames, kickFDs: kickFDs)
+        }
+        if let socket { try watchConsoleSocket(socket, device: device, thread: thread) }
+        let paths = attachment.paths
+        note("virtio notifications: kicks by \(paths.kicksByEventFD ? "KVM_IOEVENTFD (no exit), served by the virtio device thread" : "MMIO exits"); interrupts by \(paths.interruptsByEventFD ? "KVM_IRQFD" : transport == .pci ? "KVM_SIGNAL_MSI (MSI-X) or KVM_IRQ_LINE (INTx)" : "KVM_IRQ_LINE")")
+        switch configuration.consoleEndpoint {
+        case .terminal: note("virtio-console port 0 ↔ stdout/stdin")
+        case let .file(path): note("virtio-console port 0 → \(path)")
+        case let .socket(path): note("virtio-console port 0 ↔ Unix socket \(path) (the guest starts when a client connects)")
+        }
+    }
+
+    /// Eventfds for the queues' kicks, each served on the device thread by `device.notify(queue:)`.
+    private func makeKickEventFDs(_ attachment: VirtioConsoleAttachment, queueNames: [String], transport: VirtioTransportKind) throws(VMMError) -> [Int32] {
+        let tracer = self.tracer
+        let device = attachment.device
+        var fds: [Int32] = []
+        for queue in 0..<device.queueCount {
+            let fd = ckvm_eventfd()
+            guard fd >= 0 else {
+                note("virtio: no eventfd for queue \(queue) (\(String(cString: strerror(-fd)))); kicks are MMIO exits")
+                for f in fds { _ = ckvm_close(f) }
+                return []
+            }
+            fds.append(fd)
+            attachment.eventFDs.append(fd)
+            let register = transport == .mmio ? "QueueNotify" : "its notification address"
+            try attachment.thread.watch(fd) { [unowned attachment] in
+                guard ckvm_eventfd_drain(fd) > 0 else { return }
+                attachment.kicks.add(1, ordering: .relaxed)
+                if tracer.printing {
+                    tracer.printEvent(source: "virtio", kind: "KICK", detail: "queue \(queue) (\(queueNames[queue])) ← ioeventfd (the guest's write to \(register) did not exit)")
+                }
+                device.notify(queue: queue)
+            }
+        }
+        return fds
+    }
+
+    /// Traces and counts a kick that reached the transport as an MMIO exit (no ioeventfd took it).
+    private func exitKickObserver(_ attachment: VirtioConsoleAttachment, queueNames: [String], register: @escaping @Sendable (Int) -> String) -> @Sendable (Int) -> Void {
+        let tracer = self.tracer
+        return { [unowned attachment] queue in
+            attachment.kicks.add(1, ordering: .relaxed)
+            if tracer.printing, queue < queueNames.count {
+                tracer.printEvent(source: "virtio", kind: "KICK", detail: "queue \(queue) (\(queueNames[queue])) ← MMIO exit on \(register(queue))")
+            }
+        }
+    }
+
+    /// virtio-mmio: the register block at X86Layout.virtioMMIO, QueueNotify ioeventfds with the queue index
+    /// as datamatch, an edge on GSI 5 by irqfd (or a KVM_IRQ_LINE pulse).
+    private func attachVirtioMMIO(_ attachment: VirtioConsoleAttachment, queueNames: [String], kickFDs: [Int32], irqfd: Bool) throws(VMMError) {
+        let tracer = self.tracer
+        let vm = self.vm
+        let device = attachment.device
         let gsi = X86Layout.virtioConsoleIRQ
-        var eventFDs: [Int32] = []
-        var eventFD: Int32 = -1
-        if interruptsByEventFD {
+        let base = X86Layout.virtioMMIO.rawValue
+        var irqFD: Int32 = -1
+        if irqfd {
             let fd = ckvm_eventfd()
             if fd >= 0, (try? vm.registerIRQFD(fd, gsi: gsi)) != nil {
-                eventFD = fd
-                eventFDs.append(fd)
+                irqFD = fd
+                attachment.eventFDs.append(fd)
             } else {
                 if fd >= 0 { _ = ckvm_close(fd) }
-                interruptsByEventFD = false
                 note("virtio: KVM_IRQFD refused GSI \(gsi); interrupts fall back to KVM_IRQ_LINE")
             }
         }
-        let paths = VirtioNotificationPaths(kicksByEventFD: kicksByEventFD, interruptsByEventFD: interruptsByEventFD)
-        let queueNames = (0..<device.queueCount).map { model.queueName($0) }
-        let irqFD = eventFD
-        let attachment = VirtioConsoleAttachment(device: device, transport: .mmio, paths: paths, control: control,
-                                                 thread: thread, socket: socket, fileFD: fileFD)
-        let vm = self.vm
+        let irq = irqFD
         let interrupt: @Sendable (VirtioInterruptCause) -> Void = { [unowned attachment] cause in
             attachment.interrupts.add(1, ordering: .relaxed)
-            if irqFD >= 0 {
-                _ = ckvm_eventfd_signal(irqFD)
+            if irq >= 0 {
+                _ = ckvm_eventfd_signal(irq)
             } else {
                 try? vm.setIRQLine(gsi, level: true)
                 try? vm.setIRQLine(gsi, level: false)
@@ -213,52 +271,117 @@ extension Machine {
             if tracer.printing {
                 var why = "configuration change"
                 if case let .usedBuffer(queue) = cause { why = "used buffers in queue \(queue) (\(queueNames[queue]))" }
-                tracer.printEvent(source: "virtio", kind: "INTERRUPT", detail: "GSI \(gsi) ← \(irqFD >= 0 ? "irqfd write" : "KVM_IRQ_LINE pulse") (\(why))")
+                tracer.printEvent(source: "virtio", kind: "INTERRUPT", detail: "GSI \(gsi) ← \(irq >= 0 ? "irqfd write" : "KVM_IRQ_LINE pulse") (\(why))")
             }
         }
-        let base = X86Layout.virtioMMIO.rawValue
-        let transport = VirtioMMIOTransport(device: device, interrupt: interrupt, notifyObserver: { [unowned attachment] queue in
-            // Reached only when kicks are MMIO exits (the fallback path).
-            attachment.kicks.add(1, ordering: .relaxed)
-            if tracer.printing {
-                tracer.printEvent(source: "virtio", kind: "KICK", detail: "queue \(queue) (\(queueNames[queue])) ← MMIO exit on QueueNotify 0x\(hex(base + VirtioMMIOTransport.queueNotify))")
-            }
-        })
+        let notifyAddress = base + VirtioMMIOTransport.queueNotify
+        let transport = VirtioMMIOTransport(device: device, interrupt: interrupt,
+                                            notifyObserver: exitKickObserver(attachment, queueNames: queueNames) { _ in "QueueNotify 0x\(hex(notifyAddress))" })
         do { try mmioBus.insert(transport, name: "virtio-mmio console", base: base, length: VirtioMMIOTransport.size) } catch { throw .bus("\(error)") }
-
-        if kicksByEventFD {
-            for queue in 0..<device.queueCount {
-                let fd = ckvm_eventfd()
-                guard fd >= 0 else { kicksByEventFD = false; break }
-                eventFDs.append(fd)
-                do {
-                    try vm.registerIOEventFD(fd, address: base + VirtioMMIOTransport.queueNotify, length: 4, isPIO: false, datamatch: UInt64(queue))
-                } catch {
-                    note("virtio: KVM_IOEVENTFD refused the QueueNotify address (\(error)); kicks fall back to MMIO exits")
-                    kicksByEventFD = false
-                    break
-                }
-                try thread.watch(fd) { [unowned attachment] in
-                    guard ckvm_eventfd_drain(fd) > 0 else { return }
-                    attachment.kicks.add(1, ordering: .relaxed)
-                    if tracer.printing {
-                        tracer.printEvent(source: "virtio", kind: "KICK", detail: "queue \(queue) (\(queueNames[queue])) ← ioeventfd (the guest's write of \(queue) to QueueNotify did not exit)")
-                    }
-                    device.notify(queue: queue)
-                }
+        var kicksByEventFD = !kickFDs.isEmpty
+        for (queue, fd) in kickFDs.enumerated() {
+            do {
+                try vm.registerIOEventFD(fd, address: notifyAddress, length: 4, isPIO: false, datamatch: UInt64(queue))
+            } catch {
+                note("virtio: KVM_IOEVENTFD refused QueueNotify (\(error)); kicks are MMIO exits")
+                kicksByEventFD = false
+                break
             }
         }
-        attachment.eventFDs = eventFDs
-        attachment.paths = VirtioNotificationPaths(kicksByEventFD: kicksByEventFD, interruptsByEventFD: interruptsByEventFD)
-        virtioConsole = attachment
-        if let socket { try watchConsoleSocket(socket, device: device, thread: thread) }
+        attachment.paths = VirtioNotificationPaths(kicksByEventFD: kicksByEventFD, interruptsByEventFD: irqFD >= 0)
         note("virtio-console on virtio-mmio at \(X86Layout.virtioMMIO) (\(X86Layout.virtioMMIOSlotSize >> 10) KiB), GSI \(gsi); \(device.queueCount) queues; ports: 0 = console, 1 = \(VirtioConsole.controlPortName)")
-        note("virtio notifications: kicks by \(kicksByEventFD ? "KVM_IOEVENTFD (no exit), served by the virtio device thread" : "MMIO exits on QueueNotify"); interrupts by \(interruptsByEventFD ? "KVM_IRQFD" : "KVM_IRQ_LINE")")
-        switch configuration.consoleEndpoint {
-        case .terminal: note("virtio-console port 0 ↔ stdout/stdin")
-        case let .file(path): note("virtio-console port 0 → \(path)")
-        case let .socket(path): note("virtio-console port 0 ↔ Unix socket \(path) (listening)")
+    }
+
+    /// The PCI slot of the virtio console, and the IOAPIC pin (= GSI) its INTA# is wired to.
+    static let virtioPCISlot: UInt8 = 1
+    static var virtioPCIInterruptPin: UInt8 { MPTable.PCIBus.defaultIOAPICPin(device: virtioPCISlot, pin: PCIInterruptPin.intA.rawValue) }
+
+    /// The PCI bus for the MP table when the console is on virtio-pci (nil otherwise).
+    func mpTablePCIBus() -> MPTable.PCIBus? {
+        guard configuration.console == .virtio, configuration.virtioTransport == .pci else { return nil }
+        return MPTable.PCIBus(interrupts: [.init(device: Self.virtioPCISlot, pin: PCIInterruptPin.intA.rawValue, ioapicPin: Self.virtioPCIInterruptPin)])
+    }
+
+    /// virtio-pci: a PCI host bridge (ports 0xCF8-0xCFF, the BAR window on the MMIO bus) with the console at
+    /// 00:01.0; MSI-X messages by KVM_SIGNAL_MSI, INTA# as a level on its IOAPIC pin by KVM_IRQ_LINE; the
+    /// notification ioeventfds follow BAR 0 wherever the guest decodes it.
+    private func attachVirtioPCI(_ attachment: VirtioConsoleAttachment, queueNames: [String], kickFDs: [Int32]) throws(VMMError) {
+        let tracer = self.tracer
+        let vm = self.vm
+        let device = attachment.device
+        let gsi = UInt32(Self.virtioPCIInterruptPin)
+        let wiring = PCIInterruptWiring(
+            msi: { [unowned attachment] vector, message in
+                attachment.interrupts.add(1, ordering: .relaxed)
+                let accepted = (try? vm.signalMSI(address: message.address, data: message.data)) ?? false
+                if tracer.printing {
+                    tracer.printEvent(source: "virtio", kind: "INTERRUPT", detail: "MSI-X vector \(vector): \(message) ← KVM_SIGNAL_MSI\(accepted ? "" : " (not accepted by an APIC)")")
+                }
+            },
+            intx: { [unowned attachment] asserted in
+                if asserted { attachment.interrupts.add(1, ordering: .relaxed) }
+                try? vm.setIRQLine(gsi, level: asserted)
+                if tracer.printing {
+                    tracer.printEvent(source: "virtio", kind: "INTERRUPT", detail: "INTA# \(asserted ? "asserted" : "deasserted") on GSI \(gsi) (KVM_IRQ_LINE level \(asserted ? 1 : 0))")
+                }
+            })
+        let registered = Mutex<UInt64?>(nil)
+        let registrationFailed = Atomic<Bool>(false)
+        let slot = Self.virtioPCISlot
+        let onBARChange: @Sendable (PCIBARChange) -> Void = { change in
+            guard change.address.device == slot, change.bar == VirtioPCITransport.structuresBAR, !kickFDs.isEmpty else { return }
+            // Move the notification ioeventfds with BAR 0 (the guest may place and enable it as it likes).
+            registered.withLock { current in
+                if let old = current {
+                    for (queue, fd) in kickFDs.enumerated() {
+                        try? vm.registerIOEventFD(fd, address: VirtioPCITransport.notifyAddress(barBase: old, queue: queue), length: 2, isPIO: false, deassign: true)
+                    }
+                    current = nil
+                }
+                guard let new = change.new else { return }
+                for (queue, fd) in kickFDs.enumerated() {
+                    do {
+                        try vm.registerIOEventFD(fd, address: VirtioPCITransport.notifyAddress(barBase: new.base, queue: queue), length: 2, isPIO: false)
+                    } catch {
+                        registrationFailed.store(true, ordering: .relaxed)
+                        return
+                    }
+                }
+                current = new.base
+            }
         }
+        let bridge = PCIHostBridge(window: PCIMemoryRange(base: X86Layout.pciMemoryWindow.rawValue,
+                                                          length: X86Layout.pciMemoryWindowEnd.rawValue - X86Layout.pciMemoryWindow.rawValue)!,
+                                   onBARChange: onBARChange)
+        let transport: VirtioPCITransport
+        do {
+            transport = try VirtioPCITransport(device: device, interrupts: wiring, notifyObserver: exitKickObserver(attachment, queueNames: queueNames) { queue in
+                "queue \(queue)'s notification address (BAR 0 + 0x\(hex(VirtioPCITransport.notifyOffset + UInt64(queue) * UInt64(VirtioPCITransport.notifyMultiplier))))"
+            })
+            try bridge.attach(transport, slot: slot)
+            try bridge.assignBARs()
+        } catch { throw .bus("virtio-pci console: \(error)") }
+        let window = bridge.memoryWindow()
+        do {
+            try portBus.insert(bridge, name: "PCI host bridge (configuration mechanism #1)", base: PCIHostBridge.configAddressPort, length: PCIHostBridge.portCount)
+            try mmioBus.insert(window, name: "PCI memory window", base: window.base, length: window.length)
+        } catch { throw .bus("\(error)") }
+        // KVM_IOEVENTFD is asked for once BAR 0 is decoded; check now that it accepts a PCI notify address at all.
+        var kicksByEventFD = !kickFDs.isEmpty
+        if let fd = kickFDs.first, let bar0 = transport.pciFunction.barAddress(VirtioPCITransport.structuresBAR) {
+            let probe = VirtioPCITransport.notifyAddress(barBase: bar0, queue: 0)
+            if (try? vm.registerIOEventFD(fd, address: probe, length: 2, isPIO: false)) != nil {
+                try? vm.registerIOEventFD(fd, address: probe, length: 2, isPIO: false, deassign: true)
+            } else {
+                kicksByEventFD = false
+                note("virtio: KVM_IOEVENTFD refused a notification address; kicks are MMIO exits")
+            }
+        }
+        attachment.paths = VirtioNotificationPaths(kicksByEventFD: kicksByEventFD, interruptsByEventFD: false)
+        attachment.pciTransport = transport
+        let bars = (0..<2).compactMap { i in transport.pciFunction.barAddress(i).map { "BAR \(i) 0x\(hex($0))" } }.joined(separator: ", ")
+        note("virtio-console on virtio-pci at 00:\(slot < 16 ? "0" : "")\(String(slot, radix: 16)).0 (1af4:\(hex(VirtioPCITransport.pciDeviceID(device.deviceID)))): \(bars); INTA# on IOAPIC pin \(gsi); MSI-X \(device.queueCount + 1) vectors; \(device.queueCount) queues")
+        note("PCI host bridge 8086:0d57 at 00:00.0 on ports 0xcf8-0xcff; memory window \(X86Layout.pciMemoryWindow)-0x\(hex(X86Layout.pciMemoryWindowEnd.rawValue - 1))")
     }
 
     /// The console socket: accept clients and feed their bytes to port 0, pausing while the port's input
@@ -316,8 +439,9 @@ extension Machine {
     public func virtioSummary() -> String? {
         guard let v = virtioConsole else { return nil }
         let kicks = v.kicks.load(ordering: .relaxed), interrupts = v.interrupts.load(ordering: .relaxed)
-        var line = "virtio-console: \(kicks) kick\(kicks == 1 ? "" : "s") (\(v.paths.kicksByEventFD ? "ioeventfd, no VM exit" : "MMIO exits")), "
-        line += "\(interrupts) interrupt\(interrupts == 1 ? "" : "s") (\(v.paths.interruptsByEventFD ? "irqfd" : "KVM_IRQ_LINE"))"
+        let how = v.paths.interruptsByEventFD ? "irqfd" : v.transport == .pci ? (v.pciTransport?.pciFunction.isMSIXEnabled == true ? "MSI-X, KVM_SIGNAL_MSI" : "INTx, KVM_IRQ_LINE") : "KVM_IRQ_LINE"
+        var line = "virtio-console (virtio-\(v.transport.rawValue)): \(kicks) kick\(kicks == 1 ? "" : "s") (\(v.paths.kicksByEventFD ? "ioeventfd, no VM exit" : "MMIO exits")), "
+        line += "\(interrupts) interrupt\(interrupts == 1 ? "" : "s") (\(how))"
         if !v.device.faults.isEmpty { line += ", \(v.device.faults.count) fault\(v.device.faults.count == 1 ? "" : "s")" }
         return line
     }

@@ -21,7 +21,21 @@ struct VirtioGuestTests {
         #expect(r.stderr.contains("KICK           queue 1 (port 0 transmitq) ← ioeventfd"), "\(r.stderr.suffix(2000))")
         #expect(r.stderr.contains("INTERRUPT      GSI 5 ← irqfd write (used buffers in queue 1 (port 0 transmitq))"))
         #expect(r.stderr.contains("read  0xd0000060 4 bytes → 0x00000001"), "the driver reads InterruptStatus")
-        #expect(r.stderr.contains("virtio-console: 8 kicks (ioeventfd, no VM exit), 8 interrupts (irqfd)"), "one kick per line")
+        #expect(r.stderr.contains("virtio-console (virtio-mmio): 8 kicks (ioeventfd, no VM exit), 8 interrupts (irqfd)"), "one kick per line")
+    }
+
+    @Test func helloPrintsThroughVirtioPCIFoundByConfigurationMechanism1() {
+        let r = ProcessRunner.run(swiftlet, ["boot", "--console", "virtio", "--virtio-transport", "pci", "--trace-exits", "--timeout", "60"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stdout.contains("Swiftlet tiny guest: hello from a multiboot kernel"))
+        #expect(r.stdout.contains("console: virtio-console, virtio-pci at 00:01.0, common configuration at 0xe0000000"))
+        #expect(r.stdout.contains("multiboot magic ok"))
+        #expect(!r.stderr.contains("out port 0x03f8"), "the banner must not use COM1")
+        #expect(r.stderr.contains("out port 0x0cf8"), "the guest scans PCI through CONFIG_ADDRESS")
+        #expect(r.stderr.contains("KICK           queue 1 (port 0 transmitq) ← ioeventfd"))
+        #expect(r.stderr.contains("INTERRUPT      INTA# asserted on GSI 17 (KVM_IRQ_LINE level 1)"))
+        #expect(r.stderr.contains("INTERRUPT      INTA# deasserted on GSI 17"), "reading ISR deasserts INTx")
+        #expect(r.stderr.contains("virtio-console (virtio-pci): 8 kicks (ioeventfd, no VM exit), 8 interrupts (INTx, KVM_IRQ_LINE)"), "\(r.stderr.suffix(600))")
     }
 
     @Test func theFallbackWithoutEventFDsUsesMMIOExitsAndIRQLine() throws {

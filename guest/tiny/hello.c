@@ -101,8 +101,16 @@ void kmain(uint32_t magic, uint32_t mbi)
 {
     int virtio = console_setup(magic, mbi) == 0; /* virtio console if the command line names one, else COM1 */
     put_line("Swiftlet tiny guest: hello from a multiboot kernel");
-    if (virtio) {
+    if (virtio && virtio_transport == VIRTIO_MMIO) {
         put_str("console: virtio-console, virtio-mmio at ");
+        put_hex32((uint32_t)virtio_base);
+        put_char('\n');
+    } else if (virtio) {
+        static const char hex_digits[] = "0123456789abcdef";
+        put_str("console: virtio-console, virtio-pci at 00:");
+        put_char(hex_digits[(virtio_pci_address >> 15) & 1]);
+        put_char(hex_digits[(virtio_pci_address >> 11) & 0xF]);
+        put_str(".0, common configuration at ");
         put_hex32((uint32_t)virtio_base);
         put_char('\n');
     }

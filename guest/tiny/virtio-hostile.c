@@ -105,8 +105,8 @@ void kmain(uint32_t magic, uint32_t mbi)
     say("virtio-hostile: attack ");
     say(*attack ? attack : "(none)");
     say("\n");
-    if (!virtio_find(mbi)) {
-        say("virtio-hostile: no virtio_mmio.device= on the command line (boot with --console virtio)\n");
+    if (!virtio_find(mbi) || virtio_transport != VIRTIO_MMIO) {
+        say("virtio-hostile: no virtio_mmio.device= on the command line (boot with --console virtio --virtio-transport mmio)\n");
         debug_exit(2);
     }
     if (matches(attack, "overlap")) {

@@ -70,17 +70,45 @@ struct virtq {
     uint16_t index;             /* the queue's number on the device */
     uint16_t next_avail;        /* the driver's copy of avail.idx */
     uint16_t last_used;         /* used entries already seen */
+    uint64_t notify;            /* virtio-pci: this queue's notification address */
 };
 
-/* The register block found on the command line; 0 when there is none. */
+/* virtio-pci (§4.1.4.3): offsets in the common configuration structure. */
+#define VIRTIO_PCI_DEVICE_FEATURE_SELECT 0x00
+#define VIRTIO_PCI_DEVICE_FEATURE   0x04
+#define VIRTIO_PCI_DRIVER_FEATURE_SELECT 0x08
+#define VIRTIO_PCI_DRIVER_FEATURE   0x0C
+#define VIRTIO_PCI_NUM_QUEUES       0x12
+#define VIRTIO_PCI_DEVICE_STATUS    0x14
+#define VIRTIO_PCI_QUEUE_SELECT     0x16
+#define VIRTIO_PCI_QUEUE_SIZE       0x18
+#define VIRTIO_PCI_QUEUE_ENABLE     0x1C
+#define VIRTIO_PCI_QUEUE_NOTIFY_OFF 0x1E
+#define VIRTIO_PCI_QUEUE_DESC       0x20
+#define VIRTIO_PCI_QUEUE_DRIVER     0x28
+#define VIRTIO_PCI_QUEUE_DEVICE     0x30
+
+/* The transport found: virtio-mmio's register block, or virtio-pci's structures in BAR 0. */
+enum virtio_transport { VIRTIO_NONE, VIRTIO_MMIO, VIRTIO_PCI };
+extern enum virtio_transport virtio_transport;
+/* virtio-mmio: the register block. virtio-pci: the common configuration structure. */
 extern uint64_t virtio_base;
+/* virtio-pci: ISR, device configuration, notification base and multiplier; the function's PCI address. */
+extern uint64_t virtio_pci_isr, virtio_pci_device_config, virtio_pci_notify;
+extern uint32_t virtio_pci_notify_multiplier, virtio_pci_address;
 
 static inline uint32_t virtio_read(uint32_t offset) { return *(volatile uint32_t *)(virtio_base + offset); }
 static inline void virtio_write(uint32_t offset, uint32_t value) { *(volatile uint32_t *)(virtio_base + offset) = value; }
 static inline void compiler_barrier(void) { __asm__ volatile("" ::: "memory"); }
 
-/* Looks for virtio_mmio.device=...@BASE:IRQ in the multiboot command line; sets virtio_base. Returns 1 if found. */
+/* Looks for virtio_mmio.device=...@BASE:IRQ in the multiboot command line, else (with console=hvc0) for a
+ * virtio-pci console on bus 0; sets virtio_transport and the addresses. Returns 1 if found. */
 int virtio_find(uint32_t multiboot_info);
+/* The device status register, whichever the transport. */
+uint32_t virtio_get_status(void);
+void virtio_set_status(uint32_t status);
+/* The device configuration space (console: cols, rows, max_nr_ports, emerg_wr). */
+uint64_t virtio_config_address(void);
 /* Resets the device and brings it up with `features` (VERSION_1 is added); sets up queue `q` of size
  * VQ_SIZE in `vq`. Returns 0, or a negative step number where it failed (-1 no device, -2 not a v2 console,
  * -3 FEATURES_OK refused, -4 queue too small). Stops before DRIVER_OK when `driver_ok` is 0. */
@@ -95,7 +123,8 @@ void virtq_publish(struct virtq *vq, uint16_t head);
 void virtq_kick(struct virtq *vq);
 /* Polls until the device used `count` more entries, or `spins` polls passed; returns the entries it saw. */
 uint32_t virtq_wait(struct virtq *vq, uint32_t count, uint32_t spins);
-/* Reads InterruptStatus and acknowledges what it says (what an interrupt handler does); returns it. */
+/* Reads the interrupt status and acknowledges it (what an interrupt handler does); returns it.
+ * virtio-mmio: InterruptStatus, then InterruptACK; virtio-pci: reading ISR clears it and deasserts INTx. */
 uint32_t virtio_ack_interrupt(void);
 
 /* Port 0 output: queues `len` bytes at `data`, kicks, waits until the device consumed them. */
