@@ -149,22 +149,34 @@ extension Machine {
         let console = self.console
         let log: @Sendable (String) -> Void = { printError("swiftlet: " + $0) }
 
-        // Host side of port 0.
+        // Host side of port 0. Lines also go past the boot-milestone scanner (the terminal's ConsoleOutput
+        // has it already; a file or socket gets a scanner of its own that writes nowhere).
         var socket: ConsoleSocket? = nil
         var fileFD: Int32 = -1
-        let output: @Sendable ([UInt8]) -> Void
+        let send: @Sendable ([UInt8]) -> Void
+        var scanner: ConsoleOutput? = nil
         switch configuration.consoleEndpoint {
         case .terminal:
-            output = { console.put(contentsOf: $0) }
+            send = { console.put(contentsOf: $0) }
         case let .file(path):
             let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
             guard fd >= 0 else { throw .invalidOption("--console-file \(path): cannot open it for writing: \(String(cString: strerror(errno)))") }
             fileFD = fd
-            output = { ConsoleOutput.writeAll(fd, $0) }
+            send = { ConsoleOutput.writeAll(fd, $0) }
+            scanner = ConsoleOutput(fd: -1)
         case let .socket(path):
             let s = try ConsoleSocket(path: path)
             socket = s
-            output = { s.send($0) }
+            send = { s.send($0) }
+            scanner = ConsoleOutput(fd: -1)
+        }
+        if format.isLinux, let scanner { scanner.observeLines { [unowned self] line in self.scanForMilestone(line) } }
+        let firstOutput = Atomic<Bool>(false)
+        let lineScanner = scanner
+        let output: @Sendable ([UInt8]) -> Void = { [unowned self] bytes in
+            if !firstOutput.exchange(true, ordering: .relaxed) { self.mark("first output on the virtio console") }
+            send(bytes)
+            lineScanner?.put(contentsOf: bytes)
         }
         let received = VirtioControlChannel.Received()
         let ports = [
@@ -443,6 +455,13 @@ extension Machine {
         var line = "virtio-console (virtio-\(v.transport.rawValue)): \(kicks) kick\(kicks == 1 ? "" : "s") (\(v.paths.kicksByEventFD ? "ioeventfd, no VM exit" : "MMIO exits")), "
         line += "\(interrupts) interrupt\(interrupts == 1 ? "" : "s") (\(how))"
         if !v.device.faults.isEmpty { line += ", \(v.device.faults.count) fault\(v.device.faults.count == 1 ? "" : "s")" }
+        let features = v.device.negotiatedFeatures
+        if features != 0 {
+            line += "; driver features: \(v.device.featureList(features))"
+            if let ports = v.device.withModel({ console, _ in console.isMultiport ? console.readyPorts : nil }) ?? nil {
+                line += "; ports ready: \(ports.map { $0 == 0 ? "0 (console)" : "\($0) (\(VirtioConsole.controlPortName))" }.joined(separator: ", "))"
+            }
+        }
         return line
     }
 }

@@ -64,6 +64,11 @@ public final class VirtioConsole: VirtioDeviceModel {
     var portReady: [Bool]
     public private(set) var guestOpened: [Bool]
 
+    /// Ports the driver announced ready (PORT_READY 1; without multiport, port 0 once the device is live).
+    public var readyPorts: [Int] { multiport ? portReady.indices.filter { portReady[$0] } : [] }
+    /// Whether the driver negotiated F_MULTIPORT.
+    public var isMultiport: Bool { multiport }
+
     /// - Parameters:
     ///   - ports: port 0 is the console; with more than one, F_MULTIPORT is offered.
     ///   - size: the console's columns and rows for F_SIZE (nil: F_SIZE is not offered).

@@ -139,6 +139,9 @@ public final class VirtioDevice<Model: VirtioDeviceModel>: VirtioDeviceInterface
     /// The negotiated features (meaningful once FEATURES_OK is set).
     public var negotiatedFeatures: UInt64 { state.withLock { $0.driverFeatures } }
 
+    /// Feature bits by name, device-type bits included ("VERSION_1, CONSOLE_F_MULTIPORT").
+    public func featureList(_ features: UInt64) -> String { VirtioFeature.names(features, deviceBits: featureNames) }
+
     public var status: UInt8 { state.withLock { $0.status.rawValue } }
 
     public func setStatus(_ value: UInt8) {

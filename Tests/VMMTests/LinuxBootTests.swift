@@ -12,6 +12,8 @@ import VMM
 
 enum LinuxArtefacts {
     static let directory: String = {
+        // SWIFTLET_LINUX_DIR: a guest/linux/out built elsewhere (a worktree without its own kernel build).
+        if let dir = getenv("SWIFTLET_LINUX_DIR") { return String(cString: dir) }
         var path = #filePath
         for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
         return path + "/guest/linux/out"
@@ -20,7 +22,7 @@ enum LinuxArtefacts {
     static var vmlinux: String { directory + "/vmlinux" }
     static var initramfs: String { directory + "/initramfs.cpio" }
     static var present: Bool { [bzImage, vmlinux, initramfs].allSatisfy { (path: String) in access(path, R_OK) == 0 } }
-    static let reason = "guest/linux/out has no kernel: run guest/linux/build.sh (CI does)"
+    static let reason = "guest/linux/out has no kernel: run guest/linux/build.sh (CI does), or set SWIFTLET_LINUX_DIR"
 }
 
 @Suite(
