@@ -28,7 +28,7 @@ struct VirtioLinuxTests {
         let hvc0 = ProcessRunner.readFile(log)
         #expect(r.stderr.contains("kernel command line: console=hvc0 virtio_mmio.device=4K@0xd0000000:5 "), "\(r.stderr)")
         // The kernel's log came through the virtio console, before init...
-        let lines = hvc0.split(separator: "\n")
+        let lines = hvc0.split { $0 == "\n" || $0 == "\r\n" } // hvc adds "\r" before "\n"; "\r\n" is one Character
         let freeing = lines.firstIndex { $0.contains("Freeing unused kernel image") }
         let initLine = lines.firstIndex { $0.contains("Run /init as init process") }
         #expect(freeing != nil && initLine != nil, "hvc0 carried: \(hvc0)")
