@@ -3,7 +3,7 @@
 # `console-bench` through the 8250 UART and through virtio-console (virtio-mmio, ioeventfd + irqfd), in one
 # run: MB/s, the ratio, and VM exits per KiB for each.
 #
-# Method: each console is timed at two sizes, N and 2N KiB (defaults: 256 KiB for the 8250, whose every byte
+# Method: each console is timed at two sizes, N and 2N KiB (defaults: 64 KiB for the 8250, whose every byte
 # costs two port I/O exits; 256 MiB for virtio), RUNS times each (default 3), alternating. Throughput is the
 # marginal one, N KiB / (median time at 2N - median time at N), so VM start-up, the guest's own set-up and
 # process exit cancel out; exits per KiB likewise come from the difference of the VMM's exit counts
@@ -11,7 +11,7 @@
 # SWIFTLET=path uses that binary instead of building the release one. A benchmark: it never fails on numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-serial_kib=${1:-256}
+serial_kib=${1:-64}
 virtio_kib=${2:-262144}
 runs=${3:-3}
 bin=${SWIFTLET:-.build/release/swiftlet}
