@@ -90,4 +90,16 @@ public final class VirtualMachine: @unchecked Sendable {
         request.flags = deassign ? UInt32(KVM_IRQFD_FLAG_DEASSIGN) : 0
         _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_IRQFD, &request), "KVM_IRQFD")
     }
+
+    /// Injects one message-signalled interrupt (an MSI address/data pair) into the in-kernel irqchip, as a
+    /// PCI device or the VMM on a guest's behalf would. Returns false when the guest had it masked or no
+    /// LAPIC took it. The corresponding ioctl is `KVM_SIGNAL_MSI`.
+    @discardableResult
+    public func signalMSI(address: UInt64, data: UInt32) throws(KVMError) -> Bool {
+        var message = kvm_msi()
+        message.address_lo = UInt32(truncatingIfNeeded: address)
+        message.address_hi = UInt32(truncatingIfNeeded: address >> 32)
+        message.data = data
+        return try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_SIGNAL_MSI, &message), "KVM_SIGNAL_MSI") > 0
+    }
 }

@@ -30,6 +30,7 @@ extern const unsigned long CKVM_CREATE_PIT2;
 extern const unsigned long CKVM_IRQ_LINE;
 extern const unsigned long CKVM_IOEVENTFD;
 extern const unsigned long CKVM_IRQFD;
+extern const unsigned long CKVM_SIGNAL_MSI;
 extern const unsigned long CKVM_RUN;
 extern const unsigned long CKVM_GET_REGS;
 extern const unsigned long CKVM_SET_REGS;
