@@ -21,10 +21,10 @@ struct VirtioLinuxTests {
     @Test func theMinimalKernelLogsThroughHvc0UpToInit() {
         let log = "/tmp/swiftlet-test-hvc0-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
         defer { unlink(log) }
-        let r = ProcessRunner.run(ProcessRunner.swiftletPath, [
+        let r = LinuxBootLock.serialize { ProcessRunner.run(ProcessRunner.swiftletPath, [
             "boot", "--kernel", LinuxArtefacts.vmlinux, "--initrd", LinuxArtefacts.initramfs, "--memory", "64M",
             "--console", "virtio", "--console-file", log, "--timeout", "420", "-v", "--", "uname", "-r",
-        ])
+        ]) }
         let hvc0 = ProcessRunner.readFile(log)
         #expect(r.stderr.contains("kernel command line: console=hvc0 virtio_mmio.device=4K@0xd0000000:5 "), "\(r.stderr)")
         // The kernel's log came through the virtio console, before init...
@@ -57,6 +57,10 @@ struct VirtioLinuxTests {
         // The busybox initramfs's /init starts a shell when given `sh`; its input comes from the console
         // socket, its output goes back through it.
         let path = "/tmp/swiftlet-test-shell-\(getpid()).sock"
+        try LinuxBootLock.serialize { try interactiveShell(path) }
+    }
+
+    func interactiveShell(_ path: String) throws {
         let child = try #require(Spawned.start(ProcessRunner.swiftletPath, [
             "boot", "--kernel", LinuxArtefacts.bzImage, "--initrd", LinuxArtefacts.initramfs, "--memory", "128M",
             "--console", "virtio", "--console-socket", path, "--timeout", "120", "--", "sh",
@@ -76,26 +80,25 @@ struct VirtioLinuxTests {
     }
 
     @Test(.enabled(if: KVMRequirement.hardware, Comment(rawValue: KVMRequirement.hardwareReason)),
-          .enabled(if: DebianKernel.present, Comment(rawValue: DebianKernel.reason)))
+          .enabled(if: DebianKernel.present, Comment(rawValue: DebianKernel.reason)),
+          .enabled(if: DebianVirtioInitramfs.present, Comment(rawValue: DebianVirtioInitramfs.reason)))
     func debiansStockKernelFindsTheConsoleOverVirtioPCI() {
         // Debian's cloud kernel has virtio_pci and virtio_console as modules and no command-line virtio-mmio:
-        // DebianKernel.initramfs must load them (modprobe virtio_pci virtio_console) before /init's command.
-        let r = ProcessRunner.run(ProcessRunner.swiftletPath, [
-            "boot", "--kernel", DebianKernel.vmlinuz, "--initrd", DebianKernel.initramfs, "--memory", "512M",
+        // DebianVirtioInitramfs must load them (modprobe virtio_pci virtio_console) before /init's command.
+        let r = LinuxBootLock.serialize { ProcessRunner.run(ProcessRunner.swiftletPath, [
+            "boot", "--kernel", DebianKernel.vmlinuz, "--initrd", DebianVirtioInitramfs.path, "--memory", "512M",
             "--console", "virtio", "--virtio-transport", "pci", "--timeout", "120", "--", "uname", "-r",
-        ])
+        ]) }
         #expect(r.stdout.contains("swiftlet-init: exit status 0"), "\(r.stdout)\n\(r.stderr)")
         #expect(r.stderr.contains("virtio-console (virtio-pci)"))
         #expect(r.status == 1)
     }
 }
 
-/// Debian's stock kernel and an initramfs that loads virtio_pci and virtio_console: SWIFTLET_DEBIAN_KERNEL and
-/// SWIFTLET_DEBIAN_INITRD name them (e.g. /boot/vmlinuz-*-cloud-amd64 and an initramfs with the modules and
-/// guest/linux/init); absent, the test skips with that reason.
-enum DebianKernel {
-    static var vmlinuz: String { getenv("SWIFTLET_DEBIAN_KERNEL").map { String(cString: $0) } ?? "" }
-    static var initramfs: String { getenv("SWIFTLET_DEBIAN_INITRD").map { String(cString: $0) } ?? "" }
-    static var present: Bool { !vmlinuz.isEmpty && access(vmlinuz, R_OK) == 0 && access(initramfs, R_OK) == 0 }
-    static let reason = "set SWIFTLET_DEBIAN_KERNEL and SWIFTLET_DEBIAN_INITRD to Debian's cloud kernel and an initramfs that loads virtio_pci and virtio_console"
+/// An initramfs for Debian's stock kernel (guest/debian/fetch.sh) that loads its virtio_pci and virtio_console
+/// modules before running guest/linux/init: SWIFTLET_DEBIAN_VIRTIO_INITRD names it; absent, the test skips.
+enum DebianVirtioInitramfs {
+    static var path: String { getenv("SWIFTLET_DEBIAN_VIRTIO_INITRD").map { String(cString: $0) } ?? "" }
+    static var present: Bool { !path.isEmpty && access(path, R_OK) == 0 }
+    static let reason = "set SWIFTLET_DEBIAN_VIRTIO_INITRD to an initramfs that loads Debian's virtio_pci and virtio_console modules"
 }
