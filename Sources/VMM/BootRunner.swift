@@ -26,6 +26,7 @@ public struct BootArguments: Sendable {
             case "--trace-exits": result.configuration.traceExits = true; continue
             case "-v", "--verbose": result.verbose = true; continue
             case "--no-backend-profile": result.configuration.backendProfile = false; continue
+            case "--decompress": result.configuration.decompressKernel = true; continue
             default: break
             }
             var name = argument, value: String? = nil

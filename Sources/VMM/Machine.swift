@@ -57,13 +57,21 @@ public final class Machine: @unchecked Sendable {
     /// Builds the machine described by `configuration`; the vCPUs are created but not started.
     public static func build(_ configuration: MachineConfiguration, console: ConsoleOutput = ConsoleOutput()) throws(VMMError) -> Machine {
         let started = ckvm_monotonic_ns()
-        let image = try readKernelImage(configuration.kernel)
-        let format = try detectFormat(image, name: configuration.kernel.displayName)
+        var image = try readKernelImage(configuration.kernel)
+        var format = try detectFormat(image, name: configuration.kernel.displayName)
+        var unpackNote: String? = nil
+        if configuration.decompressKernel {
+            let unpacked = try decompressOnHost(image, format: format)
+            unpackNote = "bzImage payload (lz4, \(unpacked.compressed) bytes) unpacked on the host into a \(unpacked.elf.count)-byte ELF in \((ckvm_monotonic_ns() - started) / 1_000_000) ms; entering it through its PVH note (--decompress)"
+            image = unpacked.elf
+            format = .pvh
+        }
         try validate(configuration, format: format)
         let kvm = try openKVM()
         let vm = try createVM(kvm)
         let memory = try createMemory(configuration)
         let machine = Machine(configuration: configuration, format: format, kvm: kvm, vm: vm, memory: memory, console: console, started: started)
+        if let unpackNote { machine.note(unpackNote) }
         try machine.setArchitectureAddresses()
         if format.isLinux { try machine.createInterruptControllers() }
         try machine.registerMemorySlots()

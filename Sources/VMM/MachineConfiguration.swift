@@ -52,6 +52,9 @@ public struct MachineConfiguration: Sendable {
     public var initArguments: [String] = []
     /// Linux: apply the backend profile (on kvm_pvm: hide what KVM's emulator cannot run).
     public var backendProfile = true
+    /// Linux: unpack an LZ4 bzImage's kernel on the host and enter it through its PVH note, instead of
+    /// running the kernel's decompressor as guest code (`--decompress`).
+    public var decompressKernel = false
     /// Values the lab ports 0x441... hand to the guest.
     public var labParameters: [UInt32] = []
 

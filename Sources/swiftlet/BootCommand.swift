@@ -42,6 +42,9 @@ struct BootCommand: ParsableCommand {
     @Flag(help: "Linux: do not add the backend profile's kernel parameters (on kvm_pvm: clearcpuid=..., noxsave, rodata=off).")
     var noBackendProfile = false
 
+    @Flag(help: "Linux: unpack an LZ4 bzImage's kernel on the host and enter it through its PVH note (CONFIG_PVH) instead of running its decompressor in the guest.")
+    var decompress = false
+
     @Argument(parsing: .postTerminator, help: "Linux: the command the guest's init runs (after --).")
     var command: [String] = []
 
@@ -73,6 +76,7 @@ struct BootCommand: ParsableCommand {
         c.cpus = cpus
         c.initArguments = command
         c.backendProfile = !noBackendProfile
+        c.decompressKernel = decompress
         arguments.configuration = c
         arguments.verbose = verbose
         throw ExitCode(BootRunner.run(arguments))
