@@ -91,14 +91,15 @@ public struct CommandLineExplanation: Sendable {
         }
     }
 
-    /// `virtio_mmio.device=SIZE@BASE:IRQ` parameters (sizes with K/M/G, numbers in C notation).
+    /// `virtio_mmio.device=SIZE@BASE:IRQ[:ID]` parameters (sizes with K/M/G, numbers decimal or 0x hex).
     static func virtioMMIODevices(in commandLine: String) -> [(base: UInt64, irq: UInt32)] {
         var devices: [(base: UInt64, irq: UInt32)] = []
         for word in commandLine.split(separator: " ") where word.hasPrefix("virtio_mmio.device=") {
             let value = word.dropFirst("virtio_mmio.device=".count)
-            guard let at = value.firstIndex(of: "@"), let colon = value.lastIndex(of: ":"), at < colon else { continue }
-            let baseText = value[value.index(after: at)..<colon], irqText = value[value.index(after: colon)...]
-            guard let base = parseNumber(baseText), let irq = parseNumber(irqText.prefix { $0 != ":" }), irq <= UInt64(UInt32.max) else { continue }
+            // SIZE@BASE:IRQ[:ID] (drivers/virtio/virtio_mmio.c, vm_cmdline_set)
+            guard let at = value.firstIndex(of: "@") else { continue }
+            let fields = value[value.index(after: at)...].split(separator: ":", omittingEmptySubsequences: false)
+            guard fields.count >= 2, let base = parseNumber(fields[0]), let irq = parseNumber(fields[1]), irq <= UInt64(UInt32.max) else { continue }
             devices.append((base, UInt32(irq)))
         }
         return devices
