@@ -81,7 +81,7 @@ extension MachineExplanation {
             FieldSpec(0x21C, "ramdisk_size", 4) { $0 == 0 ? "" : "\($0) bytes" },
             FieldSpec(0x224, "heap_end_ptr", 2) { "0x\(hex($0)): end of the setup heap (set because of CAN_USE_HEAP)" },
             FieldSpec(0x228, "cmd_line_ptr", 4) { "0x\(hex($0)): the kernel command line" },
-            FieldSpec(0x22C, "initrd_addr_max", 4) { "0x\(hex($0)): the initrd's last byte must lie below this" },
+            FieldSpec(0x22C, "initrd_addr_max", 4) { "0x\(hex($0)): the highest address the initrd may occupy" },
             FieldSpec(0x230, "kernel_alignment", 4) { "\(sizeText($0))" },
             FieldSpec(0x234, "relocatable_kernel", 1) { $0 != 0 ? "yes: it may run at any kernel_alignment boundary" : "no" },
             FieldSpec(0x236, "xloadflags", 2) { flagNames($0, xloadflags) },
@@ -115,7 +115,7 @@ extension MachineExplanation {
 
     static func hvmStartInfo(memory: GuestMemory, at base: GuestAddress) throws(GuestMemoryError) -> (BootInformation, MemoryMap) {
         let specs: [FieldSpec] = [
-            FieldSpec(0, "magic", 4) { $0 == UInt64(HVMStartInfo.magic) ? "\"xEn3\" with bit 7 of the last byte set: XEN_HVM_START_MAGIC_VALUE" : "wrong magic" },
+            FieldSpec(0, "magic", 4) { $0 == UInt64(HVMStartInfo.magic) ? "\"xEn3\" with bit 7 of the E set: XEN_HVM_START_MAGIC_VALUE" : "wrong magic" },
             FieldSpec(4, "version", 4) { $0 >= 1 ? "\($0): memmap_paddr and memmap_entries are valid" : "\($0)" },
             FieldSpec(8, "flags", 4) { $0 == 0 ? "none" : "0x\(hex($0))" },
             FieldSpec(12, "nr_modules", 4) { $0 == 0 ? "no initrd" : "\($0) (module 0 is the initrd)" },

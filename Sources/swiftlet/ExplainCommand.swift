@@ -148,7 +148,7 @@ enum ExplainText {
             for level in p.levels {
                 let addresses = level.tables.count <= 4 ? level.tables.map { "0x\(hex($0))" }.joined(separator: " ")
                     : "0x\(hex(level.tables.min()!))…0x\(hex(level.tables.max()!))"
-                line("  \(pad(level.name, 5)) \(level.tables.count) table\(level.tables.count == 1 ? "" : "s") at \(addresses), \(level.presentEntries) present entries")
+                line("  \(pad(level.name, 5)) \(level.tables.count) table\(level.tables.count == 1 ? "" : "s") at \(addresses), \(level.presentEntries) present entr\(level.presentEntries == 1 ? "y" : "ies")")
             }
             for m in p.mappings {
                 let identity = m.virtualBase == m.physicalBase ? "identity, " : ""
