@@ -34,7 +34,7 @@ extension MachineExplanation {
         }
 
         public var rows: [Row]
-        /// Which column the guest's CPUID instruction really returns on this backend, and why.
+        /// Which column the guest's CPUID instruction really returns on this backend, as measured.
         public var guestSees: String
 
         public func row(_ leaf: UInt32, _ subleaf: UInt32 = 0) -> Row? { rows.first { $0.leaf == leaf && $0.subleaf == subleaf } }
@@ -95,11 +95,11 @@ extension MachineExplanation {
 
             switch backend {
             case .pvm:
-                guestSees = "On this backend (kvm_pvm) CPUID is not virtualised: the guest's CPUID instruction returns the host column, whatever KVM_SET_CPUID2 set (measured; docs/07-backends.md). Features cannot be hidden through CPUID here, which is why the VMM adds the backend profile's clearcpuid= to a Linux command line."
+                guestSees = "On this backend (kvm_pvm) CPUID is only partly virtualised. Measured on this project's machines with tiny guests running CPUID: leaf 1 ECX and leaf 7 come from the host (less a few bits kvm_pvm clears itself: pcid, invpcid, pku), so POPCNT, XSAVE, AVX, SMEP and SMAP are visible although this table lacks them; leaf 1 EBX, leaf 0x80000001, the brand string and the hypervisor leaves come from this table (docs/07-backends.md). Features cannot be hidden through CPUID here, which is why the VMM adds the backend profile's clearcpuid= to a Linux command line."
             case .intel, .amd:
                 guestSees = "On hardware KVM the guest's CPUID instruction exits to KVM, which answers from the vCPU table: the guest sees the vCPU column."
             case .unknown:
-                guestSees = "Unknown KVM backend: on hardware KVM the guest sees the vCPU column; on kvm_pvm it sees the host column."
+                guestSees = "Unknown KVM backend: on hardware KVM the guest sees the vCPU column; on kvm_pvm leaves 1 (ECX) and 7 show the host's features."
             }
         }
 

@@ -67,7 +67,7 @@ import X86Boot
         // The host has no hypervisor bit, so it has no 0x40000000 leaf; the vCPU table has none either.
         #expect(c.row(0x4000_0000)!.host == nil)
         #expect(c.row(0x4000_0000)!.given == nil)
-        #expect(c.guestSees.contains("host column"))
+        #expect(c.guestSees.contains("partly virtualised"))
         #expect(MachineExplanation.CPUIDComparison(given: given, backend: .intel, host: Self.host).guestSees.contains("vCPU column"))
     }
 
@@ -290,6 +290,55 @@ struct ExplainLinuxTests {
         // Each vCPU's table has the processor count; vCPU 0's APIC id is 0.
         let leaf1 = try #require(e.cpuid.row(1)?.given)
         #expect((leaf1.ebx >> 16) & 0xFF == 2 && leaf1.ebx >> 24 == 0)
+    }
+}
+
+// MARK: What the guest's CPUID instruction really returns
+
+/// Tiny multiboot guests that execute CPUID in kernel mode and report one bit through the debug-exit
+/// port, so the explanation's note on which column the guest sees is checked on the backend at hand.
+@Suite(.enabled(if: KVMRequirement.available, Comment(rawValue: KVMRequirement.reason)))
+struct CPUIDSeenByTheGuestTests {
+    /// Boots a guest that runs CPUID(leaf, subleaf) and exits with bit `bit` of `register`.
+    func guestBit(_ leaf: UInt32, _ subleaf: UInt32 = 0, register: String, bit: UInt8) throws -> Bool {
+        let encoding: [String: UInt8] = ["eax": 0, "ecx": 1, "edx": 2, "ebx": 3]
+        let r = try #require(encoding[register])
+        func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+        let code: [UInt8] = [0xB8] + le32(leaf) + [0xB9] + le32(subleaf) + [0x0F, 0xA2]   // mov eax, leaf; mov ecx, subleaf; cpuid
+            + [0x89, 0xC0 | r << 3]                                                      // mov eax, register
+            + [0xC1, 0xE8, bit] + [0x25] + le32(1)                                       // shr eax, bit; and eax, 1
+            + [0xE7, 0xF4, 0xF4]                                                         // out 0xf4, eax; hlt
+        let path = writeTemp("cpuid-\(leaf)-\(register)-\(bit)", SyntheticELF.multiboot(code: code))
+        defer { unlink(path) }
+        let result = ProcessRunner.run(swiftlet, ["boot", "--kernel", path, "--timeout", "20"])
+        try #require(result.status == 1 || result.status == 3, "the probe guest must exit through the debug port: \(result.stderr)")
+        return result.status == 3
+    }
+
+    func bit(_ e: CPUIDEntry?, _ register: String, _ bit: UInt8) -> Bool {
+        guard let e else { return false }
+        let value = ["eax": e.eax, "ebx": e.ebx, "ecx": e.ecx, "edx": e.edx][register]!
+        return value >> UInt32(bit) & 1 == 1
+    }
+
+    @Test func theGuestReadsWhatTheNoteSays() throws {
+        let machine = try Machine.build(MachineConfiguration())
+        let table = machine.vcpu0CPUID
+        func given(_ leaf: UInt32) -> CPUIDEntry? { table.first { $0.function == leaf } }
+        // (leaf, register, bit): popcnt, smap — host features on kvm_pvm; the logical-CPU count's low bit
+        // and abm — from the table on kvm_pvm. On hardware KVM all four come from the table.
+        let hostSide: [(UInt32, String, UInt8)] = [(1, "ecx", 23), (7, "ebx", 20)]
+        let tableSide: [(UInt32, String, UInt8)] = [(1, "ebx", 16), (0x8000_0001, "ecx", 5)]
+        for (leaf, register, b) in hostSide + tableSide {
+            let seen = try guestBit(leaf, register: register, bit: b)
+            let fromTable = bit(given(leaf), register, b)
+            let fromHost = bit(HostCPUID.query(leaf), register, b)
+            if machine.backend == .pvm && hostSide.contains(where: { $0 == (leaf, register, b) }) {
+                #expect(seen == fromHost, "leaf 0x\(hex(leaf)) \(register) bit \(b): kvm_pvm shows the host's bit")
+            } else if machine.backend != .unknown {
+                #expect(seen == fromTable, "leaf 0x\(hex(leaf)) \(register) bit \(b): the vCPU table's bit")
+            }
+        }
     }
 }
 
