@@ -95,7 +95,7 @@ extension MachineExplanation {
 
             switch backend {
             case .pvm:
-                guestSees = "On this backend (kvm_pvm) CPUID is only partly virtualised. Measured on this project's machines with tiny guests running CPUID: leaf 1 ECX and leaf 7 come from the host (less a few bits kvm_pvm clears itself: pcid, invpcid, pku), so POPCNT, XSAVE, AVX, SMEP and SMAP are visible although this table lacks them; leaf 1 EBX, leaf 0x80000001, the brand string and the hypervisor leaves come from this table (docs/07-backends.md). Features cannot be hidden through CPUID here, which is why the VMM adds the backend profile's clearcpuid= to a Linux command line."
+                guestSees = "On this backend (kvm_pvm) CPUID is only partly virtualised. Measured on this project's machines with tiny guests running CPUID: leaf 1 ECX and leaf 7 come from the host (less a few bits kvm_pvm clears itself: pcid, invpcid, pku), so POPCNT, XSAVE, AVX, SMEP and SMAP are visible although this table lacks them; leaf 1 EBX, leaf 0x80000001 and the brand string come from this table (docs/07-backends.md). Features cannot be hidden through CPUID here, which is why the VMM adds the backend profile's clearcpuid= to a Linux command line."
             case .intel, .amd:
                 guestSees = "On hardware KVM the guest's CPUID instruction exits to KVM, which answers from the vCPU table: the guest sees the vCPU column."
             case .unknown:
