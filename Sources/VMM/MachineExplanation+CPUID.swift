@@ -12,6 +12,8 @@ import KVM
 public enum HostCPUID {
     public static func query(_ leaf: UInt32, _ subleaf: UInt32 = 0) -> CPUIDEntry {
         var out: (UInt32, UInt32, UInt32, UInt32) = (0, 0, 0, 0)
+        // SAFETY: a homogeneous tuple of four UInt32 is laid out as a contiguous UInt32[4], which is what
+        // ckvm_host_cpuid writes; the pointer does not outlive the closure.
         withUnsafeMutableBytes(of: &out) { raw in
             ckvm_host_cpuid(leaf, subleaf, raw.baseAddress!.assumingMemoryBound(to: UInt32.self))
         }
