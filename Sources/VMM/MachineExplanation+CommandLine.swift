@@ -86,6 +86,8 @@ public struct CommandLineExplanation: Sendable {
         switch name {
         case "noxsave": return "\(on): KVM's instruction emulator cannot execute XSAVE/XRSTOR, so the kernel must not use them"
         case "rodata": return "\(on): the kernel skips write-protecting its read-only data, measured to save about 7 s of emulated boot"
+        case "nopvspin": return "\(on): no paravirtual spinlocks, whose halted waiters stalled SMP boots here (measured with --cpus 2)"
+        case "clocksource": return "\(on): stay on kvmclock; the switch to the TSC is a stop_machine() of every CPU that stalled for minutes under the emulator"
         case "clearcpuid": return "\(on): CPUID cannot hide features here, so the kernel is told not to use what the emulator lacks (popcnt, cmpxchg16b, SMAP's clac/stac, …)"
         default: return "\(on) backend profile"
         }
