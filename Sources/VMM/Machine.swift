@@ -38,6 +38,8 @@ public final class Machine: @unchecked Sendable {
     public let tracer: ExitTracer
     /// Where each step of the boot put things, for `explain` and the learning lab.
     public private(set) var bootNotes: [String] = []
+    /// The CPUID table vCPU 0 was given with KVM_SET_CPUID2 (what `explain` compares with the host's).
+    public private(set) var vcpu0CPUID: [CPUIDEntry] = []
     /// Timestamps (ns since the process's monotonic clock) of each lab-port marker the guest wrote.
     public let markers = Mutex<[(code: UInt32, nanoseconds: UInt64)]>([])
     /// Set once, by whichever vCPU or device ends the run first.
@@ -264,7 +266,9 @@ public final class Machine: @unchecked Sendable {
                                                 tscDeadline: kvm.checkExtension(.tscDeadlineTimer) > 0)
             for id in 0..<configuration.cpus {
                 let vcpu = try vm.createVCPU(id: UInt32(id))
-                try vcpu.setCPUID(CPUIDPolicy.forVCPU(UInt32(id), cpuid))
+                let table = CPUIDPolicy.forVCPU(UInt32(id), cpuid)
+                try vcpu.setCPUID(table)
+                if id == 0 { vcpu0CPUID = table }
                 if format.isLinux {
                     setBootMSRs(vcpu)
                     try configureLocalInterrupts(vcpu)
