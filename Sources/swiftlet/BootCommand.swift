@@ -51,6 +51,9 @@ struct BootCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print what the VMM set up before the guest runs.")
     var verbose = false
 
+    @Option(help: ArgumentHelp("Write a machine-readable run report (milestones, markers, VM exits, memory) to FILE.", valueName: "FILE"))
+    var report: String?
+
     func run() throws {
         var arguments = BootArguments()
         var c = MachineConfiguration()
@@ -75,6 +78,7 @@ struct BootCommand: ParsableCommand {
         c.backendProfile = !noBackendProfile
         arguments.configuration = c
         arguments.verbose = verbose
+        arguments.reportPath = report
         throw ExitCode(BootRunner.run(arguments))
     }
 }
