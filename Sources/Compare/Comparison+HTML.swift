@@ -46,41 +46,53 @@ extension Comparison {
     // MARK: Charts
 
     func timelineSVG() -> String {
+        // One lane per column: a line from 0.1 ms to the column's last point, a numbered dot per point, and a
+        // legend under the lane naming each number (names are long; numbers never overlap their neighbours' text).
         let lanes = columns.filter { $0.id != "host" }
         let all = lanes.flatMap { $0.timeline.map(\.milliseconds) }.filter { $0 > 0 }
         let low = 0.1, high = max(10, (all.max() ?? 10) * 1.5)
-        let left = 130.0, width = 900.0, laneHeight = 150.0, top = 30.0
-        let totalHeight = top + laneHeight * Double(lanes.count) + 40
+        let left = 110.0, width = 920.0, lineGap = 16.0
         func x(_ ms: Double) -> Double {
             let value = max(ms, low)
             return left + (log10(value) - log10(low)) / (log10(high) - log10(low)) * width
         }
-        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(left + width + 40))\" height=\"\(Int(totalHeight))\" font-size=\"11\">"
-        // Decades on the axis.
+        let colors = ["container": "#2f7dd1", "vm": "#c2571a"]
+        var lanesSVG = ""
+        var y = 40.0
+        for lane in lanes {
+            let color = colors[lane.id] ?? "#555"
+            lanesSVG += "<text x=\"8\" y=\"\(f(y + 4))\" font-weight=\"bold\" fill=\"\(color)\">\(escape(lane.id == "vm" ? "VM" : lane.id))</text>"
+            if let last = lane.timeline.last {
+                lanesSVG += "<line x1=\"\(f(x(low)))\" y1=\"\(f(y))\" x2=\"\(f(x(last.milliseconds)))\" y2=\"\(f(y))\" stroke=\"\(color)\" stroke-width=\"4\" stroke-linecap=\"round\"/>"
+            } else {
+                lanesSVG += "<text x=\"\(f(left))\" y=\"\(f(y + 4))\" fill=\"#b3261e\">no timeline: \(escape(lane.failure?.split(separator: "\n").first.map(String.init) ?? "did not run"))</text>"
+            }
+            for (index, mark) in lane.timeline.enumerated() {
+                let px = x(mark.milliseconds)
+                // Numbers alternate above and below the line so neighbours a pixel apart stay readable.
+                let labelY = index % 2 == 0 ? y - 10 : y + 20
+                lanesSVG += "<circle cx=\"\(f(px))\" cy=\"\(f(y))\" r=\"4\" fill=\"#ffffff\" stroke=\"\(color)\" stroke-width=\"2\"><title>\(escape(mark.name)): \(escape(formatMilliseconds(mark.milliseconds)))</title></circle>"
+                lanesSVG += "<text x=\"\(f(px))\" y=\"\(f(labelY))\" text-anchor=\"middle\" font-weight=\"bold\" fill=\"\(color)\">\(index + 1)</text>"
+            }
+            // Legend: two columns of "n  time  name".
+            let rowsNeeded = (lane.timeline.count + 1) / 2
+            for (index, mark) in lane.timeline.enumerated() {
+                let column = Double(index / max(rowsNeeded, 1)), row = Double(index % max(rowsNeeded, 1))
+                let lx = left + column * (width / 2), ly = y + 44 + row * lineGap
+                lanesSVG += "<text x=\"\(f(lx))\" y=\"\(f(ly))\"><tspan font-weight=\"bold\" fill=\"\(color)\">\(index + 1)</tspan>  \(escape(formatMilliseconds(mark.milliseconds)))  \(escape(mark.name))</text>"
+            }
+            y += 44 + Double(rowsNeeded) * lineGap + 36
+        }
+        let axisY = y - 10
+        var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(left + width + 40))\" height=\"\(Int(axisY + 24))\" font-size=\"12\">"
         var decade = low
         while decade <= high * 1.0001 {
             let px = x(decade)
-            svg += "<line x1=\"\(f(px))\" y1=\"\(f(top - 10))\" x2=\"\(f(px))\" y2=\"\(f(totalHeight - 30))\" stroke=\"#e3e6ec\"/>"
-            svg += "<text x=\"\(f(px))\" y=\"\(f(totalHeight - 15))\" text-anchor=\"middle\" fill=\"#4a5468\">\(escape(axisLabel(decade)))</text>"
+            svg += "<line x1=\"\(f(px))\" y1=\"20\" x2=\"\(f(px))\" y2=\"\(f(axisY))\" stroke=\"#e3e6ec\"/>"
+            svg += "<text x=\"\(f(px))\" y=\"\(f(axisY + 16))\" text-anchor=\"middle\" fill=\"#4a5468\">\(escape(axisLabel(decade)))</text>"
             decade *= 10
         }
-        let colors = ["container": "#2f7dd1", "vm": "#c2571a"]
-        for (index, lane) in lanes.enumerated() {
-            let y = top + laneHeight * Double(index) + laneHeight - 30
-            let color = colors[lane.id] ?? "#555"
-            svg += "<text x=\"8\" y=\"\(f(y + 4))\" font-weight=\"bold\" fill=\"\(color)\">\(escape(lane.id == "vm" ? "VM" : lane.id))</text>"
-            if let last = lane.timeline.last {
-                svg += "<line x1=\"\(f(x(low)))\" y1=\"\(f(y))\" x2=\"\(f(x(last.milliseconds)))\" y2=\"\(f(y))\" stroke=\"\(color)\" stroke-width=\"4\" stroke-linecap=\"round\"/>"
-            } else {
-                svg += "<text x=\"\(f(left))\" y=\"\(f(y + 4))\" fill=\"#b3261e\">no timeline: \(escape(lane.failure?.split(separator: "\n").first.map(String.init) ?? "did not run"))</text>"
-            }
-            for mark in lane.timeline {
-                let px = x(mark.milliseconds)
-                svg += "<circle cx=\"\(f(px))\" cy=\"\(f(y))\" r=\"4\" fill=\"#ffffff\" stroke=\"\(color)\" stroke-width=\"2\"><title>\(escape(mark.name)): \(escape(formatMilliseconds(mark.milliseconds)))</title></circle>"
-                svg += "<text transform=\"translate(\(f(px + 2)),\(f(y - 8))) rotate(-35)\" fill=\"#1d2330\">\(escape(mark.name)) · \(escape(formatMilliseconds(mark.milliseconds)))</text>"
-            }
-        }
-        return svg + "</svg>"
+        return svg + lanesSVG + "</svg>"
     }
 
     func memorySVG() -> String {
