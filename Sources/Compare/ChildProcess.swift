@@ -25,7 +25,7 @@ public struct ChildRun: Sendable {
 
     /// The last non-empty stderr line, for a one-line failure.
     public var lastErrorLine: String? {
-        stderr.split(separator: "\n").last(where: { !$0.allSatisfy { $0 == " " } }).map(String.init)
+        stderr.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).last(where: { !$0.allSatisfy { $0 == " " } }).map(String.init)
     }
 }
 

@@ -65,7 +65,7 @@ extension Comparison {
             if let last = lane.timeline.last {
                 lanesSVG += "<line x1=\"\(f(x(low)))\" y1=\"\(f(y))\" x2=\"\(f(x(last.milliseconds)))\" y2=\"\(f(y))\" stroke=\"\(color)\" stroke-width=\"4\" stroke-linecap=\"round\"/>"
             } else {
-                lanesSVG += "<text x=\"\(f(left))\" y=\"\(f(y + 4))\" fill=\"#b3261e\">no timeline: \(escape(lane.failure?.split(separator: "\n").first.map(String.init) ?? "did not run"))</text>"
+                lanesSVG += "<text x=\"\(f(left))\" y=\"\(f(y + 4))\" fill=\"#b3261e\">no timeline: \(escape(lane.failure?.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).first.map(String.init) ?? "did not run"))</text>"
             }
             for (index, mark) in lane.timeline.enumerated() {
                 let px = x(mark.milliseconds)

@@ -135,10 +135,10 @@ extension Comparison {
     static func commandOutput(_ serial: String) -> String {
         var lines: [Substring] = []
         var inside = false
-        for line in serial.split(separator: "\n", omittingEmptySubsequences: false) {
+        for line in textLines(serial, omittingEmpty: false) {
             if line.contains("swiftlet-init: nproc=") { inside = true; continue }
             if line.contains("swiftlet-probe: command-exit") { break }
-            if inside { lines.append(line) }
+            if inside { lines.append(Substring(line.filter { $0 != "\r" })) }
         }
         return lines.joined(separator: "\n")
     }

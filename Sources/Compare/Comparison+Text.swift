@@ -36,7 +36,7 @@ extension Comparison {
             out.append("\(column.title): " + (column.completed ? "ran to the end" + (column.commandStatus.map { ", status \($0)" } ?? "") : "did not finish"))
             for run in column.runs { out += wrap("$ " + run, width: width, indent: "    ").map { "  " + $0 } }
             if let failure = column.failure {
-                let lines = failure.split(separator: "\n", omittingEmptySubsequences: false)
+                let lines = failure.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
                 out += wrap("failure: " + (lines.first.map(String.init) ?? ""), width: width, indent: "    ").map { "  " + $0 }
                 for line in lines.dropFirst() { out.append("    " + line) }
             }
@@ -46,11 +46,11 @@ extension Comparison {
             }
             if !column.output.isEmpty {
                 out.append("  output:")
-                for line in column.output.split(separator: "\n", omittingEmptySubsequences: false).prefix(20) { out.append("    " + line) }
+                for line in column.output.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).prefix(20) { out.append("    " + line) }
             }
             for detail in column.details {
                 out.append("  \(detail.title):")
-                for line in detail.text.split(separator: "\n") { out += wrap(String(line), width: width - 4, indent: "  ").map { "    " + $0 } }
+                for line in detail.text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }) { out += wrap(String(line), width: width - 4, indent: "  ").map { "    " + $0 } }
             }
         }
         out.append("")

@@ -20,7 +20,7 @@ public struct ReportFile: Sendable, Equatable {
 
     /// Nil when `text` is not a run report (wrong or missing header).
     public init?(_ text: String) {
-        var lines = text.split(separator: "\n", omittingEmptySubsequences: true).makeIterator()
+        var lines = textLines(text).makeIterator()
         guard let header = lines.next(), header.hasPrefix("swiftlet-run-report "),
               let version = Int(header.dropFirst("swiftlet-run-report ".count)) else { return nil }
         self.version = version
@@ -52,7 +52,7 @@ public struct ProbeAnswers: Sendable, Equatable {
     public private(set) var keys: [String] = []
 
     public init(_ text: String) {
-        for raw in text.split(separator: "\n") {
+        for raw in textLines(text) {
             let line = raw.filter { $0 != "\r" }
             guard let range = line.firstRange(of: Self.prefix) else { continue }
             let rest = line[range.upperBound...]
@@ -79,6 +79,12 @@ public struct KernelLog: Sendable, Equatable {
         /// Inclusive, as the kernel prints it.
         public var end: UInt64
         public var type: String
+
+        public init(start: UInt64, end: UInt64, type: String) {
+            self.start = start
+            self.end = end
+            self.type = type
+        }
     }
 
     /// "Linux version 6.1.0 (...) #1 ..." without the timestamp, if the kernel printed it.
@@ -97,7 +103,7 @@ public struct KernelLog: Sendable, Equatable {
     public var panic: String?
 
     public init(_ text: String) {
-        for raw in text.split(separator: "\n") {
+        for raw in textLines(text) {
             let line = Self.stripTimestamp(String(raw.filter { $0 != "\r" }))
             if banner == nil, let range = line.firstRange(of: "Linux version ") {
                 let text = String(line[range.lowerBound...])
@@ -140,6 +146,12 @@ public struct KernelLog: Sendable, Equatable {
         let digits = text.hasPrefix("0x") ? String(text.dropFirst(2)) : String(text)
         return UInt64(digits, radix: 16)
     }
+}
+
+/// The lines of `text`, whether they end in "\n" or "\r\n" (a serial console's: the guest's tty turns "\n"
+/// into "\r\n", and Swift counts "\r\n" as one Character, which `split(separator: "\n")` never meets).
+public func textLines(_ text: String, omittingEmpty: Bool = true) -> [Substring] {
+    text.split(omittingEmptySubsequences: omittingEmpty, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
 }
 
 extension StringProtocol {

@@ -45,11 +45,11 @@ struct RowBuilder {
     /// The VM column's reason for a question only the guest's userspace (or the probe guest) can answer.
     var vmMissing: String {
         if let failure = vmColumn.failure, vm.report == nil || vm.report?.first("outcome") == "build-failed" || vm.run == nil {
-            return "the VM did not run: \(failure.split(separator: "\n").first ?? "")"
+            return "the VM did not run: \(failure.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).first ?? "")"
         }
         if probe { return "the probe guest printed no answer" }
         var reason = "the guest's userspace never answered"
-        if let failure = vmColumn.failure { reason += ": " + (failure.split(separator: "\n").first.map(String.init) ?? failure) }
+        if let failure = vmColumn.failure { reason += ": " + (failure.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).first.map(String.init) ?? failure) }
         if vm.report?.first("backend") == "kvm_pvm" {
             reason += " — on kvm_pvm a Linux guest's user mode cannot make system calls, so init dies on its first one; on kvm_intel or kvm_amd the guest answers this"
         }
@@ -162,7 +162,7 @@ struct RowBuilder {
         } else if let release = vm.log.release {
             vmCell = .measured(release, source: "the guest kernel's own banner on its serial console (\"Linux version \(release) ...\"); `uname -r` needs the guest's userspace: \(vmMissing)")
         } else {
-            vmCell = .unavailable(vmColumn.failure.map { "the guest kernel printed no banner: \($0.split(separator: "\n").first ?? "")" } ?? "the guest kernel printed no banner")
+            vmCell = .unavailable(vmColumn.failure.map { "the guest kernel printed no banner: \($0.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).first ?? "")" } ?? "the guest kernel printed no banner")
         }
         if let value = vmCell.value { vmCell.hostVisible = (value == hostRelease) }
         return row("kernel_release", "kernel release (uname -r)", .kernel, container: containerCell, vm: vmCell,

@@ -27,7 +27,7 @@ public struct SyscallCount: Sendable, Equatable {
     public init(straceOutput text: String, containerPID: Int) {
         var lines: [(pid: Int, call: String, exec: Bool)] = []
         var unfinished: [Int: Int] = [:] // pid → index in `lines` of its call waiting to be resumed
-        for raw in text.split(separator: "\n") {
+        for raw in text.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             guard let space = raw.firstIndex(of: " "), let pid = Int(raw[..<space]) else { continue }
             let rest = raw[raw.index(after: space)...].drop { $0 == " " }
             if rest.hasPrefix("+++") || rest.hasPrefix("---") { continue }

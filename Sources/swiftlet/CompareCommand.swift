@@ -55,14 +55,20 @@ struct CompareCommand: ParsableCommand {
     @Argument(parsing: .postTerminator, help: "The command to run on both sides (after --).")
     var command: [String] = []
 
-    func validate() throws {
-        if probe && !command.isEmpty { throw ValidationError("give --probe or a command after --, not both") }
-        if !probe && command.isEmpty { throw ValidationError("give a command after -- (e.g. -- uname -r), or --probe") }
-        if cpus < 1 { throw ValidationError("--cpus \(cpus): give 1 or more") }
-        if !(timeout > 0) { throw ValidationError("--timeout must be a positive number of seconds") }
+    /// What is wrong with the options, in one line; nil when nothing is.
+    var usageProblem: String? {
+        if probe && !command.isEmpty { return "give --probe or a command after --, not both" }
+        if !probe && command.isEmpty { return "give a command after -- (e.g. -- uname -r), or --probe" }
+        if cpus < 1 { return "--cpus \(cpus): give 1 or more" }
+        if !(timeout > 0) { return "--timeout must be a positive number of seconds" }
+        return nil
     }
 
     func run() throws {
+        if let problem = usageProblem {
+            Self.printError("swiftlet compare: \(problem)")
+            throw ExitCode(2)
+        }
         var options = CompareOptions(swiftlet: Self.swiftletExecutable())
         options.probe = probe
         options.command = command
