@@ -78,7 +78,9 @@ public enum CompareRunner {
     /// Runs both columns and returns the comparison; `progress` receives one line per step.
     public static func run(_ options: CompareOptions, progress: (String) -> Void = { _ in }) -> Comparison {
         let work = makeWorkDirectory()
-        defer { removeTree(work) }
+        // SWIFTLET_COMPARE_KEEP=1 keeps the files compare made (reports, the initramfs with the probe, the strace log).
+        let keep = getenv("SWIFTLET_COMPARE_KEEP").map { String(cString: $0) == "1" } ?? false
+        defer { if keep { progress("kept the files in \(work)") } else { removeTree(work) } }
         var helperPath: String? = nil
         if let helper = embedded("probe-helper") {
             let directory = work + "/helper"
@@ -175,15 +177,13 @@ public enum CompareRunner {
                 side.failure = "cannot read the initramfs \(initrd): \(String(cString: strerror(errno))) (give --initrd, or build it with guest/linux/build.sh)"
                 return side
             }
-            var files = [Cpio.File(path: "/swiftlet-probe.sh", mode: 0o755, bytes: Array(ProbeScript.text.utf8))]
-            if let helper = embedded("probe-helper") { files.append(Cpio.File(path: "/" + ProbeScript.helperName, mode: 0o755, bytes: helper)) }
             let probeInitrd = work + "/initramfs-with-probe.cpio"
-            if let failure = ChildProcess.writeBytes(Cpio.concatenate(base, Cpio.archive(files)), to: probeInitrd) {
+            if let failure = ChildProcess.writeBytes(probeInitramfs(base: base), to: probeInitrd) {
                 side.failure = "cannot write \(probeInitrd): \(failure)"
                 return side
             }
-            arguments += ["--kernel", kernel, "--initrd", probeInitrd, "--cpus", String(options.cpus),
-                          "--", "/bin/sh", "/swiftlet-probe.sh"] + options.command
+            arguments += ["--kernel", kernel, "--initrd", probeInitrd, "--cpus", String(options.cpus), "--"]
+                + initArguments(options.command)
             let slow = KVMSystem.backend().isHardware ? "" : " (this host's KVM is \(KVMSystem.backend().rawValue): the guest kernel runs in KVM's instruction emulator, expect minutes)"
             progress("vm: swiftlet boot --kernel \(kernel) --initrd \(initrd)+probe -- \(options.command.joined(separator: " "))\(slow)")
         }
@@ -195,6 +195,19 @@ public enum CompareRunner {
         side.answers = ProbeAnswers(run.stdout)
         side.log = KernelLog(run.stdout)
         return side
+    }
+
+    /// The guest's initramfs with the probe script (/swiftlet-probe.sh) and helper (/swiftlet-probe-helper)
+    /// appended as a second cpio archive.
+    public static func probeInitramfs(base: [UInt8]) -> [UInt8] {
+        var files = [Cpio.File(path: "/swiftlet-probe.sh", mode: 0o755, bytes: Array(ProbeScript.text.utf8))]
+        if let helper = embedded("probe-helper") { files.append(Cpio.File(path: "/" + ProbeScript.helperName, mode: 0o755, bytes: helper)) }
+        return Cpio.concatenate(base, Cpio.archive(files))
+    }
+
+    /// What guest/linux/init is asked to run (the words after `--` on the kernel command line).
+    public static func initArguments(_ command: [String]) -> [String] {
+        ["/bin/sh", "/swiftlet-probe.sh"] + command
     }
 
     // MARK: Helpers

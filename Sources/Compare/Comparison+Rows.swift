@@ -132,7 +132,7 @@ extension Comparison {
     }
 
     /// The command's lines on the serial console: after init's nproc line, before the probe's command-exit.
-    static func commandOutput(_ serial: String) -> String {
+    public static func commandOutput(_ serial: String) -> String {
         var lines: [Substring] = []
         var inside = false
         for line in textLines(serial, omittingEmpty: false) {

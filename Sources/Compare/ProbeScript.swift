@@ -51,7 +51,7 @@ public enum ProbeScript {
     say nproc "$(nproc 2>/dev/null)"
     say cpuinfo-processors "$(grep -c '^processor' /proc/cpuinfo 2>/dev/null)"
     say memtotal-kib "$(awk '/^MemTotal:/ { print $2 }' /proc/meminfo 2>/dev/null)"
-    say hostname "$(cat /proc/sys/kernel/hostname 2>/dev/null)"
+    say hostname "$(uname -n)"
     n=0
     launcher=no
     for d in /proc/[0-9]*; do

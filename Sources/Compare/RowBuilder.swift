@@ -265,12 +265,12 @@ struct RowBuilder {
         func cell(_ answers: ProbeAnswers, missing: String, place: String) -> Cell {
             guard let name = answers["hostname"], !name.isEmpty else { return .unavailable(missing) }
             let same = name == hostName
-            return .measured(same ? "\(name) (the host's)" : name, source: "/proc/sys/kernel/hostname \(place)", hostVisible: same)
+            return .measured(same ? "\(name) (the host's)" : name, source: "`uname -n` \(place)", hostVisible: same)
         }
         return row("hostname", "hostname", .visibility,
                    container: cell(c, missing: containerMissing, place: "inside the container"),
                    vm: probe ? .unavailable(noOS) : cell(v, missing: vmMissing, place: "inside the guest"),
-                   host: answer(h, "hostname", missing: "the host probe printed nothing", source: "/proc/sys/kernel/hostname on the host"))
+                   host: answer(h, "hostname", missing: "the host probe printed nothing", source: "`uname -n` on the host"))
     }
 
     func devKVM() -> Row {

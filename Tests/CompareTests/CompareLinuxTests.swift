@@ -68,3 +68,40 @@ struct CompareLinuxTests {
         }
     }
 }
+
+/// The VM column's answers need the guest's userspace, which kvm_pvm cannot run. To show that the same probe
+/// script, helper and parsers collect them where userspace runs, this boots the same kernel and the same
+/// initramfs-with-probe under QEMU's software emulator (TCG: no KVM at all, about ten seconds here) and reads
+/// its console with compare's parsers. It tests compare's guest side, not Swiftlet's VMM.
+@Suite(.enabled(if: CompareFixtures.linuxPresent, Comment(rawValue: CompareFixtures.linuxReason)),
+       .enabled(if: ChildProcess.which("qemu-system-x86_64") != nil, "qemu-system-x86_64 is not installed (setup.sh installs qemu-system-x86)"))
+struct ProbeInLinuxUserspaceTests {
+    @Test(.timeLimit(.minutes(3)))
+    func theProbeAnswersFromARealLinuxUserspace() throws {
+        let base = try #require(ChildProcess.readBytes(CompareFixtures.initramfs))
+        let initrd = "/tmp/swiftlet-test-probe-initrd-\(getpid()).cpio"
+        #expect(ChildProcess.writeBytes(CompareRunner.probeInitramfs(base: base), to: initrd) == nil)
+        defer { unlink(initrd) }
+        let append = (["console=ttyS0", "reboot=k", "panic=-1", "--"] + CompareRunner.initArguments(["uname", "-r"])).joined(separator: " ")
+        let qemu = ChildProcess.run([ChildProcess.which("qemu-system-x86_64")!, "-M", "pc", "-accel", "tcg", "-m", "128M", "-nodefaults",
+                                     "-nographic", "-no-reboot", "-display", "none", "-monitor", "none", "-serial", "stdio",
+                                     "-device", "isa-debug-exit,iobase=0xf4,iosize=4", "-kernel", CompareFixtures.bzImage,
+                                     "-initrd", initrd, "-append", append], deadline: 150, workDirectory: "/tmp")
+        #expect(qemu.status == 1, "init wrote status 0 to the debug-exit port: \(qemu.stdout.suffix(2000))")
+        let answers = ProbeAnswers(qemu.stdout)
+        let release = try #require(CompareLinuxTests.bzImageVersion(CompareFixtures.bzImage)?.split(separator: " ").first.map(String.init))
+        #expect(answers["uname-r"] == release)
+        #expect(KernelLog(qemu.stdout).release == release)
+        #expect(Comparison.commandOutput(qemu.stdout) == release)
+        #expect(answers["command-exit"] == "0")
+        #expect(answers["pid1"] == "init")
+        #expect(answers["sees-launcher"] == "no")
+        #expect(answers["dev-kvm"] == "no")
+        #expect(answers["hostname"] == "swiftlet", "guest/linux/init sets it from /etc/hostname")
+        #expect(answers["cpl"] == "3")
+        #expect(answers["read-past-end"]?.hasSuffix("signal 11 (SIGSEGV)") == true, "one line, whatever the kernel logs meanwhile")
+        #expect(answers["port-io"] == "in 0x80 signal 11 (SIGSEGV)")
+        #expect(answers["hypervisor-signature"] == "TCGTCGTCGTCG", "QEMU's software CPU names itself")
+        #expect(answers.finished)
+    }
+}

@@ -40,29 +40,39 @@ static int64_t syscall4(int64_t n, int64_t a, int64_t b, int64_t c, int64_t d)
     return ret;
 }
 
-static void put_str(const char *s)
+/* One output line is assembled here and written with a single write(2) by end_line(), so a kernel message
+ * about the faulting child (Linux logs segfaults on the console) cannot land in the middle of it. */
+static char line[256];
+static uint64_t line_length;
+
+static void put_char(char c)
 {
-    uint64_t n = 0;
-    while (s[n])
-        n++;
-    syscall4(SYS_write, 1, (int64_t)s, (int64_t)n, 0);
+    if (line_length < sizeof line)
+        line[line_length++] = c;
 }
 
-static void put_char(char c) { syscall4(SYS_write, 1, (int64_t)&c, 1, 0); }
+static void put_str(const char *s)
+{
+    while (*s)
+        put_char(*s++);
+}
+
+static void end_line(void)
+{
+    put_char('\n');
+    syscall4(SYS_write, 1, (int64_t)line, (int64_t)line_length, 0);
+    line_length = 0;
+}
 
 static void put_hex(uint64_t value)
 {
     static const char digits[] = "0123456789abcdef";
-    char buffer[19];
-    int n = 0, shift = 60;
-    buffer[n++] = '0';
-    buffer[n++] = 'x';
+    int shift = 60;
+    put_str("0x");
     while (shift > 28 && ((value >> shift) & 0xF) == 0)
         shift -= 4;             /* at least eight digits, like the tiny guest's put_hex32 */
     for (; shift >= 0; shift -= 4)
-        buffer[n++] = digits[(value >> shift) & 0xF];
-    buffer[n] = 0;
-    put_str(buffer);
+        put_char(digits[(value >> shift) & 0xF]);
 }
 
 static void put_dec(uint64_t value)
@@ -105,7 +115,8 @@ static void in_child(void (*attempt)(uint64_t), uint64_t argument)
         syscall4(SYS_exit, 0, 0, 0, 0);     /* survived: the access did not fault */
     }
     if (pid < 0) {
-        put_str("not tried (fork failed)\n");
+        put_str("not tried (fork failed)");
+        end_line();
         return;
     }
     int status = 0;
@@ -113,12 +124,15 @@ static void in_child(void (*attempt)(uint64_t), uint64_t argument)
     if ((status & 0x7F) == 0) {
         put_str("no fault (exit status ");
         put_dec((uint64_t)((status >> 8) & 0xFF));
-        put_str(")\n");
+        put_str(")");
+        end_line();
         return;
     }
     put_str("signal ");
     put_dec((uint64_t)(status & 0x7F));
-    put_str((status & 0x7F) == SIGSEGV ? " (SIGSEGV)\n" : "\n");
+    if ((status & 0x7F) == SIGSEGV)
+        put_str(" (SIGSEGV)");
+    end_line();
 }
 
 static void read_at(uint64_t address) { (void)*(volatile uint32_t *)address; }
@@ -137,21 +151,22 @@ static void probe(void)
     put_register_chars(r[1]);
     put_register_chars(r[3]);
     put_register_chars(r[2]);
-    put_char('\n');
+    end_line();
     cpuid(1, r);
     int present = (r[2] >> 31) & 1;
     key("hypervisor-bit");
-    put_str(present ? "1\n" : "0\n");
+    put_str(present ? "1" : "0");
+    end_line();
     key("hypervisor-signature");
     cpuid(0x40000000, r);
     if (present && (r[1] | r[2] | r[3])) {
         put_register_chars(r[1]);
         put_register_chars(r[2]);
         put_register_chars(r[3]);
-        put_char('\n');
     } else {
-        put_str("none\n");
+        put_str("none");
     }
+    end_line();
 
     uint64_t end = (uint64_t)syscall4(SYS_brk, 0, 0, 0, 0);
     end = (end + 4095) & ~4095ul;
@@ -168,7 +183,7 @@ static void probe(void)
     __asm__ volatile("mov %%cs, %0" : "=r"(cs));
     key("cpl");
     put_dec(cs & 3);
-    put_char('\n');
+    end_line();
 }
 
 __attribute__((noreturn, used)) void helper_main(void)
