@@ -1,7 +1,9 @@
 // ChildProcess: runs one program the way a user would, measured from outside: posix_spawn with stdout and
 // stderr into files, wait4(2) for its exit status and resource usage (ru_maxrss: the peak resident set of
 // the process and of the descendants it waited for — a maximum, not a sum), CLOCK_MONOTONIC before the spawn
-// and after the wait. A deadline kills the child's process group so a stuck run cannot hang compare.
+// and after the wait. A deadline kills the child so a stuck run cannot hang compare (a container launcher's
+// own child dies with it: PR_SET_PDEATHSIG). The child stays in compare's process group, so Ctrl-C at the
+// terminal reaches it too.
 import Glibc
 
 public struct ChildRun: Sendable {
@@ -30,8 +32,8 @@ public struct ChildRun: Sendable {
 }
 
 public enum ChildProcess {
-    /// Runs `arguments[0]` with `arguments`, stdin from /dev/null, output captured; kills it (SIGKILL to its
-    /// process group) after `deadline` seconds.
+    /// Runs `arguments[0]` with `arguments`, stdin from /dev/null, output captured; kills it (SIGKILL) after
+    /// `deadline` seconds.
     public static func run(_ arguments: [String], deadline: Double? = nil, workDirectory: String) -> ChildRun {
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let outPath = "\(workDirectory)/child-\(tag).out", errPath = "\(workDirectory)/child-\(tag).err"
@@ -42,17 +44,11 @@ public enum ChildProcess {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // Its own process group, so the deadline can stop everything it started.
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
-        posix_spawnattr_setpgroup(&attributes, 0)
         let argv = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
         let spawned = monotonicNanoseconds()
-        let rc = posix_spawn(&pid, arguments[0], &actions, &attributes, argv, environ)
+        let rc = posix_spawn(&pid, arguments[0], &actions, nil, argv, environ)
         guard rc == 0 else {
             return ChildRun(arguments: arguments, spawnNanoseconds: spawned, endNanoseconds: monotonicNanoseconds(), status: -1,
                             maxRSSKiB: 0, stdout: "", stderr: "", problem: "cannot run \(arguments[0]): \(String(cString: strerror(rc)))")
@@ -67,7 +63,7 @@ public enum ChildProcess {
             if r == pid { break }
             if r < 0 && errno != EINTR { break }
             if let limit, monotonicNanoseconds() > limit, !timedOut {
-                kill(-pid, SIGKILL)
+                kill(pid, SIGKILL)
                 timedOut = true
             }
             if r == 0 { usleep(2000) }

@@ -10,6 +10,8 @@ extension Comparison {
         out.append("KVM on this host: \(backend)")
         if let backendNote { out += wrap(backendNote, width: width, indent: "  ") }
         let names = ["container": "container", "vm": "VM", "host": "host"]
+        // A reason that repeats in a column (every question the guest's userspace would answer) is printed once.
+        var reasonsShown: [String: Set<String>] = [:]
         for group in Row.Group.allCases {
             let members = rows.filter { $0.group == group }
             guard !members.isEmpty else { continue }
@@ -20,7 +22,12 @@ extension Comparison {
                 for key in ["container", "vm", "host"] {
                     guard let cell = row.cells[key] else { continue }
                     let label = "    " + names[key]!.padding(to: 10)
-                    let lines = wrap(cell.display, width: width - label.count, indent: "")
+                    var display = cell.display
+                    if let reason = cell.unavailable, cell.value == nil {
+                        if reasonsShown[key, default: []].contains(reason) { display = "unavailable: the same reason as above" }
+                        reasonsShown[key, default: []].insert(reason)
+                    }
+                    let lines = wrap(display, width: width - label.count, indent: "")
                     out.append(label + (lines.first ?? ""))
                     for line in lines.dropFirst() { out.append(String(repeating: " ", count: label.count) + line) }
                     if showSources && !cell.source.isEmpty {
@@ -46,7 +53,9 @@ extension Comparison {
             }
             if !column.output.isEmpty {
                 out.append("  output:")
-                for line in column.output.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).prefix(20) { out.append("    " + line) }
+                var lines = column.output.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+                if lines.last?.isEmpty == true { lines.removeLast() }
+                for line in lines.prefix(20) { out.append("    " + line) }
             }
             for detail in column.details {
                 out.append("  \(detail.title):")

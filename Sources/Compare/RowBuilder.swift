@@ -49,12 +49,16 @@ struct RowBuilder {
         }
         if probe { return "the probe guest printed no answer" }
         var reason = "the guest's userspace never answered"
-        if let failure = vmColumn.failure { reason += ": " + (failure.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).first.map(String.init) ?? failure) }
-        if vm.report?.first("backend") == "kvm_pvm" {
-            reason += " — on kvm_pvm a Linux guest's user mode cannot make system calls, so init dies on its first one; on kvm_intel or kvm_amd the guest answers this"
+        if let panic = vm.log.panic {
+            reason += " (\(panic))"
+        } else if let failure = vmColumn.failure {
+            reason += " (" + (failure.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).first.map(String.init) ?? failure) + ")"
         }
-        if let furthest = vmColumn.timeline.last(where: { $0.name != "VMM exited" }) {
-            reason += " (furthest point reached: \(furthest.name) at \(formatMilliseconds(furthest.milliseconds)))"
+        if let furthest = vmColumn.timeline.last(where: { $0.name != "VMM exited" && $0.name != "kernel panic" }) {
+            reason += "; furthest point reached: \(furthest.name) at \(formatMilliseconds(furthest.milliseconds))"
+        }
+        if vm.report?.first("backend") == "kvm_pvm" {
+            reason += "; on kvm_pvm a Linux guest's user mode cannot make system calls, so init dies on its first one (on kvm_intel or kvm_amd the guest answers this)"
         }
         return reason
     }
@@ -75,8 +79,12 @@ struct RowBuilder {
            let done = report.all("step").first(where: { $0.hasPrefix("launcher exec done ") }),
            let at = UInt64(done.split(separator: " ").last ?? "") {
             let value = Comparison.ms(at, since: run.spawnNanoseconds)
-            containerCell = .measured(formatMilliseconds(value), number: value, unit: "ms",
-                                      source: "from compare's posix_spawn of `swiftlet container run` to the launcher seeing \(probe ? "the probe script's" : "the command's") execve succeed (its close-on-exec pipe closed); CLOCK_MONOTONIC")
+            var text = formatMilliseconds(value)
+            if let call = report.all("step").first(where: { $0.hasPrefix("container exec ") }), let started = UInt64(call.split(separator: " ").last ?? "") {
+                text += " (PID 1 called execve at \(formatMilliseconds(Comparison.ms(started, since: run.spawnNanoseconds))))"
+            }
+            containerCell = .measured(text, number: value, unit: "ms",
+                                      source: "from compare's posix_spawn of `swiftlet container run` to the launcher seeing \(probe ? "the probe script's" : "the command's") execve succeed (its close-on-exec pipe closed), an upper bound; the container's PID 1 timestamps its execve call, a lower bound; CLOCK_MONOTONIC")
         }
         var vmCell = Cell.unavailable(vmMissing)
         if let run = vm.run, let report = vm.report {
