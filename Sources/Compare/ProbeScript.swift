@@ -5,8 +5,9 @@
 // where it finds it.
 //
 // With arguments (the Linux guest), it first runs them as the command under test between two lab markers
-// (5 before, 6 after: bytes to port 0x440 through /dev/port, timestamped by the VMM; nothing happens where
-// there is no /dev/port), then answers. It prints "swiftlet-probe: KEY VALUE" lines (ProbeAnswers parses
+// (5 before, 6 after: bytes to port 0x440 through /dev/port, or to its MMIO twin at 0x3ffff000 through
+// /dev/mem as guest/linux/init does on kernels without /dev/port; timestamped by the VMM; nothing happens
+// where neither exists, as in a container), then answers. It prints "swiftlet-probe: KEY VALUE" lines (ProbeAnswers parses
 // them) and exits with the command's status. Questions and keys:
 //   uname-r, proc-version          the kernel it runs on
 //   pid1, self-pid                 /proc/1/comm, and its own PID ($$)
@@ -33,8 +34,11 @@ public enum ProbeScript {
     # swiftlet compare's probe: the same questions in a container, in a Linux guest and on the host.
     say() { echo "swiftlet-probe: $*"; }
     outb() {
-        [ -c /dev/port ] || return 1
-        printf "\\\\$(printf %03o "$(($2 & 255))")" | dd of=/dev/port bs=1 seek="$(($1))" count=1 2>/dev/null
+        if [ -c /dev/port ]; then
+            printf "\\\\$(printf %03o "$(($2 & 255))")" | dd of=/dev/port bs=1 seek="$(($1))" count=1 2>/dev/null
+        elif [ "$(($1))" = "$((0x440))" ] && [ -c /dev/mem ]; then
+            devmem 0x3ffff000 32 "$(($2 & 255))" 2>/dev/null
+        fi
     }
     status=0
     if [ $# -gt 0 ]; then
