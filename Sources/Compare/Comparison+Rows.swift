@@ -4,11 +4,17 @@ import KVM
 
 extension Comparison {
     static func assemble(options: CompareOptions, host: HostSide, container: ContainerSide, vm: VMSide) -> Comparison {
-        let hardware = KVMSystem.backend().isHardware
+        let backend = KVMSystem.backend()
+        let hardware = backend.isHardware
+        var note: String? = nil
+        if backend == .pvm {
+            note = "This host's /dev/kvm is kvm_pvm, not hardware virtualization: guest kernel code runs in KVM's instruction emulator (about 1 µs per instruction) and a Linux guest's user mode cannot make system calls, so a Linux guest never reaches its command here. On kvm_intel or kvm_amd the guest's kernel and user mode run on the CPU, and the same compare run fills every VM cell from the guest's own answers."
+        } else if !hardware {
+            note = "Which module provides /dev/kvm here is unknown (or there is no /dev/kvm; `swiftlet doctor` tells): the VM column shows what the VMM managed."
+        }
         var comparison = Comparison(
             mode: options.probe ? .probe : .command, command: options.command, backend: host.backend,
-            backendNote: hardware ? nil : "This host's /dev/kvm is \(host.backend), not hardware virtualization: guest kernel code runs in KVM's instruction emulator (about 1 µs per instruction) and a Linux guest's user mode cannot make system calls, so a Linux guest never reaches its command here. On kvm_intel or kvm_amd the same compare run boots the guest in well under a second and fills every VM cell from the guest's own answers.",
-            columns: [], rows: [])
+            backendNote: note, columns: [], rows: [])
         let containerColumn = Self.containerColumn(options, container)
         let vmColumn = Self.vmColumn(options, vm, hardware: hardware)
         comparison.columns = [containerColumn, vmColumn, Column(id: "host", title: "host (reference)")]

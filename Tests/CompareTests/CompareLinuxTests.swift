@@ -41,7 +41,10 @@ struct CompareLinuxTests {
         let release = try #require(version.split(separator: " ").first.map(String.init))
         let vmRelease = try #require(document.value("kernel_release", "vm"))
         #expect(vmRelease == release, "bzImage says \(version)")
-        #expect(document.value("kernel_version", "vm")?.hasPrefix("Linux version \(version)") == true)
+        // The banner has the compiler between "(user@host)" and "#1 ..."; the header string does not.
+        let banner = document.value("kernel_version", "vm") ?? ""
+        let build = try #require(version.firstIndex(of: "#").map { String(version[$0...]) })
+        #expect(banner.hasPrefix("Linux version \(release) (") && banner.hasSuffix(build), "banner \(banner), bzImage \(version)")
         #expect(document.cell("kernel_release", "vm")?["host_visible"]?.bool == false)
         let details = document.column("vm")?["details"]?.array.compactMap { $0["title"]?.string } ?? []
         #expect(details.contains { $0.hasPrefix("memory map the guest kernel was given") }, "\(details)")

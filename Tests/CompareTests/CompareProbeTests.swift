@@ -103,6 +103,7 @@ struct CompareProbeTests {
     @Test(.enabled(if: ChildProcess.which("chromium") != nil || ChildProcess.which("chromium-browser") != nil,
                    "chromium is not installed (bench/render-html.sh installs Debian's chromium with apt-get; .ci/run does)"))
     func theHTMLPageRendersInHeadlessChromium() {
+        #expect(Self.run.status == 0, "the compare run that writes the page: \(Self.run.stderr)")
         let png = Self.htmlPath + ".png"
         defer { unlink(png) }
         let page = ChildProcess.readText(Self.htmlPath)
