@@ -48,6 +48,10 @@ public final class Machine: @unchecked Sendable {
     var entryPoint: UInt32 = 0
     var multibootInfoAddress: UInt32 = 0
     let unmappedReports = Atomic<Int>(0)
+    /// The first accesses to guest-physical addresses with neither RAM nor a device (for the run report).
+    public let unmappedAccesses = Mutex<[UnbackedAccess]>([])
+    /// The first port accesses no device answered, and how many there were in all (for the run report).
+    public let unassignedPortAccesses = Mutex<(first: [UnbackedAccess], count: Int)>(([], 0))
     let panicLine = Mutex<String?>(nil)
     /// The write end of the run loop's wake-up pipe while `run()` waits, else -1.
     let wakeFD = Atomic<Int32>(-1)
@@ -161,7 +165,7 @@ public final class Machine: @unchecked Sendable {
     static func readKernelImage(_ kernel: KernelSource) throws(VMMError) -> [UInt8] {
         switch kernel {
         case let .embedded(name):
-            guard let image = Self.embeddedImage(name) else {
+            guard !MachineConfiguration.embeddedNonGuests.contains(name), let image = Self.embeddedImage(name) else {
                 throw .invalidOption("no embedded guest named '\(name)' (built in: \(MachineConfiguration.embeddedGuests.joined(separator: ", ")))")
             }
             return image

@@ -86,13 +86,17 @@ public struct MachineConfiguration: Sendable {
         return bytes
     }
 
+    /// Embedded images that are not guests: the reset-vector firmware, and the probe helper (a Linux
+    /// program `swiftlet compare --probe` runs in its container).
+    public static let embeddedNonGuests: Set = ["firmware", "probe-helper"]
+
     /// Names of the guests built into the binary.
     public static var embeddedGuests: [String] {
         var names: [String] = []
         var index = 0
         while let name = swiftlet_guest_image_name(index) {
             let s = String(cString: name)
-            if s != "firmware" { names.append(s) }
+            if !embeddedNonGuests.contains(s) { names.append(s) }
             index += 1
         }
         return names

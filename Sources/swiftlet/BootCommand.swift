@@ -54,6 +54,9 @@ struct BootCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Print what the VMM set up before the guest runs.")
     var verbose = false
 
+    @Option(help: ArgumentHelp("Write a machine-readable run report (milestones, markers, VM exits, memory) to FILE.", valueName: "FILE"))
+    var report: String?
+
     func run() throws {
         var arguments = BootArguments()
         var c = MachineConfiguration()
@@ -79,6 +82,7 @@ struct BootCommand: ParsableCommand {
         c.decompressKernel = decompress
         arguments.configuration = c
         arguments.verbose = verbose
+        arguments.reportPath = report
         throw ExitCode(BootRunner.run(arguments))
     }
 }
