@@ -36,6 +36,9 @@ let package = Package(
         .target(name: "X86Boot", dependencies: ["GuestMemory"]),
         .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Devices", "Virtio", "X86Boot", "CGuestImages", "CKVM"]),
         .target(name: "Container", dependencies: ["CLinux", systemPackage]),
+        // `swiftlet compare`: runs the same work as a container and in a VM through the swiftlet binary and
+        // renders the measurements (text, JSON, HTML). No KVM calls of its own: it needs KVM only to name the backend.
+        .target(name: "Compare", dependencies: ["KVM", "Container", "CGuestImages"]),
         .executableTarget(
             name: "SwiftletLauncher",
             dependencies: ["VMM", "Container"],
@@ -44,7 +47,7 @@ let package = Package(
         .executableTarget(
             name: "swiftlet",
             dependencies: [
-                "VMM", "Container",
+                "VMM", "Container", "Compare",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // Release: one fully static executable (Swift stdlib and libc inside). It starts faster and maps
@@ -61,5 +64,6 @@ let package = Package(
         .testTarget(name: "KVMTests", dependencies: ["KVM", "TestSupport"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices", "Virtio", "TestSupport"]),
         .testTarget(name: "ContainerTests", dependencies: ["Container"]),
+        .testTarget(name: "CompareTests", dependencies: ["Compare", "Container", "KVM", "TestSupport"]),
     ]
 )

@@ -23,7 +23,7 @@
 # SWIFTLET_COMPARE=/path/to/another/swiftlet adds a line for a second build (swiftlet*).
 #
 # "swiftlet --pids 512" is the same run with a limit, so with a cgroup: without a limit Swiftlet
-# creates none (docs/containers.md explains why), while crun and runc always do.
+# creates none (docs/05-containers.md explains why), while crun and runc always do.
 #
 # Needs root, a C compiler, busybox-static (guest/rootfs/build.sh), crun and runc (installed with
 # apt-get when missing, waiting for another apt to finish). Builds the release swiftlet as one static

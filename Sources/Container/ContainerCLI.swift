@@ -18,15 +18,23 @@ public enum ContainerCLI {
             var launch = LaunchOptions()
             launch.baseDirectory = options.baseDirectory
             launch.warn = { printError("warning: \($0)") }
-            launch.recordTimings = options.timings
+            launch.recordTimings = options.timings || options.report != nil
             let result = try Launcher.run(spec, options: launch)
             for notice in result.notices { printError(notice) }
             for warning in result.warnings { printError("warning: \(warning)") }
             if options.timings { printTimings(result.timings) }
+            if let path = options.report { writeReport(ContainerReport.make(result), to: path) }
             return result.exitStatus
         } catch {
             printError(error.description)
+            if let path = options.report { writeReport(ContainerReport.make(error), to: path) }
             return error.exitStatus
+        }
+    }
+
+    static func writeReport(_ text: String, to path: String) {
+        do { try FileSystem.write(text, to: path, create: true) } catch {
+            printError("cannot write the run report \(path) (\(error.description))")
         }
     }
 

@@ -38,6 +38,10 @@ public struct RunResult: Sendable {
     /// With `LaunchOptions.recordTimings`: every step, parent's and child's, in the order they
     /// ended, with how long each took.
     public var timings: [StepTiming] = []
+    /// When the launcher began (CLOCK_MONOTONIC ns): the first timing step ends `timings[0].nanoseconds` later.
+    public var startedNanoseconds: UInt64 = 0
+    /// The container's PID 1 as the host sees it.
+    public var pid: Int32 = 0
 }
 
 /// One setup step and its duration.
@@ -213,12 +217,12 @@ public enum Launcher {
         let warnings = cleanup.finish()
         timeline.mark("cleanup")
         return RunResult(exitStatus: exitStatus, signal: signal == 0 ? nil : signal, cgroup: report, notices: notices,
-                         warnings: warnings, timings: timeline.steps())
+                         warnings: warnings, timings: timeline.steps(), startedNanoseconds: timeline.start, pid: process.pid)
     }
 
     /// Step end times, the launcher's from here and the child's from a shared page it writes into.
     final class Timeline {
-        private let start: UInt64
+        let start: UInt64
         private var marks: [(String, UInt64)] = []
         let childBuffer: UnsafeMutablePointer<UInt64>?
 

@@ -23,13 +23,37 @@ public struct RunOptions: Equatable, Sendable {
     public var terminal = false
     /// Print how long each setup step took (not part of the spec).
     public var timings = false
+    /// Write a machine-readable run report to this file (`--report FILE`; see ContainerReport.swift).
+    public var report: String?
+    /// Read-only bind mounts (`--bind HOST_PATH:CONTAINER_PATH`), in order.
+    public var binds: [(host: String, container: String)] = []
+
+    public static func == (a: RunOptions, b: RunOptions) -> Bool {
+        a.rootfs == b.rootfs && a.bundle == b.bundle && a.memory == b.memory && a.pids == b.pids && a.cpus == b.cpus
+            && a.hostname == b.hostname && a.network == b.network && a.readOnly == b.readOnly
+            && a.initProcess == b.initProcess && a.terminal == b.terminal && a.timings == b.timings
+            && a.report == b.report && a.command == b.command
+            && a.binds.map(\.host) == b.binds.map(\.host) && a.binds.map(\.container) == b.binds.map(\.container)
+    }
+
+    /// Parses `--bind`'s value: HOST_PATH:CONTAINER_PATH, the container path absolute.
+    public static func parseBind(_ text: String) throws(ContainerError) -> (host: String, container: String) {
+        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex else {
+            throw ContainerError.invalid("--bind \(text): give HOST_PATH:CONTAINER_PATH")
+        }
+        let host = String(text[..<colon]), container = String(text[text.index(after: colon)...])
+        guard container.hasPrefix("/"), container != "/" else {
+            throw ContainerError.invalid("--bind \(text): the container path must be absolute and not /")
+        }
+        return (host, container)
+    }
     public var command: [String] = []
 
     public init() {}
 
     /// The usage line, for errors and help.
     public static let usage = "swiftlet container run [--rootfs DIR | --bundle DIR] [--memory 64M] [--pids N] [--cpus 0.5] "
-        + "[--hostname NAME] [--net none|host] [--read-only] [--init] [-t] [--timings] -- COMMAND [ARGS...]"
+        + "[--hostname NAME] [--net none|host] [--read-only] [--init] [-t] [--timings] [--report FILE] [--bind HOST:PATH] -- COMMAND [ARGS...]"
 
     /// Parses the arguments after `container run`. Options end at "--" or at the first word that is
     /// not an option; everything after is the command.
@@ -72,6 +96,8 @@ public struct RunOptions: Equatable, Sendable {
             case "--init": options.initProcess = true
             case "-t", "--tty": options.terminal = true
             case "--timings": options.timings = true
+            case "--report": options.report = try value(name, inline)
+            case "--bind": options.binds.append(try parseBind(try value(name, inline)))
             default: throw ContainerError.invalid("unknown option \(argument)", hint: usage)
             }
             i += 1
@@ -115,6 +141,10 @@ public struct RunOptions: Equatable, Sendable {
         case .host?: spec.namespaces.removeAll { $0 == .network }
         case .none?: if !spec.namespaces.contains(.network) { spec.namespaces.append(.network) }
         case nil: break
+        }
+        for bind in binds {
+            spec.mounts.append(ContainerSpec.Mount(destination: bind.container, type: "bind", source: FileSystem.absolute(bind.host),
+                                                   options: ["bind", "ro", "nosuid", "nodev"]))
         }
         if let memory { spec.resources.memoryBytes = try ResourceLimits.parseMemory(memory) }
         if let pids { spec.resources.pids = try ResourceLimits.parsePids(pids) }

@@ -93,6 +93,22 @@ public final class GuestMemory: @unchecked Sendable {
     /// The host address backing a region, for KVM_SET_USER_MEMORY_REGION only.
     public func hostAddress(of region: GuestMemoryRegion) -> UnsafeMutableRawPointer { region.host }
 
+    /// Bytes of guest RAM that are resident in host memory now: the pages the loaders or the guest touched
+    /// (mincore(2) over each region's mapping). Nil if mincore fails.
+    public func residentBytes() -> UInt64? {
+        let page = UInt64(sysconf(Int32(_SC_PAGESIZE)))
+        guard page > 0 else { return nil }
+        var total: UInt64 = 0
+        for region in regions {
+            let pages = Int((region.range.length + page - 1) / page)
+            var vector = [UInt8](repeating: 0, count: pages)
+            // SAFETY: region.host is the page-aligned start of a live mapping of range.length bytes.
+            guard mincore(region.host, Int(region.range.length), &vector) == 0 else { return nil }
+            total += UInt64(vector.reduce(0) { $0 + Int($1 & 1) }) * page
+        }
+        return total
+    }
+
     // MARK: Typed little-endian access
 
     public func read<T: FixedWidthInteger>(_: T.Type = T.self, at address: GuestAddress) throws(GuestMemoryError) -> T {

@@ -9,6 +9,8 @@
 public struct BootArguments: Sendable {
     public var configuration = MachineConfiguration()
     public var verbose = false
+    /// Where to write the run report (`--report FILE`, see RunReport.swift), if anywhere.
+    public var reportPath: String? = nil
 
     public init() {}
 
@@ -17,7 +19,7 @@ public struct BootArguments: Sendable {
         var result = BootArguments()
         var raw: [String: String] = [:]
         var index = 0
-        let valued: Set = ["--kernel", "--guest", "--memory", "--boot", "--timeout", "--cmdline", "--initrd", "--cpus",
+        let valued: Set = ["--kernel", "--guest", "--memory", "--boot", "--timeout", "--cmdline", "--initrd", "--cpus", "--report",
                            "--console", "--virtio-transport", "--console-socket", "--console-file"]
         while index < arguments.count {
             let argument = arguments[index]
@@ -27,6 +29,7 @@ public struct BootArguments: Sendable {
             case "--trace-exits": result.configuration.traceExits = true; continue
             case "-v", "--verbose": result.verbose = true; continue
             case "--no-backend-profile": result.configuration.backendProfile = false; continue
+            case "--decompress": result.configuration.decompressKernel = true; continue
             default: break
             }
             var name = argument, value: String? = nil
@@ -61,6 +64,7 @@ public struct BootArguments: Sendable {
         }
         if let cmdline = raw["--cmdline"] { configuration.commandLine = cmdline }
         if let initrd = raw["--initrd"] { configuration.initrd = initrd }
+        if let report = raw["--report"] { reportPath = report }
         if let cpus = raw["--cpus"] {
             guard let n = Int(cpus) else { throw .invalidOption("--cpus \(cpus): not a number") }
             configuration.cpus = n
@@ -103,6 +107,7 @@ public enum BootRunner {
         let machine: Machine
         do { machine = try Machine.build(arguments.configuration) } catch {
             printError("swiftlet: \(error)")
+            if let path = arguments.reportPath { writeReport(RunReport.buildFailure(error), to: path) }
             return error.exitStatus
         }
         if arguments.verbose { for line in machine.bootNotes { printError("swiftlet: \(line)") } }
@@ -115,7 +120,12 @@ public enum BootRunner {
         if let finished = machine.finishedInstructionSummary() { printError("swiftlet: \(finished)") }
         if let message = outcome.message { printError("swiftlet: \(message)") }
         if let diagnosis = machine.diagnosis() { printError("swiftlet: \(diagnosis)") }
+        if let path = arguments.reportPath { writeReport(machine.runReport(outcome: outcome), to: path) }
         return outcome.exitStatus
+    }
+
+    static func writeReport(_ report: RunReport, to path: String) {
+        if let failure = report.write(to: path) { printError("swiftlet: cannot write the run report \(path): \(failure)") }
     }
 
     /// `swiftlet doctor`: prints the report; 0 when all is well, 4 when /dev/kvm is unusable, 6 when the speed test failed.

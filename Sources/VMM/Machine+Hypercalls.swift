@@ -5,8 +5,9 @@
 // PV yield (KVM_HC_SCHED_YIELD). On hardware KVM the CPU traps VMCALL/VMMCALL and KVM answers in the
 // kernel. On kvm_pvm guest kernel code runs in KVM's instruction emulator, and its hypercall path only
 // rewrites the instruction to the host vendor's form and runs it again: the vCPU spins on the same RIP
-// forever (measured: an AP stuck in kvm_hypercall4 while the BSP waits for it, no SMP boot). CPUID cannot
-// hide the features on this backend (the guest sees the host's values, see docs/07-backends.md).
+// forever (measured: an AP stuck in kvm_hypercall4 while the BSP waits for it, no SMP boot). Hiding the
+// features is not a fix a VMM can count on here: on this backend part of CPUID comes from the host rather
+// than from KVM_SET_CPUID2 (docs/07-backends.md), and a stock kernel must boot either way.
 //
 // So on kvm_pvm, each time a vCPU is kicked out of KVM_RUN (the profile's periodic tick), the VMM looks at
 // the instruction at RIP; if it is VMCALL (0f 01 c1) or VMMCALL (0f 01 d9), it carries the hypercall out

@@ -54,6 +54,26 @@ extension Machine {
         throw .invalidOption("kernel \(name): not a kernel Swiftlet can boot: neither an ELF file (multiboot or PVH vmlinux) nor a Linux bzImage (no \"HdrS\" at offset 0x202)")
     }
 
+    /// `--decompress`: the kernel ELF inside an LZ4 bzImage, checked for a PVH note.
+    static func decompressOnHost(_ image: [UInt8], format: KernelFormat) throws(VMMError) -> (elf: [UInt8], compressed: Int) {
+        let name = "bzImage"
+        guard format == .bzImage else {
+            throw .invalidOption("--decompress unpacks a bzImage's kernel; this kernel is \(format == .pvh ? "already an ELF vmlinux" : "a multiboot ELF")")
+        }
+        do {
+            let kernel = try LinuxBzImage(image)
+            let payload = try kernel.compressedPayload()
+            let elf = try kernel.decompressedKernel()
+            do { _ = try PVHKernel(elf) } catch {
+                if case .noPVHNote = error {
+                    throw LinuxBootError.payload("the unpacked kernel has no PVH note (built without CONFIG_PVH); boot the bzImage without --decompress")
+                }
+                throw error
+            }
+            return (elf, payload.count)
+        } catch { throw .invalidOption("\(name): \(error)") }
+    }
+
     /// KVM_CREATE_IRQCHIP (8259 PICs, IOAPIC, a LAPIC per vCPU) and KVM_CREATE_PIT2, before any vCPU exists.
     func createInterruptControllers() throws(VMMError) {
         do {

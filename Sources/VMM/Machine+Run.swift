@@ -175,12 +175,23 @@ extension Machine {
                 var value: UInt64 = 0
                 for (k, byte) in slice.enumerated() { value |= UInt64(byte) << (8 * UInt64(k)) }
                 let handled = portBus.write(UInt64(io.port), size: io.size, value: value)
+                if !handled { recordUnassignedPort(io.port, write: true, size: io.size, value: value) }
                 if tracing { traceIO(vcpu, port: io.port, write: true, size: io.size, value: value, handled: handled) }
             } else {
                 let value = portBus.read(UInt64(io.port), size: io.size)
                 let result = value ?? UInt64.max // no device: the bus floats high
                 for k in 0..<io.size { slice[k] = UInt8(truncatingIfNeeded: result >> (8 * UInt64(k))) }
+                if value == nil { recordUnassignedPort(io.port, write: false, size: io.size, value: result & mask(io.size)) }
                 if tracing { traceIO(vcpu, port: io.port, write: false, size: io.size, value: result & mask(io.size), handled: value != nil) }
+            }
+        }
+    }
+
+    private func recordUnassignedPort(_ port: UInt16, write: Bool, size: Int, value: UInt64) {
+        unassignedPortAccesses.withLock { record in
+            record.count += 1
+            if record.first.count < UnbackedAccess.recordLimit {
+                record.first.append(UnbackedAccess(isWrite: write, address: UInt64(port), size: size, value: value))
             }
         }
     }
@@ -212,6 +223,9 @@ extension Machine {
             tracer.printExit(vcpu: vcpu.id, reason: .mmio,
                              detail: "\(mmio.isWrite ? "write" : "read ") 0x\(hex(mmio.address, width: 8)) \(size) bytes \(mmio.isWrite ? "←" : "→") 0x\(hex(value & mask(size), width: size * 2))  → \(device?.name ?? "nothing there")",
                              rip: try? vcpu.registers().rip)
+        }
+        if !handled {
+            unmappedAccesses.withLock { if $0.count < UnbackedAccess.recordLimit { $0.append(UnbackedAccess(isWrite: mmio.isWrite, address: mmio.address, size: size, value: value & mask(size))) } }
         }
         if !handled && unmappedReports.add(1, ordering: .relaxed).newValue <= 8 {
             let rip = (try? vcpu.registers().rip).map { " at RIP 0x\(hex($0))" } ?? ""

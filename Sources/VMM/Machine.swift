@@ -41,6 +41,8 @@ public final class Machine: @unchecked Sendable {
     public let tracer: ExitTracer
     /// Where each step of the boot put things, for `explain` and the learning lab.
     public private(set) var bootNotes: [String] = []
+    /// The CPUID table vCPU 0 was given with KVM_SET_CPUID2 (what `explain` compares with the host's).
+    public private(set) var vcpu0CPUID: [CPUIDEntry] = []
     /// Timestamps (ns since the process's monotonic clock) of each lab-port marker the guest wrote.
     public let markers = Mutex<[(code: UInt32, nanoseconds: UInt64)]>([])
     /// Set once, by whichever vCPU or device ends the run first.
@@ -49,6 +51,10 @@ public final class Machine: @unchecked Sendable {
     var entryPoint: UInt32 = 0
     var multibootInfoAddress: UInt32 = 0
     let unmappedReports = Atomic<Int>(0)
+    /// The first accesses to guest-physical addresses with neither RAM nor a device (for the run report).
+    public let unmappedAccesses = Mutex<[UnbackedAccess]>([])
+    /// The first port accesses no device answered, and how many there were in all (for the run report).
+    public let unassignedPortAccesses = Mutex<(first: [UnbackedAccess], count: Int)>(([], 0))
     let panicLine = Mutex<String?>(nil)
     /// The write end of the run loop's wake-up pipe while `run()` waits, else -1.
     let wakeFD = Atomic<Int32>(-1)
@@ -60,13 +66,21 @@ public final class Machine: @unchecked Sendable {
     /// Builds the machine described by `configuration`; the vCPUs are created but not started.
     public static func build(_ configuration: MachineConfiguration, console: ConsoleOutput = ConsoleOutput()) throws(VMMError) -> Machine {
         let started = ckvm_monotonic_ns()
-        let image = try readKernelImage(configuration.kernel)
-        let format = try detectFormat(image, name: configuration.kernel.displayName)
+        var image = try readKernelImage(configuration.kernel)
+        var format = try detectFormat(image, name: configuration.kernel.displayName)
+        var unpackNote: String? = nil
+        if configuration.decompressKernel {
+            let unpacked = try decompressOnHost(image, format: format)
+            unpackNote = "bzImage payload (lz4, \(unpacked.compressed) bytes) unpacked on the host into a \(unpacked.elf.count)-byte ELF in \((ckvm_monotonic_ns() - started) / 1_000_000) ms; entering it through its PVH note (--decompress)"
+            image = unpacked.elf
+            format = .pvh
+        }
         try validate(configuration, format: format)
         let kvm = try openKVM()
         let vm = try createVM(kvm)
         let memory = try createMemory(configuration)
         let machine = Machine(configuration: configuration, format: format, kvm: kvm, vm: vm, memory: memory, console: console, started: started)
+        if let unpackNote { machine.note(unpackNote) }
         try machine.setArchitectureAddresses()
         if format.isLinux { try machine.createInterruptControllers() } else if configuration.console == .virtio { try machine.createIRQChipForVirtio() }
         try machine.registerMemorySlots()
@@ -156,7 +170,7 @@ public final class Machine: @unchecked Sendable {
     static func readKernelImage(_ kernel: KernelSource) throws(VMMError) -> [UInt8] {
         switch kernel {
         case let .embedded(name):
-            guard let image = Self.embeddedImage(name) else {
+            guard !MachineConfiguration.embeddedNonGuests.contains(name), let image = Self.embeddedImage(name) else {
                 throw .invalidOption("no embedded guest named '\(name)' (built in: \(MachineConfiguration.embeddedGuests.joined(separator: ", ")))")
             }
             return image
@@ -263,7 +277,9 @@ public final class Machine: @unchecked Sendable {
                                                 tscDeadline: kvm.checkExtension(.tscDeadlineTimer) > 0)
             for id in 0..<configuration.cpus {
                 let vcpu = try vm.createVCPU(id: UInt32(id))
-                try vcpu.setCPUID(CPUIDPolicy.forVCPU(UInt32(id), cpuid))
+                let table = CPUIDPolicy.forVCPU(UInt32(id), cpuid)
+                try vcpu.setCPUID(table)
+                if id == 0 { vcpu0CPUID = table }
                 if format.isLinux {
                     setBootMSRs(vcpu)
                     try configureLocalInterrupts(vcpu)

@@ -78,6 +78,9 @@ public struct MachineConfiguration: Sendable {
     public var initArguments: [String] = []
     /// Linux: apply the backend profile (on kvm_pvm: hide what KVM's emulator cannot run).
     public var backendProfile = true
+    /// Linux: unpack an LZ4 bzImage's kernel on the host and enter it through its PVH note, instead of
+    /// running the kernel's decompressor as guest code (`--decompress`).
+    public var decompressKernel = false
     /// Values the lab ports 0x441... hand to the guest.
     public var labParameters: [UInt32] = []
     /// The guest's console device.
@@ -118,13 +121,17 @@ public struct MachineConfiguration: Sendable {
         return bytes
     }
 
+    /// Embedded images that are not guests: the reset-vector firmware, and the probe helper (a Linux
+    /// program `swiftlet compare --probe` runs in its container).
+    public static let embeddedNonGuests: Set = ["firmware", "probe-helper"]
+
     /// Names of the guests built into the binary.
     public static var embeddedGuests: [String] {
         var names: [String] = []
         var index = 0
         while let name = swiftlet_guest_image_name(index) {
             let s = String(cString: name)
-            if s != "firmware" { names.append(s) }
+            if !embeddedNonGuests.contains(s) { names.append(s) }
             index += 1
         }
         return names

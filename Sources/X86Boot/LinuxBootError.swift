@@ -32,6 +32,8 @@ public enum LinuxBootError: Error, Equatable, Sendable, CustomStringConvertible 
     case tooManyMemoryMapEntries(Int)
     /// Writing guest memory failed (a bug: placement is checked before anything is written).
     case memory(GuestMemoryError)
+    /// `--decompress`: the payload cannot be unpacked on the host.
+    case payload(String)
 
     public var description: String {
         switch self {
@@ -63,6 +65,8 @@ public enum LinuxBootError: Error, Equatable, Sendable, CustomStringConvertible 
             "the memory map has \(count) entries, more than the boot information page holds"
         case let .memory(error):
             "\(error)"
+        case let .payload(why):
+            "cannot unpack the bzImage's kernel on the host (--decompress): \(why)"
         }
     }
 

@@ -306,3 +306,54 @@ enum InitrdPlacement {
         return base >= floor ? base : nil
     }
 }
+
+// MARK: The compressed payload (protocol 2.08+: payload_offset, payload_length)
+
+extension LinuxBzImage {
+    /// payload_offset and payload_length: where the compressed kernel (vmlinux.bin) sits, relative to
+    /// the start of the protected-mode code.
+    static let payloadOffsetField = 0x248
+    static let payloadLengthField = 0x24C
+
+    /// The compression of the payload, named by its magic bytes (the formats Kconfig's KERNEL_* offer).
+    public var payloadFormat: String {
+        guard let payload = try? compressedPayload() else { return "unknown" }
+        let b = Array(payload.prefix(6))
+        if b.count >= 4, LZ4.isLegacyFrame(payload) { return "lz4" }
+        if b.count >= 2, b[0] == 0x1F, b[1] == 0x8B { return "gzip" }
+        if b.count >= 6, b == [0xFD, 0x37, 0x7A, 0x58, 0x5A, 0x00] { return "xz" }
+        if b.count >= 4, b[0] == 0x28, b[1] == 0xB5, b[2] == 0x2F, b[3] == 0xFD { return "zstd" }
+        if b.count >= 3, b[0] == 0x42, b[1] == 0x5A, b[2] == 0x68 { return "bzip2" }
+        if b.count >= 3, b[0] == 0x5D, b[1] == 0x00, b[2] == 0x00 { return "lzma" }
+        if b.count >= 3, b[0] == 0x89, b[1] == 0x4C, b[2] == 0x5A { return "lzo" }
+        return "unknown"
+    }
+
+    /// The compressed kernel as it sits in the file.
+    public func compressedPayload() throws(LinuxBootError) -> ArraySlice<UInt8> {
+        let r = ByteReader(bytes)
+        let offset = protectedModeOffset + Int(r.u32(Self.payloadOffsetField))
+        let length = Int(r.u32(Self.payloadLengthField))
+        guard length > 0, offset < bytes.count, length <= bytes.count - offset else {
+            throw .truncated("the compressed kernel (payload_offset 0x\(hex(r.u32(Self.payloadOffsetField))), \(length) bytes)")
+        }
+        return bytes[offset..<(offset + length)]
+    }
+
+    /// Unpacks the payload on the host: the kernel's own ELF (vmlinux, stripped), which a kernel built
+    /// with CONFIG_PVH can then enter through its PVH note instead of running its decompressor as guest
+    /// code. LZ4 only (CONFIG_KERNEL_LZ4: Debian's cloud kernels and Swiftlet's minimal kernel).
+    public func decompressedKernel() throws(LinuxBootError) -> [UInt8] {
+        let payload = try compressedPayload()
+        guard LZ4.isLegacyFrame(payload) else {
+            throw .payload("the kernel is \(payloadFormat)-compressed and Swiftlet unpacks LZ4 only; boot the bzImage without --decompress, or extract vmlinux with the kernel's scripts/extract-vmlinux")
+        }
+        let elf: [UInt8]
+        do { elf = try LZ4.decompressLegacyFrame(payload) } catch { throw .payload("\(error)") }
+        guard elf.count >= 4, elf[0] == 0x7F, elf[1] == 0x45, elf[2] == 0x4C, elf[3] == 0x46 else {
+            throw .payload("the unpacked payload is not an ELF file")
+        }
+        return elf
+    }
+}
+

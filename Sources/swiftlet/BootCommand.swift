@@ -54,6 +54,9 @@ struct BootCommand: ParsableCommand {
     @Flag(help: "Linux: do not add the backend profile's kernel parameters (on kvm_pvm: clearcpuid=..., noxsave, rodata=off).")
     var noBackendProfile = false
 
+    @Flag(help: "Linux: unpack an LZ4 bzImage's kernel on the host and enter it through its PVH note (CONFIG_PVH) instead of running its decompressor in the guest.")
+    var decompress = false
+
     @Argument(parsing: .postTerminator, help: "Linux: the command the guest's init runs (after --).")
     var command: [String] = []
 
@@ -62,6 +65,9 @@ struct BootCommand: ParsableCommand {
 
     @Flag(name: .shortAndLong, help: "Print what the VMM set up before the guest runs.")
     var verbose = false
+
+    @Option(help: ArgumentHelp("Write a machine-readable run report (milestones, markers, VM exits, memory) to FILE.", valueName: "FILE"))
+    var report: String?
 
     func run() throws {
         var arguments = BootArguments()
@@ -87,8 +93,10 @@ struct BootCommand: ParsableCommand {
         c.cpus = cpus
         c.initArguments = command
         c.backendProfile = !noBackendProfile
+        c.decompressKernel = decompress
         arguments.configuration = c
         arguments.verbose = verbose
+        arguments.reportPath = report
         throw ExitCode(BootRunner.run(arguments))
     }
 }

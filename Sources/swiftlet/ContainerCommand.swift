@@ -56,6 +56,12 @@ struct ContainerRunCommand: ParsableCommand {
     @Flag(help: "Print how long each setup step took.")
     var timings = false
 
+    @Option(help: ArgumentHelp("Write a machine-readable run report (step times, PID, exit status, max RSS) to FILE.", valueName: "FILE"))
+    var report: String?
+
+    @Option(help: ArgumentHelp("Bind a host file or directory read-only into the container (repeatable).", valueName: "HOST:PATH"))
+    var bind: [String] = []
+
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments, after --.", valueName: "COMMAND"))
     var command: [String] = []
 
@@ -73,6 +79,13 @@ struct ContainerRunCommand: ParsableCommand {
         options.initProcess = initProcess
         options.terminal = tty
         options.timings = timings
+        options.report = report
+        do {
+            options.binds = try bind.map { (text: String) throws(ContainerError) in try RunOptions.parseBind(text) }
+        } catch {
+            ContainerCLI.printError(error.description)
+            throw ExitCode(error.exitStatus)
+        }
         options.command = command.first == "--" ? Array(command.dropFirst()) : command
         if let net {
             guard let network = RunOptions.Network(rawValue: net) else {

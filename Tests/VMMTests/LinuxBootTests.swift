@@ -186,6 +186,41 @@ struct DebianKernelTests {
         #expect(r.status != ExitStatus.badInput && r.status != ExitStatus.kvmUnavailable, "\(r.stderr)")
     }
 
+    /// Unpacked on the host (--decompress) and entered through its PVH note, Debian's kernel skips its
+    /// decompressor, which kvm_pvm would run instruction by instruction, and prints its banner on COM1
+    /// within minutes here (earlyprintk, so the messages come before the 8250 driver registers ttyS0).
+    @Test func stockCloudKernelPrintsItsBannerWhenUnpackedOnTheHost() throws {
+        let release = try #require(DebianKernel.release)
+        let r = LinuxBootLock.serialize { ProcessRunner.run(ProcessRunner.swiftletPath, [
+            "boot", "--kernel", DebianKernel.vmlinuz, "--decompress", "--initrd", LinuxArtefacts.initramfs,
+            "--memory", "256M", "--timeout", KVMRequirement.hardware ? "60" : "150", "-v",
+            "--cmdline", "earlyprintk=serial,ttyS0,115200", "--", "uname", "-r",
+        ]) }
+        #expect(r.stderr.contains("unpacked on the host"), "\(r.stderr)")
+        #expect(r.stdout.contains("Linux version \(release)"), "\(r.stdout.suffix(2000))")
+        #expect(r.stdout.contains("Hypervisor detected: KVM"))
+        #expect(r.status != ExitStatus.badInput && r.status != ExitStatus.kvmUnavailable, "\(r.stderr)")
+        if KVMRequirement.hardware {
+            #expect(r.stdout.contains("swiftlet-init: exit status 0"))
+            #expect(r.status == 1)
+        }
+    }
+
+    @Test func gzipOrOtherPayloadsAreRefusedWithTheWayOut() {
+        var bytes = ProcessRunner.readBytes(DebianKernel.vmlinuz)
+        // Overwrite the LZ4 magic at the payload's start with gzip's.
+        let setup = Int(bytes[0x1F1]) + 1
+        let offset = setup * 512 + Int(UInt32(bytes[0x248]) | UInt32(bytes[0x249]) << 8 | UInt32(bytes[0x24A]) << 16 | UInt32(bytes[0x24B]) << 24)
+        bytes[offset] = 0x1F; bytes[offset + 1] = 0x8B
+        let path = "/tmp/swiftlet-test-gzip-payload-\(getpid())"
+        ProcessRunner.writeFile(path, bytes)
+        defer { unlink(path) }
+        let r = ProcessRunner.run(ProcessRunner.swiftletPath, ["boot", "--kernel", path, "--decompress"])
+        #expect(r.status == ExitStatus.badInput, "\(r.stderr)")
+        #expect(r.stderr.contains("gzip-compressed"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+
     /// On hardware KVM: Debian's kernel boots into our initramfs's /init with the serial console and no
     /// modules; the command's output and exit status come back (init reports through /dev/mem, as
     /// Debian's kernel has no /dev/port).

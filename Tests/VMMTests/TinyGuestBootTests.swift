@@ -130,3 +130,45 @@ struct TinyGuestBootTests {
         #expect(machine.tracer.summary().contains("IO"))
     }
 }
+
+/// The probe guest (swiftlet compare --probe's VM side) and the run report `swiftlet boot --report` writes.
+@Suite(.enabled(if: KVMRequirement.available, Comment(rawValue: KVMRequirement.reason)))
+struct ProbeGuestAndRunReportTests {
+    @Test func theProbeGuestReadsPastItsRAMAndTheReportRecordsTheExits() throws {
+        let (outcome, output, machine) = try boot("probe")
+        #expect(outcome == .debugExit(value: 0, status: 1))
+        #expect(output.contains("swiftlet-probe: memory-kib 65152"), "640 + 64512 KiB: \(output)")
+        #expect(output.contains("swiftlet-probe: memory-end 0x04000000"))
+        #expect(output.contains("swiftlet-probe: read-past-end 0x04000000 read 0xffffffff"))
+        #expect(output.contains("swiftlet-probe: port-io in 0x80 read 0x000000ff"))
+        #expect(output.contains("swiftlet-probe: cpl 0"))
+        let report = machine.runReport(outcome: outcome).lines
+        #expect(report.first == "swiftlet-run-report 1")
+        #expect(report.contains("unmapped read 0x4000000 4 0xffffffff"))
+        #expect(report.contains("port_unassigned read 0x80 1 0xff"))
+        #expect(report.contains("port_unassigned_count 1"))
+        #expect(report.contains("outcome debug-exit") && report.contains("debug_exit_value 0") && report.contains("exit_status 1"))
+        #expect(report.contains { $0.hasPrefix("marker 1 ") } && report.contains { $0.hasPrefix("marker 2 ") })
+        #expect(report.contains { $0.hasPrefix("exit IO ") } && report.contains { $0.hasPrefix("exit MMIO 1 ") })
+        let resident = report.first { $0.hasPrefix("ram_resident_bytes ") }.flatMap { UInt64($0.split(separator: " ")[1]) } ?? 0
+        #expect(resident > 0 && resident < 64 << 20, "the guest touched a few pages of its 64 MiB: \(resident)")
+    }
+
+    @Test func theReportFileIsWrittenEvenWhenTheMachineCannotBeBuilt() {
+        let path = "/tmp/swiftlet-test-report-\(getpid())"
+        defer { unlink(path) }
+        let r = ProcessRunner.run(swiftlet, ["boot", "--kernel", "/nonexistent/kernel.elf", "--report", path])
+        #expect(r.status == 2)
+        let report = ProcessRunner.readFile(path)
+        #expect(report.hasPrefix("swiftlet-run-report 1\nside vm\n"), "\(report)")
+        #expect(report.contains("outcome build-failed\n") && report.contains("exit_status 2\n"))
+        #expect(report.contains("message cannot read kernel /nonexistent/kernel.elf"))
+    }
+
+    @Test func theProbeHelperIsNotAGuest() {
+        let r = ProcessRunner.run(swiftlet, ["boot", "--guest", "probe-helper"])
+        #expect(r.status == ExitStatus.badInput)
+        #expect(r.stderr.contains("no embedded guest named 'probe-helper'"), "\(r.stderr)")
+        #expect(!MachineConfiguration.embeddedGuests.contains("probe-helper") && MachineConfiguration.embeddedGuests.contains("probe"))
+    }
+}

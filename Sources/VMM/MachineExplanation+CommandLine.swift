@@ -1,0 +1,114 @@
+// MachineExplanation+CommandLine: the kernel command line as the kernel reads it from guest memory, split
+// into who put each part there and why: the VMM's own parameters (Machine+Linux.swift composeCommandLine),
+// the backend profile (BackendProfile), the user's --cmdline, and the init command after `--` (Linux hands
+// every word after `--` to init as its arguments: Documentation/admin-guide/kernel-parameters.rst).
+// It classifies the final text, not the recipe's inputs alone, so a parameter some later step adds still
+// shows up, as "VMM".
+import GuestMemory
+import KVM
+
+/// Where one part of the command line came from.
+public enum CommandLineOrigin: String, Sendable, Equatable {
+    case vmm = "VMM"
+    case backendProfile = "backend profile"
+    case user = "--cmdline"
+    case separator = "--"
+    case initCommand = "init command"
+}
+
+public struct CommandLinePart: Sendable, Equatable {
+    public var text: String
+    public var origin: CommandLineOrigin
+    public var reason: String
+}
+
+public struct CommandLineExplanation: Sendable {
+    /// The command line the kernel reads, NUL excluded.
+    public var final: String
+    /// Where it lies in guest memory.
+    public var address: GuestAddress
+    public var parts: [CommandLinePart]
+
+    /// Splits `final` into parts; `profile` are the backend profile's parameters when the VMM applied it.
+    public static func explain(final: String, address: GuestAddress, userCommandLine: String, initArguments: [String],
+                               isLinux: Bool, profile: [String], backend: Backend) -> CommandLineExplanation {
+        var words = final.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        var tail: [CommandLinePart] = []
+        // The init command: `-- ARGS` at the very end.
+        let initWords = initArguments.joined(separator: " ").split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        if isLinux, !initArguments.isEmpty, words.count > initWords.count,
+           Array(words.suffix(initWords.count)) == initWords, words[words.count - initWords.count - 1] == "--" {
+            words.removeLast(initWords.count + 1)
+            tail.append(CommandLinePart(text: "--", origin: .separator,
+                                        reason: "Linux hands every word after it to init as its arguments"))
+            tail.append(CommandLinePart(text: initWords.joined(separator: " "), origin: .initCommand,
+                                        reason: "the command the initramfs's /init (swiftlet-init) runs and reports through the debug-exit port"))
+        }
+        // The user's --cmdline: the last place its words occur, in order.
+        let userWords = userCommandLine.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        var userRange: Range<Int>?
+        if !userWords.isEmpty, words.count >= userWords.count {
+            for start in stride(from: words.count - userWords.count, through: 0, by: -1)
+            where Array(words[start..<start + userWords.count]) == userWords {
+                userRange = start..<start + userWords.count
+                break
+            }
+        }
+        var parts: [CommandLinePart] = []
+        for (index, word) in words.enumerated() {
+            if let r = userRange, r.contains(index) {
+                parts.append(CommandLinePart(text: word, origin: .user, reason: isLinux ? "yours (--cmdline), placed after the VMM's parameters" : "yours (--cmdline); a multiboot kernel gets exactly what you give"))
+            } else if profile.contains(word) {
+                parts.append(CommandLinePart(text: word, origin: .backendProfile, reason: profileReason(word, backend: backend)))
+            } else {
+                parts.append(CommandLinePart(text: word, origin: .vmm, reason: vmmReason(word)))
+            }
+        }
+        return CommandLineExplanation(final: final, address: address, parts: parts + tail)
+    }
+
+    static func vmmReason(_ word: String) -> String {
+        let name = word.split(separator: "=", maxSplits: 1).first.map(String.init) ?? word
+        switch name {
+        case "console": return "kernel messages go to the 8250 UART at 0x3f8 (COM1), which the VMM emulates and prints on stdout"
+        case "reboot": return word == "reboot=k"
+            ? "reboot through the keyboard controller: the i8042 reset (0xfe to port 0x64) ends the VM"
+            : "how the kernel reboots; the VMM ends the VM on the i8042 reset or a triple fault"
+        case "panic": return "panic=-1: reboot at once on a panic, so a crashed kernel ends the VM instead of waiting forever"
+        case "virtio_mmio.device": return "announces a virtio-mmio device (SIZE@BASE:IRQ): no ACPI or device tree here (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES)"
+        default: return "added by the VMM"
+        }
+    }
+
+    static func profileReason(_ word: String, backend: Backend) -> String {
+        let name = word.split(separator: "=", maxSplits: 1).first.map(String.init) ?? word
+        let on = backend == .pvm ? "kvm_pvm" : backend.rawValue
+        switch name {
+        case "noxsave": return "\(on): KVM's instruction emulator cannot execute XSAVE/XRSTOR, so the kernel must not use them"
+        case "rodata": return "\(on): the kernel skips write-protecting its read-only data, measured to save about 7 s of emulated boot"
+        case "nopvspin": return "\(on): no paravirtual spinlocks, whose halted waiters stalled SMP boots here (measured with --cpus 2)"
+        case "clocksource": return "\(on): stay on kvmclock; the switch to the TSC is a stop_machine() of every CPU that stalled for minutes under the emulator"
+        case "clearcpuid": return "\(on): CPUID cannot hide features here, so the kernel is told not to use what the emulator lacks (popcnt, cmpxchg16b, SMAP's clac/stac, …)"
+        default: return "\(on) backend profile"
+        }
+    }
+
+    /// `virtio_mmio.device=SIZE@BASE:IRQ[:ID]` parameters (sizes with K/M/G, numbers decimal or 0x hex).
+    static func virtioMMIODevices(in commandLine: String) -> [(base: UInt64, irq: UInt32)] {
+        var devices: [(base: UInt64, irq: UInt32)] = []
+        for word in commandLine.split(separator: " ") where word.hasPrefix("virtio_mmio.device=") {
+            let value = word.dropFirst("virtio_mmio.device=".count)
+            // SIZE@BASE:IRQ[:ID] (drivers/virtio/virtio_mmio.c, vm_cmdline_set)
+            guard let at = value.firstIndex(of: "@") else { continue }
+            let fields = value[value.index(after: at)...].split(separator: ":", omittingEmptySubsequences: false)
+            guard fields.count >= 2, let base = parseNumber(fields[0]), let irq = parseNumber(fields[1]), irq <= UInt64(UInt32.max) else { continue }
+            devices.append((base, UInt32(irq)))
+        }
+        return devices
+    }
+
+    static func parseNumber<S: StringProtocol>(_ text: S) -> UInt64? {
+        if text.hasPrefix("0x") || text.hasPrefix("0X") { return UInt64(text.dropFirst(2), radix: 16) }
+        return UInt64(text)
+    }
+}

@@ -1,0 +1,126 @@
+// RunReport: what one `swiftlet boot` run measured, as a small line-oriented text file for `swiftlet
+// compare` (and anyone scripting Swiftlet) to read: `swiftlet boot --report FILE ...`.
+//
+// Format version 1: the first line is "swiftlet-run-report 1"; every other line is "KEY VALUE", VALUE being
+// the rest of the line (a multi-line value repeats its key, one line each). Times are CLOCK_MONOTONIC
+// nanoseconds, which every process on the host shares, so a parent can relate them to its own clock.
+//   side vm                                   which launcher wrote the report
+//   backend kvm_pvm|kvm_intel|kvm_amd|unknown the module behind /dev/kvm
+//   started_ns N                              when the VMM began building the machine
+//   milestone N NAME                          a boot milestone, N ns after started_ns (Machine+Milestones)
+//   marker CODE N                             a lab-port marker the guest wrote, at absolute time N
+//   exit REASON COUNT GUEST_NS VMM_NS         VM exits by reason (ExitTracer)
+//   ram_bytes N / ram_resident_bytes N        guest RAM configured / resident on the host at the end (mincore)
+//   unmapped read|write 0xADDR SIZE 0xVALUE   first accesses to guest-physical addresses with no RAM or device
+//   port_unassigned_count N                   port accesses no device answered, in all
+//   port_unassigned read|write 0xPORT SIZE 0xVALUE   the first of them
+//   cmdline TEXT                              the Linux kernel command line the VMM composed
+//   finished MNEMONIC COUNT                   instructions the VMM finished for KVM's emulator
+//   outcome KIND                              debug-exit, halted, reset, triple-fault, emulation-failure,
+//                                             crashed, timeout, vmm-failure, stopped, build-failed
+//   debug_exit_value N                        the value the guest wrote to the debug-exit port
+//   message TEXT / diagnosis TEXT             what the VMM printed about the end of the run
+//   exit_status N                             the status `swiftlet boot` exits with
+import Glibc
+import GuestMemory
+import KVM
+
+/// An access that found nothing behind it: a guest-physical address without RAM or device, or a port
+/// without a device.
+public struct UnbackedAccess: Sendable, Equatable {
+    public var isWrite: Bool
+    public var address: UInt64
+    public var size: Int
+    public var value: UInt64
+    /// How many of these a run keeps (the count of port accesses goes on).
+    static let recordLimit = 16
+}
+
+public struct RunReport: Sendable {
+    public static let header = "swiftlet-run-report 1"
+    public private(set) var lines: [String] = [RunReport.header]
+
+    public init() {}
+
+    public mutating func add(_ key: String, _ value: String) {
+        for line in value.split(separator: "\n", omittingEmptySubsequences: false) {
+            lines.append(key + " " + line.filter { $0 != "\r" })
+        }
+    }
+
+    public var text: String { lines.joined(separator: "\n") + "\n" }
+
+    /// Writes the report to `path` (created or truncated, mode 0644). Returns the errno text on failure.
+    public func write(to path: String) -> String? {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return String(cString: strerror(errno)) }
+        ConsoleOutput.writeAll(fd, Array(text.utf8))
+        close(fd)
+        return nil
+    }
+
+    /// The report of a run that never started because building the machine failed.
+    public static func buildFailure(_ error: VMMError) -> RunReport {
+        var report = RunReport()
+        report.add("side", "vm")
+        report.add("backend", KVMSystem.backend().rawValue)
+        report.add("outcome", "build-failed")
+        report.add("message", "\(error)")
+        report.add("exit_status", String(error.exitStatus))
+        return report
+    }
+}
+
+extension Machine {
+    /// Everything this run measured, after `run()` returned `outcome`.
+    public func runReport(outcome: MachineOutcome) -> RunReport {
+        var report = RunReport()
+        report.add("side", "vm")
+        report.add("backend", backend.rawValue)
+        report.add("started_ns", String(started))
+        for m in milestones.withLock({ $0 }) { report.add("milestone", "\(m.nanoseconds) \(m.name)") }
+        for m in markers.withLock({ $0 }) { report.add("marker", "\(m.code) \(m.nanoseconds)") }
+        let table = tracer.table
+        for reason in ExitTracer.Reason.allCases {
+            guard let row = table[reason] else { continue }
+            report.add("exit", "\(reason.name) \(row.count) \(row.guestNanoseconds) \(row.vmmNanoseconds)")
+        }
+        report.add("ram_bytes", String(memory.totalSize))
+        if let resident = memory.residentBytes() { report.add("ram_resident_bytes", String(resident)) }
+        for a in unmappedAccesses.withLock({ $0 }) {
+            report.add("unmapped", "\(a.isWrite ? "write" : "read") 0x\(hex(a.address)) \(a.size) 0x\(hex(a.value))")
+        }
+        let ports = unassignedPortAccesses.withLock { $0 }
+        report.add("port_unassigned_count", String(ports.count))
+        for a in ports.first {
+            report.add("port_unassigned", "\(a.isWrite ? "write" : "read") 0x\(hex(a.address)) \(a.size) 0x\(hex(a.value))")
+        }
+        if format.isLinux { report.add("cmdline", kernelCommandLine) }
+        for (mnemonic, count) in finishedInstructions.withLock({ $0 }).sorted(by: { $0.key < $1.key }) {
+            report.add("finished", "\(mnemonic) \(count)")
+        }
+        report.add("outcome", outcome.kind)
+        if case let .debugExit(value, _) = outcome { report.add("debug_exit_value", String(value)) }
+        if let message = outcome.message { report.add("message", message) }
+        if let diagnosis = diagnosis() { report.add("diagnosis", diagnosis) }
+        report.add("exit_status", String(outcome.exitStatus))
+        return report
+    }
+}
+
+extension MachineOutcome {
+    /// A short machine-readable name for how the run ended.
+    public var kind: String {
+        switch self {
+        case .debugExit: "debug-exit"
+        case .halted: "halted"
+        case .reset: "reset"
+        case .tripleFault: "triple-fault"
+        case .emulationFailure: "emulation-failure"
+        case .crashed: "crashed"
+        case .timeout: "timeout"
+        case .vmmFailure: "vmm-failure"
+        case .stoppedByUser: "stopped"
+        }
+    }
+}

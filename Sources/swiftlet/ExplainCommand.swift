@@ -1,0 +1,245 @@
+// `swiftlet explain`: build the machine `swiftlet boot` would build, do not run it, and print what the
+// guest will find: RAM and its memory map, vCPU 0's entry registers, the GDT, the page tables, the boot
+// information block field by field, CPUID as given vs the host's, the devices, and the kernel command line
+// with who added each part. The facts come from VMM.MachineExplanation (read back from guest memory and
+// the vCPU); this file only parses the options and lays the text out.
+import ArgumentParser
+import GuestMemory
+import KVM
+import VMM
+
+struct ExplainCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "explain",
+        abstract: "Build the VM `swiftlet boot` would build, without running it, and explain what the guest gets.",
+        discussion: """
+        Takes the same options as `swiftlet boot`, so any boot command line can be explained by changing \
+        one word. Nothing runs: the machine is built (KVM VM, memory, kernel, boot structures, devices, vCPUs) \
+        and read back. Exit status: 0, or the status `swiftlet boot` gives for the same bad input (2 bad \
+        input, 4 KVM unavailable).
+        """
+    )
+
+    @Option(help: "Kernel: a multiboot ELF, a Linux bzImage, or a vmlinux with a PVH note. Default: the embedded tiny guest.")
+    var kernel: String?
+
+    @Option(help: "One of the embedded tiny guests: \(MachineConfiguration.embeddedGuests.joined(separator: ", ")).")
+    var guest: String?
+
+    @Option(help: "Guest RAM, with K, M or G (powers of 1024).")
+    var memory: String = "64M"
+
+    @Option(help: "direct: the VMM sets the kernel's entry state; firmware: start at the reset vector in Swiftlet's firmware.")
+    var boot: String = "direct"
+
+    @Option(help: "Accepted as `swiftlet boot` does; nothing runs, so it has no effect.")
+    var timeout: Double?
+
+    @Option(help: "Linux: an initramfs (cpio) to load with the kernel.")
+    var initrd: String?
+
+    @Option(help: "Linux: number of vCPUs (1-\(MachineConfiguration.maximumCPUs)).")
+    var cpus: Int = 1
+
+    @Option(help: "Kernel command line (Linux: Swiftlet adds its own parameters in front; explain shows which and why).")
+    var cmdline: String = ""
+
+    @Flag(help: "Linux: do not add the backend profile's kernel parameters.")
+    var noBackendProfile = false
+
+    @Argument(parsing: .postTerminator, help: "Linux: the command the guest's init would run (after --).")
+    var command: [String] = []
+
+    @Flag(help: "Accepted as `swiftlet boot` does; nothing runs, so it has no effect.")
+    var traceExits = false
+
+    @Flag(name: .shortAndLong, help: "Also print the recipe's notes (what `swiftlet boot -v` prints before the guest runs).")
+    var verbose = false
+
+    func run() throws {
+        var c = MachineConfiguration()
+        do {
+            c.memorySize = try MachineConfiguration.parseSize(memory)
+            guard let mode = BootMode(rawValue: boot) else {
+                throw VMMError.invalidOption("--boot \(boot): unknown boot mode (use direct or firmware)")
+            }
+            c.bootMode = mode
+            if kernel != nil && guest != nil { throw VMMError.invalidOption("give --kernel or --guest, not both") }
+            if let kernel { c.kernel = .file(kernel) } else if let guest { c.kernel = .embedded(guest) }
+            if let timeout, !(timeout > 0) { throw VMMError.invalidOption("--timeout must be a positive number of seconds") }
+            c.commandLine = cmdline
+            c.initrd = initrd
+            c.cpus = cpus
+            c.initArguments = command
+            c.backendProfile = !noBackendProfile
+            let machine = try Machine.build(c)
+            let explanation = try MachineExplanation(machine: machine)
+            print(ExplainText.render(explanation, verbose: verbose), terminator: "")
+        } catch let error as VMMError {
+            printError("swiftlet: \(error)")
+            throw ExitCode(error.exitStatus)
+        }
+    }
+}
+
+/// The text layout of an explanation: one section per topic, aligned columns, every number from the model.
+enum ExplainText {
+    static func render(_ e: MachineExplanation, verbose: Bool) -> String {
+        var out = ""
+        func line(_ s: String = "") { out += s + "\n" }
+        func section(_ title: String) { line(); line("== \(title)") }
+
+        let formatName = switch e.format {
+        case .multiboot: "multiboot ELF, \(e.bootMode == .direct ? "direct boot" : "through the reset-vector firmware")"
+        case .bzImage: "Linux bzImage, 64-bit boot protocol"
+        case .pvh: "ELF vmlinux, PVH entry"
+        }
+        line("\(e.kernel): \(formatName); \(size(e.memorySize)) of RAM, \(e.cpus) vCPU\(e.cpus == 1 ? "" : "s"); /dev/kvm backend \(e.backend.rawValue)")
+        line("Nothing ran: this is the machine Machine.build returned, read back from guest memory and vCPU 0's registers.")
+
+        section("Guest RAM (KVM_SET_USER_MEMORY_REGION)")
+        for s in e.memorySlots {
+            line("  slot \(s.slot)  guest-physical \(range(s.range.base.rawValue, s.range.end))  \(size(s.range.length)) of the VMM's anonymous mmap, touched on demand")
+        }
+
+        section("Memory map the kernel is given: \(e.memoryMap.source)")
+        for m in e.memoryMap.entries {
+            line("  \(range(m.base, m.end, width: 9))  \(pad(m.typeName, 9))  \(pad(size(m.length), 10))  \(memoryNote(m))")
+        }
+
+        section("vCPU 0 before its first KVM_RUN (KVM_GET_REGS, KVM_GET_SREGS)")
+        let r = e.entry
+        line("  mode    \(r.mode)")
+        for role in r.roles { line("  \(pad(role.register, 6))  0x\(pad(hex(role.value), 8))  \(role.meaning)") }
+        if let handoff = e.firmwareHandoff {
+            line("  firmware handoff block at 0x500, which the ROM reads after switching to protected mode:")
+            for f in handoff { line("    +0x\(hex(f.offset)) \(pad(f.name, 15)) 0x\(pad(hex(f.value), 10)) \(f.meaning)") }
+        }
+        line("  CR0 0x\(hex(r.cr0)) (\(bits(r.cr0, [(0, "PE"), (4, "ET"), (29, "NW"), (30, "CD"), (31, "PG")])))  CR3 0x\(hex(r.cr3))  CR4 0x\(hex(r.cr4))\(r.cr4 & 0x20 != 0 ? " (PAE)" : "")  EFER 0x\(hex(r.efer))\(r.efer != 0 ? " (\(bits(r.efer, [(8, "LME"), (10, "LMA")])))" : "")")
+        line("  RFLAGS 0x\(hex(r.rflags))\(r.rflags & 0x200 == 0 ? " (interrupts off)" : "")  GDTR 0x\(hex(r.gdtBase)) limit 0x\(hex(r.gdtLimit))  IDTR 0x\(hex(r.idtBase)) limit 0x\(hex(r.idtLimit))\(r.idtLimit == 0 && r.protectedMode ? " (no IDT: the kernel sets its own before enabling interrupts)" : "")")
+        var segmentText: [String] = []
+        for s in r.segments {
+            if s.name == "TR" {
+                segmentText.append("TR=0x\(hex(s.selector)) (TSS, base 0x\(hex(s.base)), limit 0x\(hex(s.limit)))")
+            } else {
+                let kind = !r.protectedMode ? "real mode" : s.long ? "64-bit" : s.defaultBig ? "32-bit" : "16-bit"
+                segmentText.append("\(s.name)=0x\(hex(s.selector)) (base 0x\(hex(s.base)), \(kind))")
+            }
+        }
+        line("  " + segmentText.prefix(4).joined(separator: "  "))
+        line("  " + segmentText.dropFirst(4).joined(separator: "  "))
+
+        if let gdt = e.gdt {
+            section("GDT at \(gdt.base), limit 0x\(hex(gdt.limit)): \(gdt.entries.count) descriptors read from guest memory (Intel SDM 3A §3.4.5)")
+            for d in gdt.entries {
+                let users = d.loadedIn.isEmpty ? "" : "  ← \(d.loadedIn.joined(separator: " "))"
+                line("  0x\(hex(d.selector, width: 2))  \(hex(d.raw, width: 16))  \(d.meaning)\(users)")
+            }
+        } else {
+            section("GDT")
+            line("  none loaded: the vCPU starts in real mode; the firmware loads the GDT in its ROM before switching to protected mode (firmware/README.md)")
+        }
+
+        section("Page tables")
+        let p = e.pageTables
+        if p.enabled && !p.levels.isEmpty {
+            let leafLevel = p.levels.last?.name ?? ""
+            line("  CR3 → 0x\(hex(p.root)): 4-level paging (CR4.PAE, EFER.LMA), walked in guest memory: \(p.levels.map(\.name).joined(separator: " → "))\(leafLevel == "PT" ? "" : " (PS=1 in the \(leafLevel) ends the walk: no page tables below it)")")
+            for level in p.levels {
+                let addresses = level.tables.count <= 4 ? level.tables.map { "0x\(hex($0))" }.joined(separator: " ")
+                    : "0x\(hex(level.tables.min()!))…0x\(hex(level.tables.max()!))"
+                line("  \(pad(level.name, 5)) \(level.tables.count) table\(level.tables.count == 1 ? "" : "s") at \(addresses), \(level.presentEntries) present entr\(level.presentEntries == 1 ? "y" : "ies")")
+            }
+            for m in p.mappings {
+                let identity = m.virtualBase == m.physicalBase ? "identity, " : ""
+                line("  maps virtual \(range(m.virtualBase, m.virtualBase &+ m.length)) → physical \(range(m.physicalBase, m.physicalBase &+ m.length)): \(identity)\(size(m.pageSize)) pages, \(m.writable ? "writable" : "read-only"), \(m.user ? "user" : "supervisor only")")
+            }
+            line("  \(p.note)")
+        } else {
+            line("  \(p.note)")
+        }
+
+        let b = e.bootInformation
+        section("\(b.title) at \(b.address), \(b.register) at entry (\(b.specification))")
+        for f in b.fields {
+            line("  +0x\(pad(hex(f.offset), 3)) \(pad(f.name, 18)) 0x\(pad(hex(f.value), 10)) \(f.meaning)")
+        }
+        for m in b.modules { line("  initrd: \(range(m.base.rawValue, m.end)) (\(m.length) bytes)") }
+
+        section("CPUID: the table vCPU 0 was given (KVM_SET_CPUID2) vs this host's CPUID")
+        line("  leaf           vCPU table: eax      ebx      ecx      edx       host: eax      ebx      ecx      edx")
+        for row in e.cpuid.rows {
+            let leaf = "0x\(hex(row.leaf, width: 8))" + (row.leaf == 7 ? ".\(row.subleaf)" : "  ")
+            line("  \(leaf)   \(registers(row.given))      \(registers(row.host))   \(row.title)")
+            for note in row.notes { line("                \(note)") }
+        }
+        line("  \(e.cpuid.guestSees)")
+
+        if let mp = e.mpTable {
+            section("MP table (Intel MultiProcessor Specification 1.4): how a kernel without ACPI finds CPUs and interrupts")
+            line("  floating pointer \"_MP_\" at \(mp.floatingPointer) → configuration table \"PCMP\" at \(mp.configurationTable), OEM \"\(mp.oemID)\", local APICs at 0x\(hex(mp.localAPIC))")
+            line("  CPUs: " + mp.processors.map { "APIC id \($0.apicID)\($0.bootstrap ? " (bootstrap)" : "")\($0.enabled ? "" : " (disabled)")" }.joined(separator: ", "))
+            if let io = mp.ioAPIC { line("  I/O APIC: id \(io.id) at 0x\(hex(io.address))") }
+            line("  ISA IRQ → IOAPIC pin: " + mp.isaInterrupts.map { "\($0.irq)→\($0.pin)" }.joined(separator: " "))
+            line("  local interrupts: " + mp.localInterrupts.map { "\($0.type) on LINT\($0.lint) of \($0.apicID == 0xFF ? "every CPU" : "APIC \($0.apicID)")" }.joined(separator: ", "))
+        }
+
+        section("Devices (VMM: every access is a VM exit, KVM_EXIT_IO or KVM_EXIT_MMIO, that the VMM's bus answers; KVM: emulated inside the kernel, no exit to the VMM)")
+        line("  \(pad("space", 4)) \(pad("addresses", 23)) \(pad("device", 26)) \(pad("handled by", 16)) interrupt")
+        for d in e.devices {
+            let where_ = "\(pad(d.space.rawValue, 4)) \(pad("0x\(hex(d.base))-0x\(hex(d.base + d.length - 1))", 23))"
+            line("  \(where_) \(pad(d.name, 26)) \(pad(d.handledBy, 16)) \(d.interrupt ?? "—")")
+            if !d.note.isEmpty { line("  \(String(repeating: " ", count: 29))\(d.note)") }
+        }
+
+        let c = e.commandLine
+        section("Kernel command line at \(c.address) (\(c.final.utf8.count) bytes, read through the boot information's pointer)")
+        line("  \(c.final.isEmpty ? "(empty)" : c.final)")
+        for part in c.parts {
+            line("  \(pad(part.origin.rawValue, 15)) \(part.text)")
+            line("  \(String(repeating: " ", count: 15)) \(part.reason)")
+        }
+
+        if verbose {
+            section("The recipe's notes (swiftlet boot -v)")
+            for note in e.recipe { line("  \(note)") }
+        }
+        return out
+    }
+
+    static func memoryNote(_ m: MachineExplanation.MemoryMapEntry) -> String {
+        if m.type == 2 && m.base < 0x10_0000 && m.end <= 0x10_0000 {
+            return m.base == 0xA_0000 ? "VGA and option-ROM hole" : "EBDA, VGA and option-ROM hole, MP table at 0xf0000"
+        }
+        if m.type == 2 && m.base == 0xFFFF_0000 { return "firmware ROM" }
+        if m.type == 1 && m.base == 0 { return "conventional memory" }
+        if m.type == 1 && m.base == 0x10_0000 { return "from 1 MiB: the kernel, the initrd" }
+        if m.type == 1 && m.base >= 0x1_0000_0000 { return "above 4 GiB (the rest of RAM, past the 32-bit MMIO hole)" }
+        return ""
+    }
+
+    static func registers(_ e: CPUIDEntry?) -> String {
+        guard let e else { return pad("(none)", 35) }
+        return [e.eax, e.ebx, e.ecx, e.edx].map { hex($0, width: 8) }.joined(separator: " ")
+    }
+
+    static func bits(_ value: UInt64, _ names: [(Int, String)]) -> String {
+        names.filter { value & (1 << UInt64($0.0)) != 0 }.map(\.1).joined(separator: " ")
+    }
+
+    static func range(_ start: UInt64, _ end: UInt64, width: Int = 0) -> String {
+        "[0x\(hex(start, width: width)), 0x\(hex(end, width: width)))"
+    }
+
+    static func size(_ bytes: UInt64) -> String {
+        if bytes >= 1 << 30, bytes % (1 << 30) == 0 { return "\(bytes >> 30) GiB" }
+        if bytes >= 1 << 20, bytes % (1 << 20) == 0 { return "\(bytes >> 20) MiB" }
+        if bytes >= 1 << 10, bytes % (1 << 10) == 0 { return "\(bytes >> 10) KiB" }
+        if bytes >= 1 << 20 { return "\(bytes >> 10) KiB" }
+        return "\(bytes) bytes"
+    }
+
+    static func pad(_ s: String, _ width: Int) -> String {
+        s.count >= width ? s : s + String(repeating: " ", count: width - s.count)
+    }
+}
