@@ -26,10 +26,12 @@ if [ ! -s "$variant/vmlinux" ]; then
     if grep -q '^	int3_selftest();$' "$alt"; then echo "could not remove int3_selftest() from $alt" >&2; exit 1; fi
     LINUX_SRC_CACHE=$src guest/linux/build.sh "$variant" >/dev/null
 fi
-backend=$(ls -d /sys/module/kvm_intel /sys/module/kvm_amd /sys/module/kvm_pvm 2>/dev/null | xargs -n1 basename | tr '\n' ' ')
+backend=$( (ls -d /sys/module/kvm_intel /sys/module/kvm_amd /sys/module/kvm_pvm 2>/dev/null || true) | xargs -n1 basename | tr "\n" " ")
 profile=""
-case $backend in *kvm_pvm*) profile=$($bin boot --kernel "$out/vmlinux" --initrd "$out/initramfs.cpio" -v --timeout 0.001 2>&1 \
-    | sed -n 's/^swiftlet: kernel command line: console=ttyS0 reboot=k panic=-1 \(.*\) -- .*$/\1/p; s/^swiftlet: kernel command line: console=ttyS0 reboot=k panic=-1 \(.*\)$/\1/p' | head -n 1) ;;
+case $backend in *kvm_pvm*)
+    # The profile's words as Swiftlet adds them (its -v notes name the final command line).
+    notes=$($bin boot --kernel "$out/vmlinux" --initrd "$out/initramfs.cpio" -v --timeout 0.001 2>&1 || true)
+    profile=$(printf '%s\n' "$notes" | sed -n 's/^swiftlet: kernel command line: console=ttyS0 reboot=k panic=-1 //p' | head -n 1) ;;
 esac
 echo "backend: $backend; runs: $runs each, alternating; kernel: $out/vmlinux (QEMU: $variant/vmlinux)"
 echo "command line (both): console=ttyS0 reboot=k panic=-1 $profile -- true"
