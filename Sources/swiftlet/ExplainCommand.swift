@@ -20,62 +20,18 @@ struct ExplainCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Kernel: a multiboot ELF, a Linux bzImage, or a vmlinux with a PVH note. Default: the embedded tiny guest.")
-    var kernel: String?
-
-    @Option(help: "One of the embedded tiny guests: \(MachineConfiguration.embeddedGuests.joined(separator: ", ")).")
-    var guest: String?
-
-    @Option(help: "Guest RAM, with K, M or G (powers of 1024).")
-    var memory: String = "64M"
-
-    @Option(help: "direct: the VMM sets the kernel's entry state; firmware: start at the reset vector in Swiftlet's firmware.")
-    var boot: String = "direct"
-
-    @Option(help: "Accepted as `swiftlet boot` does; nothing runs, so it has no effect.")
-    var timeout: Double?
-
-    @Option(help: "Linux: an initramfs (cpio) to load with the kernel.")
-    var initrd: String?
-
-    @Option(help: "Linux: number of vCPUs (1-\(MachineConfiguration.maximumCPUs)).")
-    var cpus: Int = 1
-
-    @Option(help: "Kernel command line (Linux: Swiftlet adds its own parameters in front; explain shows which and why).")
-    var cmdline: String = ""
-
-    @Flag(help: "Linux: do not add the backend profile's kernel parameters.")
-    var noBackendProfile = false
-
-    @Argument(parsing: .postTerminator, help: "Linux: the command the guest's init would run (after --).")
-    var command: [String] = []
-
-    @Flag(help: "Accepted as `swiftlet boot` does; nothing runs, so it has no effect.")
-    var traceExits = false
+    @OptionGroup var machine: MachineOptions
 
     @Flag(name: .shortAndLong, help: "Also print the recipe's notes (what `swiftlet boot -v` prints before the guest runs).")
     var verbose = false
 
     func run() throws {
-        var c = MachineConfiguration()
         do {
-            c.memorySize = try MachineConfiguration.parseSize(memory)
-            guard let mode = BootMode(rawValue: boot) else {
-                throw VMMError.invalidOption("--boot \(boot): unknown boot mode (use direct or firmware)")
-            }
-            c.bootMode = mode
-            if kernel != nil && guest != nil { throw VMMError.invalidOption("give --kernel or --guest, not both") }
-            if let kernel { c.kernel = .file(kernel) } else if let guest { c.kernel = .embedded(guest) }
-            if let timeout, !(timeout > 0) { throw VMMError.invalidOption("--timeout must be a positive number of seconds") }
-            c.commandLine = cmdline
-            c.initrd = initrd
-            c.cpus = cpus
-            c.initArguments = command
-            c.backendProfile = !noBackendProfile
-            let machine = try Machine.build(c)
-            let explanation = try MachineExplanation(machine: machine)
+            let c = try machine.configuration()
+            let built = try Machine.build(c)
+            let explanation = try MachineExplanation(machine: built)
             print(ExplainText.render(explanation, verbose: verbose), terminator: "")
-        } catch let error as VMMError {
+        } catch {
             printError("swiftlet: \(error)")
             throw ExitCode(error.exitStatus)
         }

@@ -83,6 +83,13 @@ public struct ProcessResult: Sendable {
 }
 
 public enum ProcessRunner {
+    /// The package's root folder (this file is Tests/TestSupport/TestSupport.swift).
+    public static let packageRoot: String = {
+        var path = #filePath
+        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
+        return path
+    }()
+
     /// The `swiftlet` executable built next to the test bundle.
     public static var swiftletPath: String {
         var buffer = [CChar](repeating: 0, count: 4096)

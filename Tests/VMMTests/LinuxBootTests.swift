@@ -14,9 +14,7 @@ enum LinuxArtefacts {
     static let directory: String = {
         // SWIFTLET_LINUX_DIR: a guest/linux/out built elsewhere (a worktree without its own kernel build).
         if let dir = getenv("SWIFTLET_LINUX_DIR") { return String(cString: dir) }
-        var path = #filePath
-        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
-        return path + "/guest/linux/out"
+        return ProcessRunner.packageRoot + "/guest/linux/out"
     }()
     static var bzImage: String { directory + "/bzImage" }
     static var vmlinux: String { directory + "/vmlinux" }
@@ -152,11 +150,7 @@ struct LinuxBadInputTests {
 
 /// Debian's stock cloud kernel (guest/debian/fetch.sh: linux-image-*-cloud-amd64, unmodified; CI fetches it).
 enum DebianKernel {
-    static let directory: String = {
-        var path = #filePath
-        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
-        return path + "/guest/debian/out"
-    }()
+    static let directory = ProcessRunner.packageRoot + "/guest/debian/out"
     static var vmlinuz: String { directory + "/vmlinuz" }
     static var present: Bool { access(vmlinuz, R_OK) == 0 }
     static let reason = "guest/debian/out has no vmlinuz: run guest/debian/fetch.sh (CI does)"

@@ -2,6 +2,7 @@
 // format and each way a hostile stream can be wrong, and the real payload of the minimal kernel's bzImage.
 import Glibc
 import Testing
+import TestSupport
 @testable import X86Boot
 
 struct LZ4Tests {
@@ -75,37 +76,23 @@ struct LZ4Tests {
     @Test(.enabled(if: access(MinimalKernel.bzImage, R_OK) == 0 && access(MinimalKernel.vmlinux, R_OK) == 0,
                    "guest/linux/out has no kernel: run guest/linux/build.sh (CI does)"))
     func minimalKernelPayloadUnpacksToItsPVHKernel() throws {
-        let kernel = try LinuxBzImage(try MinimalKernel.read(MinimalKernel.bzImage))
+        let kernel = try LinuxBzImage(MinimalKernel.read(MinimalKernel.bzImage))
         #expect(kernel.payloadFormat == "lz4")
         let elf = try kernel.decompressedKernel()
         let unpacked = try PVHKernel(elf)
-        let vmlinux = try PVHKernel(try MinimalKernel.read(MinimalKernel.vmlinux))
+        let vmlinux = try PVHKernel(MinimalKernel.read(MinimalKernel.vmlinux))
         #expect(unpacked.entry == vmlinux.entry)
     }
 }
 
 enum MinimalKernel {
-    static let directory: String = {
-        var path = #filePath
-        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
-        return path + "/guest/linux/out"
-    }()
+    /// guest/linux/out beside this package (or SWIFTLET_LINUX_DIR), as the VMM tests find it.
+    static var directory: String {
+        if let dir = getenv("SWIFTLET_LINUX_DIR") { return String(cString: dir) }
+        return ProcessRunner.packageRoot + "/guest/linux/out"
+    }
     static var bzImage: String { directory + "/bzImage" }
     static var vmlinux: String { directory + "/vmlinux" }
 
-    struct ReadError: Error { let path: String }
-
-    static func read(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw ReadError(path: path) }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        return bytes
-    }
+    static func read(_ path: String) -> [UInt8] { ProcessRunner.readBytes(path) }
 }

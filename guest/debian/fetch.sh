@@ -15,6 +15,7 @@ out=$(mkdir -p "${1:-$here/out}" && cd "${1:-$here/out}" && pwd)
 say() { echo "debian-kernel: $*" >&2; }
 die() { echo "debian-kernel: error: $*" >&2; exit 1; }
 exec 9>"$out/.lock"; flock 9
+command -v modinfo >/dev/null || die "modinfo is needed to order the virtio modules (apt-get install kmod; ./setup.sh --deps does)"
 
 package=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-[0-9].*-cloud-amd64\)$/\1/p' | head -n 1)
 if [ -z "$package" ]; then
