@@ -100,25 +100,13 @@ public enum ProcessRunner {
         return dir + "/swiftlet"
     }
 
-    public static func run(_ path: String, _ arguments: [String], stdin: String? = nil) -> ProcessResult {
-        let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let outPath = "/tmp/swiftlet-test-\(tag).out", errPath = "/tmp/swiftlet-test-\(tag).err"
-        defer { unlink(outPath); unlink(errPath) }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
-        guard rc == 0 else { return ProcessResult(status: -1, stdout: "", stderr: "spawn \(path) failed: \(rc)") }
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-        return ProcessResult(status: exitStatus, stdout: readFile(outPath), stderr: readFile(errPath))
+    /// Runs `path` with `arguments` (stdin /dev/null) and waits for it.
+    public static func run(_ path: String, _ arguments: [String]) -> ProcessResult {
+        guard let child = Spawned.start(path, arguments) else {
+            return ProcessResult(status: -1, stdout: "", stderr: "spawn \(path) failed")
+        }
+        let r = child.wait()
+        return ProcessResult(status: r.status, stdout: r.stdout, stderr: r.stderr)
     }
 
     public static func readFile(_ path: String) -> String {
@@ -144,5 +132,41 @@ extension ProcessRunner {
             bytes += chunk[0..<n]
         }
         return bytes
+    }
+}
+
+/// A child process started without waiting (ProcessRunner.run waits), stdin /dev/null, stdout and stderr
+/// in files read back by wait().
+public struct Spawned: Sendable {
+    public let pid: pid_t
+    let outPath: String
+    let errPath: String
+
+    public static func start(_ path: String, _ arguments: [String]) -> Spawned? {
+        let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let outPath = "/tmp/swiftlet-test-\(tag).out", errPath = "/tmp/swiftlet-test-\(tag).err"
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        let argv = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else {
+            unlink(outPath); unlink(errPath)
+            return nil
+        }
+        return Spawned(pid: pid, outPath: outPath, errPath: errPath)
+    }
+
+    /// Waits for the child; the status as a shell reports it (128 + signal when killed).
+    public func wait() -> (status: Int32, stdout: String, stderr: String) {
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        defer { unlink(outPath); unlink(errPath) }
+        let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return (exitStatus, ProcessRunner.readFile(outPath), ProcessRunner.readFile(errPath))
     }
 }

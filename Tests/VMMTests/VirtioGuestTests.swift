@@ -157,33 +157,3 @@ func connectUnix(_ path: String) -> Int32 {
     return fd
 }
 
-/// A child process started without waiting (ProcessRunner.run waits), with stdout and stderr in files.
-struct Spawned {
-    let pid: pid_t
-    let outPath: String
-    let errPath: String
-
-    static func start(_ path: String, _ arguments: [String]) -> Spawned? {
-        let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let outPath = "/tmp/swiftlet-test-\(tag).out", errPath = "/tmp/swiftlet-test-\(tag).err"
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        let argv = ([path] + arguments).map { strdup($0) } + [nil]
-        defer { argv.forEach { free($0) } }
-        var pid: pid_t = 0
-        guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else { return nil }
-        return Spawned(pid: pid, outPath: outPath, errPath: errPath)
-    }
-
-    func wait() -> (status: Int32, stdout: String, stderr: String) {
-        var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        defer { unlink(outPath); unlink(errPath) }
-        let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-        return (exitStatus, ProcessRunner.readFile(outPath), ProcessRunner.readFile(errPath))
-    }
-}
