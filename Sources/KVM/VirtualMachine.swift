@@ -1,7 +1,7 @@
 // VirtualMachine: the VM fd returned by KVM_CREATE_VM, second link of KVMSystem → VirtualMachine → VCPU.
 //
 // One method per VM ioctl: memory slots, vCPU creation, the in-kernel interrupt controllers and PIT, IRQ
-// lines, MSIs, ioeventfd and irqfd. Reference: Documentation/virt/kvm/api.rst §4 (VM ioctls).
+// lines, ioeventfd and irqfd. Reference: Documentation/virt/kvm/api.rst §4 (VM ioctls).
 import CKVM
 import SystemPackage
 
@@ -71,19 +71,6 @@ public final class VirtualMachine: @unchecked Sendable {
         _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_IRQ_LINE, &line), "KVM_IRQ_LINE")
     }
 
-    /// Injects one message-signalled interrupt: the write of `data` to `address` a PCI function makes for an
-    /// MSI or MSI-X vector, decoded by KVM's local APIC model (needs the in-kernel irqchip and
-    /// KVM_CAP_SIGNAL_MSI). Returns true when an APIC accepted it, false when the guest blocked it (the
-    /// destination APIC is software-disabled, for example). The corresponding ioctl is `KVM_SIGNAL_MSI`.
-    @discardableResult
-    public func signalMSI(address: UInt64, data: UInt32) throws(KVMError) -> Bool {
-        var msi = kvm_msi()
-        msi.address_lo = UInt32(truncatingIfNeeded: address)
-        msi.address_hi = UInt32(truncatingIfNeeded: address >> 32)
-        msi.data = data
-        return try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_SIGNAL_MSI, &msi), "KVM_SIGNAL_MSI") > 0
-    }
-
     /// Makes guest writes to `address` signal `eventFD` instead of exiting. The corresponding ioctl is `KVM_IOEVENTFD`.
     public func registerIOEventFD(_ eventFD: Int32, address: UInt64, length: UInt32, isPIO: Bool, deassign: Bool = false) throws(KVMError) {
         var request = kvm_ioeventfd()
@@ -102,5 +89,17 @@ public final class VirtualMachine: @unchecked Sendable {
         request.gsi = gsi
         request.flags = deassign ? UInt32(KVM_IRQFD_FLAG_DEASSIGN) : 0
         _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_IRQFD, &request), "KVM_IRQFD")
+    }
+
+    /// Injects one message-signalled interrupt (an MSI address/data pair) into the in-kernel irqchip, as a
+    /// PCI device or the VMM on a guest's behalf would. Returns false when the guest had it masked or no
+    /// LAPIC took it. The corresponding ioctl is `KVM_SIGNAL_MSI`.
+    @discardableResult
+    public func signalMSI(address: UInt64, data: UInt32) throws(KVMError) -> Bool {
+        var message = kvm_msi()
+        message.address_lo = UInt32(truncatingIfNeeded: address)
+        message.address_hi = UInt32(truncatingIfNeeded: address >> 32)
+        message.data = data
+        return try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_SIGNAL_MSI, &message), "KVM_SIGNAL_MSI") > 0
     }
 }

@@ -19,8 +19,14 @@ extension MachineConfiguration {
 /// The kvm_pvm profile (measured, see docs/backends.md): Linux must not use what KVM's instruction
 /// emulator cannot execute. CPUID cannot hide features on this backend, so the kernel command line does.
 public enum BackendProfile {
+    ///
+    /// SMP (measured with --cpus 2): `nopvspin` keeps the kernel off PV spinlocks, whose waiters halt with
+    /// interrupts off until a KVM_HC_KICK_CPU that this backend never completes (Machine+Hypercalls.swift);
+    /// `clocksource=kvm-clock` keeps kvmclock instead of switching to the TSC once it is registered: that
+    /// switch is a stop_machine() rendezvous of every CPU, and the boot stalled there for minutes with
+    /// vCPU 1 spinning in multi_cpu_stop while vCPU 0 was still in the (emulated) timer interrupt path.
     public static let pvmParameters = [
-        "noxsave", "rodata=off",
+        "noxsave", "rodata=off", "nopvspin", "clocksource=kvm-clock",
         "clearcpuid=smap,smep,popcnt,cx16,xsave,avx,avx2,bmi1,bmi2,erms,fsrm,movbe,rdrand,rdseed,fsgsbase,sse4_1,sse4_2,ssse3,aes,pclmulqdq",
     ]
 

@@ -153,6 +153,10 @@ extension Machine {
         case .interrupted:
             vcpu.setImmediateExit(false)
             if ripSamplingEnabled, let rip = try? vcpu.registers().rip { ripSamples.withLock { $0[vcpu.id, default: [:]][rip, default: 0] += 1 } }
+            if finishesHypercalls, let name = finishPendingHypercall(vcpu) {
+                finishedInstructions.withLock { $0[name, default: 0] += 1 }
+                if tracing { tracer.printExit(vcpu: vcpu.id, reason: .interrupted, detail: "vCPU stuck on a hypercall (\(name)) in KVM's emulator: finished by the VMM", rip: try? vcpu.registers().rip) }
+            }
             return .interrupted
         case let .unhandled(reason):
             finish(.crashed(vcpu: vcpu.id, report: "unexpected KVM exit reason \(reason); Swiftlet does not handle it"))

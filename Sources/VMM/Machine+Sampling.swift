@@ -3,6 +3,7 @@
 // With SWIFTLET_SAMPLE_RIP_MS=N in the environment, the run loop kicks vCPU 0 out of KVM_RUN every N ms
 // and records its RIP (every vCPU, when the kvm_pvm profile's ticks are on); at the end the hottest addresses are printed (map them to symbols with
 // `nm vmlinux | sort`). Kicks cost one exit each, so keep N at 10 or more.
+import CKVM
 import Glibc
 import GuestMemory
 
@@ -13,10 +14,21 @@ extension Machine {
         return ms
     }
 
-    var ripSamplingEnabled: Bool { ripSamplingOn.load(ordering: .acquiring) }
+    /// Sampling is on, and past SWIFTLET_SAMPLE_RIP_AFTER_S seconds of the run when that is set (to look at
+    /// a late stall without the boot's earlier phases in the counts).
+    var ripSamplingEnabled: Bool {
+        guard ripSamplingOn.load(ordering: .acquiring) else { return false }
+        guard let after = Self.environmentInteger("SWIFTLET_SAMPLE_RIP_AFTER_S") else { return true }
+        return ckvm_monotonic_ns() - started >= UInt64(after) * 1_000_000_000
+    }
+
+    public static func environmentInteger(_ name: String) -> Int? {
+        guard let value = getenv(name) else { return nil }
+        return Int(String(cString: value))
+    }
 
     /// The hottest sampled RIPs, as text; nil when sampling was off.
-    public func ripSampleReport(top: Int = 15) -> String? {
+    public func ripSampleReport(top: Int = Machine.environmentInteger("SWIFTLET_SAMPLE_RIP_TOP") ?? 15) -> String? {
         let perVCPU = ripSamples.withLock { $0 }
         guard !perVCPU.isEmpty else { return nil }
         var lines: [String] = []

@@ -117,7 +117,9 @@ struct LauncherTests {
 
     @Test func cpuLimitIsWrittenToTheCgroup() {
         let quota = Box<String?>(nil)
-        let run = Run.container(["sh", "-c", "grep ':cpu:' /proc/self/cgroup"], configure: {
+        // The command outlives the read: a process that has exited is back in the root cgroup (v1 moves
+        // exiting tasks to the root css), so a fast command under load would race the onStart read.
+        let run = Run.container(["sh", "-c", "grep ':cpu:' /proc/self/cgroup; sleep 2"], configure: {
             $0.resources.cpuQuotaMicroseconds = 50_000
             $0.resources.cpuPeriodMicroseconds = 100_000
         }, options: { options in

@@ -26,6 +26,23 @@ public enum KVMRequirement {
     public static let hardwareReason = "needs hardware KVM (kvm_intel or kvm_amd); this host's /dev/kvm is \(KVMSystem.backend().rawValue)"
 }
 
+/// One Linux boot at a time, across every suite and test process on this machine: a boot under kvm_pvm
+/// keeps both of CI's cores busy for minutes, and boots run side by side each take longer than their
+/// timeout. Tests that boot a Linux kernel wrap the boot in `LinuxBootLock.serialize`; the wait for the
+/// lock does not count against the VMM's own `--timeout`, which starts when the VMM does.
+public enum LinuxBootLock {
+    public static let path = "/tmp/swiftlet-linux-boot.lock"
+
+    public static func serialize<T>(_ body: () throws -> T) rethrows -> T {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
+        if fd >= 0 {
+            while flock(fd, LOCK_EX) != 0 && errno == EINTR {}
+        }
+        defer { if fd >= 0 { flock(fd, LOCK_UN); close(fd) } }
+        return try body()
+    }
+}
+
 public enum SyntheticELF {
     /// An ELF32 i386 executable with one PT_LOAD segment at `loadAddress` holding [ELF header, program
     /// header, multiboot header (if asked), code]; entry = the first code byte.
