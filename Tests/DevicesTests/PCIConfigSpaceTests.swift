@@ -58,8 +58,16 @@ import Testing
     }
 
     @Test func reservedAndLowBitsReadAsZero() {
-        #expect(PCIConfigAddress(rawValue: 0xFFFF_FFFF).rawValue == 0x80FF_FFFC)
+        #expect(PCIConfigAddress(rawValue: 0xFFFF_FFFF).rawValue == 0x8FFF_FFFC)
+        #expect(PCIConfigAddress(rawValue: 0x7000_0003).rawValue == 0)
         #expect(!PCIConfigAddress(rawValue: 0x7FFF_FFFF).isEnabled)
+    }
+
+    @Test func carriesAMDsExtendedRegisterBits() {
+        // Linux's PCI_CONF1_EXT_ADDRESS: register bits 11:8 go to CONFIG_ADDRESS bits 27:24.
+        let a = PCIConfigAddress(address: PCIAddress(device: 1)!, register: 0x104)
+        #expect(a.rawValue == 0x8100_0804)
+        #expect(a.register == 0x104)
     }
 
     @Test func refusesImpossibleDeviceAndFunctionNumbers() {

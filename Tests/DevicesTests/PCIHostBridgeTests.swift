@@ -16,13 +16,13 @@ import Testing
 
     /// outl(address, 0xCF8); in(0xCFC + (offset & 3)).
     func configRead(_ ports: Bus, device: UInt8, offset: Int, size: Int, bus: UInt8 = 0, function: UInt8 = 0) -> UInt64? {
-        let a = PCIConfigAddress(address: PCIAddress(bus: bus, device: device, function: function)!, register: UInt8(offset & 0xFC))
+        let a = PCIConfigAddress(address: PCIAddress(bus: bus, device: device, function: function)!, register: offset & ~3)
         ports.write(0xCF8, size: 4, value: UInt64(a.rawValue))
         return ports.read(0xCFC + UInt64(offset & 3), size: size)
     }
 
     func configWrite(_ ports: Bus, device: UInt8, offset: Int, size: Int, value: UInt32) {
-        let a = PCIConfigAddress(address: PCIAddress(device: device)!, register: UInt8(offset & 0xFC))
+        let a = PCIConfigAddress(address: PCIAddress(device: device)!, register: offset & ~3)
         ports.write(0xCF8, size: 4, value: UInt64(a.rawValue))
         ports.write(0xCFC + UInt64(offset & 3), size: size, value: UInt64(value))
     }
@@ -79,6 +79,18 @@ import Testing
         #expect(ports.read(0xCF8, size: 4) == 0x8000_0008)
         #expect(ports.read(0xCF8, size: 2) == 0xFFFF)
         #expect(ports.read(0xCF9, size: 1) == 0xFF)
+    }
+
+    @Test func theExtendedSpaceReadsAllOnesInsteadOfAliasing() throws {
+        // Linux on an AMD host reads 0x100 through CONFIG_ADDRESS bits 27:24; a 256-byte function has nothing there.
+        let (ports, bridge) = try makeBus()
+        let device = try TestPCIDevice()
+        try bridge.attach(device, slot: 1)
+        #expect(configRead(ports, device: 1, offset: 0x100, size: 4) == 0xFFFF_FFFF)
+        #expect(configRead(ports, device: 0, offset: 0x100, size: 4) == 0xFFFF_FFFF)
+        configWrite(ports, device: 1, offset: 0x104, size: 4, value: 0x0000_0006) // would be the command register if aliased
+        #expect(device.pciFunction.command == [])
+        #expect(configRead(ports, device: 1, offset: 0x04, size: 2) == 0)
     }
 
     @Test func anAccessCrossingTheDataDwordReadsAllOnes() throws {

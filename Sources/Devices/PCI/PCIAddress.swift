@@ -4,7 +4,11 @@
 // PCI Local Bus Specification 3.0, §3.2.2.3.2 "Software Generation of Configuration Transactions":
 // CONFIG_ADDRESS is the 32-bit register at I/O port 0xCF8 (dword accesses only):
 //   bit 31      enable: while set, accesses to CONFIG_DATA (0xCFC-0xCFF) are configuration transactions
-//   bits 30:24  reserved, read as 0
+//   bits 30:28  reserved, read as 0
+//   bits 27:24  reserved in the PCI specification; AMD processors use them for bits 11:8 of the register
+//               ("ExtRegNo", reaching the 4 KiB PCI Express space), and Linux does so on AMD hosts
+//               ("PCI: Using configuration type 1 for extended access"); kept so such accesses are not
+//               mistaken for accesses to the first 256 bytes
 //   bits 23:16  bus number
 //   bits 15:11  device number (0-31)
 //   bits 10:8   function number (0-7)
@@ -44,8 +48,9 @@ public struct PCIAddress: Hashable, Comparable, Sendable, CustomStringConvertibl
 
 /// The CONFIG_ADDRESS register (port 0xCF8) of configuration mechanism #1.
 public struct PCIConfigAddress: Equatable, Sendable, CustomStringConvertible {
-    /// The bits software can set: enable, bus, device, function and register; the rest read as 0.
-    public static let implementedBits: UInt32 = 0x80FF_FFFC
+    /// The bits software can set: enable, AMD's extended register bits, bus, device, function and register;
+    /// the rest read as 0.
+    public static let implementedBits: UInt32 = 0x8FFF_FFFC
     public static let enableBit: UInt32 = 1 << 31
 
     public let rawValue: UInt32
@@ -53,9 +58,10 @@ public struct PCIConfigAddress: Equatable, Sendable, CustomStringConvertible {
     /// Keeps only the implemented bits, as the register does when written.
     public init(rawValue: UInt32) { self.rawValue = rawValue & Self.implementedBits }
 
-    /// The address of the dword holding byte `register` (0-255) of function `address`'s configuration space.
-    public init(address: PCIAddress, register: UInt8, enabled: Bool = true) {
-        self.init(rawValue: (enabled ? Self.enableBit : 0) | UInt32(address.bus) << 16
+    /// The address of the dword holding byte `register` (0-4095; 256 and up in AMD's extended form) of
+    /// function `address`'s configuration space.
+    public init(address: PCIAddress, register: Int, enabled: Bool = true) {
+        self.init(rawValue: (enabled ? Self.enableBit : 0) | UInt32(register & 0xF00) << 16 | UInt32(address.bus) << 16
             | UInt32(address.deviceFunction) << 8 | UInt32(register & 0xFC))
     }
 
@@ -65,8 +71,8 @@ public struct PCIConfigAddress: Equatable, Sendable, CustomStringConvertible {
     public var function: UInt8 { UInt8(truncatingIfNeeded: rawValue >> 8) & 0x7 }
     /// The function this register names (always valid: the fields are 5 and 3 bits wide).
     public var address: PCIAddress { PCIAddress(bus: bus, device: device, function: function)! }
-    /// Byte offset of the named dword in configuration space (0, 4, ..., 252).
-    public var register: Int { Int(rawValue & 0xFC) }
+    /// Byte offset of the named dword in configuration space (0, 4, ..., 252; up to 4092 with AMD's extension).
+    public var register: Int { Int(rawValue >> 16 & 0xF00 | rawValue & 0xFC) }
 
     public var description: String {
         "\(isEnabled ? "" : "disabled ")\(address) register 0x\(String(register, radix: 16))"

@@ -10,7 +10,8 @@
 // Rules kept here: only 32-bit accesses at 0xCF8 reach CONFIG_ADDRESS (other sizes are not configuration
 // accesses: reads return all ones, writes are dropped); with the enable bit clear, or for a bus other than 0,
 // a function other than 0 or an empty slot, CONFIG_DATA reads return all ones (a master abort) and writes are
-// dropped; an access that crosses the dword reads all ones. Linux probes exactly this (pci_check_type1 in
+// dropped; an access that crosses the dword reads all ones, and so does one past the 256 bytes a function has
+// (reachable through AMD's extended CONFIG_ADDRESS bits 27:24: Linux then finds no extended space). Linux probes exactly this (pci_check_type1 in
 // arch/x86/pci/direct.c: CONFIG_ADDRESS must read back 0x80000000, then a host bridge or VGA class must
 // answer), so the host bridge reports class 0x0600.
 //
@@ -174,7 +175,7 @@ public final class PCIHostBridge: BusDevice, Sendable {
     /// The device and configuration offset a CONFIG_DATA access at byte `dataOffset` (0-3) reaches, if any.
     private func target(_ s: State, dataOffset: Int, size: Int) -> (any PCIDevice, Int)? {
         let a = s.configAddress
-        guard a.isEnabled, a.bus == 0, a.function == 0, dataOffset + size <= 4,
+        guard a.isEnabled, a.bus == 0, a.function == 0, dataOffset + size <= 4, a.register < PCIConfigSpace.size,
               let slot = s.slots[Int(a.device)] else { return nil }
         return (slot.device, a.register + dataOffset)
     }
