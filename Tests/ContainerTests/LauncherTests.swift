@@ -271,14 +271,14 @@ struct LauncherTests {
 /// The halves of LauncherTests that run in a child process the test starts: as nobody (rootless)
 /// or as a launcher the test then kills. Skipped unless that child process sets their variable.
 @Suite struct LauncherProbes {
-    @Test(.enabled(if: getenv("SWIFTLET_LAUNCHER_PROBE") != nil))
+    @Test(.enabled(if: getenv("SWIFTLET_LAUNCHER_PROBE") != nil, "the child half of a launcher test: runs only inside the process that test starts"))
     func launcherProbe() {
         var spec = ContainerSpec.standard(rootPath: String(cString: getenv("SWIFTLET_PROBE_ROOTFS")), args: ["sleep", "4242"])
         spec.resources.pids = 100
         _ = try? Launcher.run(spec)
     }
 
-    @Test(.enabled(if: getenv("SWIFTLET_ROOTLESS_PROBE") != nil))
+    @Test(.enabled(if: getenv("SWIFTLET_ROOTLESS_PROBE") != nil, "the child half of the rootless test: runs only inside the process that test starts as nobody"))
     func rootlessProbe() throws {
         #expect(geteuid() == 65534)
         let rootfs = String(cString: getenv("SWIFTLET_PROBE_ROOTFS"))
