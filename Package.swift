@@ -6,6 +6,11 @@ import PackageDescription
 
 let systemPackage: Target.Dependency = .product(name: "SystemPackage", package: "swift-system")
 
+// Release builds optimise for size (-Osize): the VMM's hot paths are a few short loops around ioctl and
+// memcpy, and a smaller text segment means fewer pages mapped at start-up (max RSS 5.9 -> 5.5 MiB for
+// `swiftlet boot`, same speed; see docs/benchmarks.md).
+let lean: [SwiftSetting] = [.unsafeFlags(["-Osize"], .when(configuration: .release))]
+
 let package = Package(
     name: "Swiftlet",
     products: [
@@ -28,20 +33,21 @@ let package = Package(
         .target(name: "CGuestImages"),
 
         // Swift layers.
-        .target(name: "KVM", dependencies: ["CKVM", systemPackage]),
-        .target(name: "GuestMemory", dependencies: ["CKVM"]),
-        .target(name: "Devices"),
+        .target(name: "KVM", dependencies: ["CKVM", systemPackage], swiftSettings: lean),
+        .target(name: "GuestMemory", dependencies: ["CKVM"], swiftSettings: lean),
+        .target(name: "Devices", swiftSettings: lean),
         // Virtio: virtqueues, the device core, the MMIO and PCI transports, the console; no KVM, no threads.
-        .target(name: "Virtio", dependencies: ["GuestMemory", "Devices"]),
-        .target(name: "X86Boot", dependencies: ["GuestMemory"]),
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Devices", "Virtio", "X86Boot", "CGuestImages", "CKVM"]),
-        .target(name: "Container", dependencies: ["CLinux", systemPackage]),
+        .target(name: "Virtio", dependencies: ["GuestMemory", "Devices"], swiftSettings: lean),
+        .target(name: "X86Boot", dependencies: ["GuestMemory"], swiftSettings: lean),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Devices", "Virtio", "X86Boot", "CGuestImages", "CKVM"], swiftSettings: lean),
+        .target(name: "Container", dependencies: ["CLinux", systemPackage], swiftSettings: lean),
         // `swiftlet compare`: runs the same work as a container and in a VM through the swiftlet binary and
         // renders the measurements (text, JSON, HTML). No KVM calls of its own: it needs KVM only to name the backend.
-        .target(name: "Compare", dependencies: ["KVM", "Container", "CGuestImages"]),
+        .target(name: "Compare", dependencies: ["KVM", "Container", "CGuestImages"], swiftSettings: lean),
         .executableTarget(
             name: "SwiftletLauncher",
             dependencies: ["VMM", "Container"],
+            swiftSettings: lean,
             linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release))]
         ),
         .executableTarget(
@@ -50,6 +56,7 @@ let package = Package(
                 "VMM", "Container", "Compare",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: lean,
             // Release: one fully static executable (Swift stdlib and libc inside). It starts faster and maps
             // less than a dynamically linked one; see docs/benchmarks.md.
             linkerSettings: [.unsafeFlags(["-static-executable", "-l_FoundationCollections", "-l_FoundationCShims"], .when(configuration: .release))]

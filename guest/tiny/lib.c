@@ -1,19 +1,33 @@
 /*
  * lib.c: console output and number formatting for the tiny guests, and their way out (debug exit).
  *
- * Implements the polled transmit path of the 8250/16550 UART (wait for LSR.THRE, write THR) and the
- * isa-debug-exit protocol described in tiny.h. Once a guest called console_setup() and the command line
+ * Implements the polled transmit path of the 8250/16550 UART and the isa-debug-exit protocol described
+ * in tiny.h. Transmit works as Linux's 8250 driver does (serial8250_tx_chars): on first use it enables
+ * the FIFOs (FCR) and reads IIR bits 7:6 to learn whether this is a 16550A with a 16-byte transmit FIFO;
+ * then each time LSR.THRE says the transmitter is empty it writes up to a FIFO's worth of bytes to THR.
+ * On a 16550A that is one LSR poll per 16 bytes instead of one per byte: every port access is a VM exit. Once a guest called console_setup() and the command line
  * announced a virtio console, put_char goes through virtio.c instead, a line at a time. The loops are
  * kept short on purpose; see tiny.h.
  */
 #include "tiny.h"
 #include "virtio.h"
 
+static uint8_t tx_fifo_depth;   /* 0: not probed yet; 1: plain 8250/16450; 16: 16550A with FIFOs on */
+static uint8_t tx_room;         /* bytes THR takes before the next LSR.THRE poll */
+
 void serial_put_char(char c)
 {
-    while (!(inb(COM1_LSR) & LSR_THRE)) {
+    if (tx_fifo_depth == 0) {
+        outb(COM1_FCR, FCR_ENABLE_FIFOS | FCR_CLEAR_RX | FCR_CLEAR_TX);
+        tx_fifo_depth = (inb(COM1_IIR) & IIR_FIFOS_ENABLED) == IIR_FIFOS_ENABLED ? 16 : 1;
+    }
+    if (tx_room == 0) {
+        while (!(inb(COM1_LSR) & LSR_THRE)) {
+        }
+        tx_room = tx_fifo_depth;
     }
     outb(COM1_THR, (uint8_t)c);
+    tx_room--;
 }
 
 void put_char(char c)

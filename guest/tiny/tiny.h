@@ -3,7 +3,7 @@
  * control-register and MSR reads, and the debug-exit port.
  *
  * Port numbers follow the PC/AT map (COM1 at 0x3F8, 8250/16550 UART register layout: THR at +0, LSR at
- * +5 with bit 5 "transmitter holding register empty") and QEMU's isa-debug-exit convention (a 32-bit
+ * +5 with bit 5 "transmitter holding register empty", IIR/FCR at +2) and QEMU's isa-debug-exit convention (a 32-bit
  * write of V to port 0xF4 ends the VM with exit status (V << 1) | 1). The multiboot information layout
  * is Multiboot 0.6.96 section 3.3. Everything is inline or tiny: kernel-mode code is emulated instruction
  * by instruction on a software KVM, so fewer instructions means a faster guest.
@@ -18,7 +18,13 @@ typedef unsigned long uint64_t;
 
 #define COM1_THR 0x3F8          /* Transmitter Holding Register */
 #define COM1_LSR 0x3FD          /* Line Status Register */
-#define LSR_THRE 0x20           /* THR empty: the UART takes another byte */
+#define COM1_IIR 0x3FA          /* Interrupt Identification Register (read) */
+#define COM1_FCR 0x3FA          /* FIFO Control Register (write, same offset) */
+#define LSR_THRE 0x20           /* THR empty (FIFO mode: transmit FIFO empty): the UART takes more bytes */
+#define FCR_ENABLE_FIFOS 0x01
+#define FCR_CLEAR_RX 0x02
+#define FCR_CLEAR_TX 0x04
+#define IIR_FIFOS_ENABLED 0xC0  /* IIR bits 7:6 both set: a 16550A with working FIFOs */
 #define DEBUG_EXIT_PORT 0xF4    /* isa-debug-exit: status = (value << 1) | 1 */
 #define MULTIBOOT_BOOTLOADER_MAGIC 0x2BADB002
 
