@@ -26,9 +26,8 @@
 # creates none (docs/05-containers.md explains why), while crun and runc always do.
 #
 # Needs root, a C compiler, busybox-static (guest/rootfs/build.sh), crun and runc (installed with
-# apt-get when missing, waiting for another apt to finish). Builds the release swiftlet as one static
-# executable (SWIFT_LINK, default -static-executable; -static-stdlib also works) into .build-container
-# unless SWIFTLET names a binary.
+# apt-get when missing, waiting for another apt to finish). Builds the release swiftlet (one static
+# executable, as Package.swift links it) unless SWIFTLET names a binary.
 set -euo pipefail
 runs=${1:-50}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,8 +48,8 @@ install_if_missing cc gcc
 
 swiftlet=${SWIFTLET:-}
 if [ -z "$swiftlet" ]; then
-    (cd "$here" && swift build -c release --scratch-path .build-container -Xswiftc "${SWIFT_LINK:--static-executable}" --product swiftlet >&2)
-    swiftlet=$here/.build-container/release/swiftlet
+    (cd "$here" && swift build -c release --product swiftlet >&2)
+    swiftlet=$here/.build/release/swiftlet
 fi
 "$swiftlet" container run --help >/dev/null 2>&1 || { echo "bench: $swiftlet has no 'container run' command" >&2; exit 1; }
 
