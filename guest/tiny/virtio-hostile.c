@@ -2,8 +2,9 @@
  * virtio-hostile.c: the "virtio-hostile" tiny guest: a virtio driver that breaks the rules on purpose, one
  * attack per boot, to show that the VMM contains it (tests: Tests/VMMTests/VirtioGuestTests.swift).
  *
- * Command line: `attack=NAME` (with the virtio_mmio.device=... the VMM adds). The attacks, against port 0's
- * transmitq (queue 1) unless said otherwise:
+ * Command line: `attack=NAME`. It drives the virtio console over whichever transport the VMM offers:
+ * virtio-mmio (the virtio_mmio.device=... the VMM adds to the command line) or virtio-pci (found by
+ * scanning PCI bus 0). The attacks, against port 0's transmitq (queue 1) unless said otherwise:
  *   loop      descriptor 0 chains to itself                         (virtio 1.2 §2.7.5.3.1)
  *   outside   a buffer at 2 GiB, far outside guest RAM
  *   giant     a buffer of 0xfffffff0 bytes
@@ -11,7 +12,9 @@
  *   long      an indirect table of 32 descriptors in a 16-entry queue (§2.7.5.3.1)
  *   overlap   (multiport) a device-writable control receive buffer laid over the queue's own used ring
  *   early     a kick before DRIVER_OK                                (§3.1.1: the device must not consume)
- *   readonly  writes to read-only registers and configuration fields (§4.2.2, §5.3.4)
+ *   readonly  writes to read-only registers and configuration fields (mmio: MagicValue, DeviceID,
+ *             QueueNumMax, §4.2.2; pci: num_queues and device_feature of the common configuration,
+ *             §4.1.4.3; both: the console's cols and max_nr_ports, §5.3.4)
  * For the first six the guest then expects DEVICE_NEEDS_RESET in the status register and a configuration
  * change interrupt, resets the device (status 0), brings the console up again and prints
  * "virtio-hostile: recovered" through it. For `early` and `readonly` it checks that nothing happened.
@@ -71,7 +74,7 @@ __attribute__((noreturn)) static void expect_needs_reset(uint32_t mbi)
 {
     uint32_t status = 0;
     for (uint32_t spins = 0; spins < 2000000; spins++) {
-        status = virtio_read(VIRTIO_MMIO_STATUS);
+        status = virtio_get_status();
         if (status & VIRTIO_STATUS_NEEDS_RESET)
             break;
     }
@@ -85,8 +88,8 @@ __attribute__((noreturn)) static void expect_needs_reset(uint32_t mbi)
     say(" (DEVICE_NEEDS_RESET), interrupt status ");
     say_hex(interrupt);
     say(interrupt & 2 ? " (configuration change)\n" : " (no configuration change interrupt)\n");
-    virtio_write(VIRTIO_MMIO_STATUS, 0);
-    if (virtio_read(VIRTIO_MMIO_STATUS) != 0) {
+    virtio_set_status(0);
+    if (virtio_get_status() != 0) {
         say("virtio-hostile: the device did not reset\n");
         debug_exit(1);
     }
@@ -105,10 +108,11 @@ void kmain(uint32_t magic, uint32_t mbi)
     say("virtio-hostile: attack ");
     say(*attack ? attack : "(none)");
     say("\n");
-    if (!virtio_find(mbi) || virtio_transport != VIRTIO_MMIO) {
-        say("virtio-hostile: no virtio_mmio.device= on the command line (boot with --console virtio --virtio-transport mmio)\n");
+    if (!virtio_find(mbi)) {
+        say("virtio-hostile: no virtio console found (boot with --console virtio)\n");
         debug_exit(2);
     }
+    say(virtio_transport == VIRTIO_PCI ? "virtio-hostile: transport virtio-pci\n" : "virtio-hostile: transport virtio-mmio\n");
     if (matches(attack, "overlap")) {
         /* Multiport: control receiveq (2) and transmitq (3). The receive buffer covers queue 2's used ring. */
         if (virtio_setup(1ul << VIRTIO_CONSOLE_F_MULTIPORT_BIT, &q2, 2, 0) || virtio_setup_queue(&q3, 3))
@@ -144,17 +148,28 @@ void kmain(uint32_t magic, uint32_t mbi)
     if (matches(attack, "readonly")) {
         if (virtio_setup(0, &q1, 1, 1))
             debug_exit(2);
-        uint16_t cols = *(volatile uint16_t *)(virtio_base + VIRTIO_MMIO_CONFIG);
-        uint32_t ports = *(volatile uint32_t *)(virtio_base + VIRTIO_MMIO_CONFIG + 4);
-        *(volatile uint16_t *)(virtio_base + VIRTIO_MMIO_CONFIG) = 1;        /* cols */
-        *(volatile uint32_t *)(virtio_base + VIRTIO_MMIO_CONFIG + 4) = 99;   /* max_nr_ports */
-        virtio_write(VIRTIO_MMIO_MAGIC, 0);
-        virtio_write(VIRTIO_MMIO_DEVICE_ID, 1);
-        virtio_write(VIRTIO_MMIO_QUEUE_NUM_MAX, 1);
-        int unchanged = *(volatile uint16_t *)(virtio_base + VIRTIO_MMIO_CONFIG) == cols &&
-                        *(volatile uint32_t *)(virtio_base + VIRTIO_MMIO_CONFIG + 4) == ports &&
-                        virtio_read(VIRTIO_MMIO_MAGIC) == 0x74726976 && virtio_read(VIRTIO_MMIO_DEVICE_ID) == 3 &&
-                        virtio_read(VIRTIO_MMIO_STATUS) == 0xF;
+        uint64_t config = virtio_config_address();
+        uint16_t cols = *(volatile uint16_t *)config;
+        uint32_t ports = *(volatile uint32_t *)(config + 4);
+        *(volatile uint16_t *)config = 1;                    /* cols */
+        *(volatile uint32_t *)(config + 4) = 99;             /* max_nr_ports */
+        int unchanged;
+        if (virtio_transport == VIRTIO_PCI) {
+            uint16_t queues = *(volatile uint16_t *)(virtio_base + VIRTIO_PCI_NUM_QUEUES);
+            *(volatile uint32_t *)(virtio_base + VIRTIO_PCI_DEVICE_FEATURE_SELECT) = 1;
+            uint32_t high = *(volatile uint32_t *)(virtio_base + VIRTIO_PCI_DEVICE_FEATURE);
+            *(volatile uint16_t *)(virtio_base + VIRTIO_PCI_NUM_QUEUES) = 1;
+            *(volatile uint32_t *)(virtio_base + VIRTIO_PCI_DEVICE_FEATURE) = 0;
+            unchanged = *(volatile uint16_t *)(virtio_base + VIRTIO_PCI_NUM_QUEUES) == queues && queues != 1 &&
+                        *(volatile uint32_t *)(virtio_base + VIRTIO_PCI_DEVICE_FEATURE) == high && (high & 1);
+        } else {
+            virtio_write(VIRTIO_MMIO_MAGIC, 0);
+            virtio_write(VIRTIO_MMIO_DEVICE_ID, 1);
+            virtio_write(VIRTIO_MMIO_QUEUE_NUM_MAX, 1);
+            unchanged = virtio_read(VIRTIO_MMIO_MAGIC) == 0x74726976 && virtio_read(VIRTIO_MMIO_DEVICE_ID) == 3;
+        }
+        unchanged = unchanged && *(volatile uint16_t *)config == cols && *(volatile uint32_t *)(config + 4) == ports &&
+                    virtio_get_status() == 0xF;
         say(unchanged ? "virtio-hostile: read-only registers and configuration unchanged\n"
                       : "virtio-hostile: a read-only value changed\n");
         debug_exit(unchanged ? 0 : 1);
