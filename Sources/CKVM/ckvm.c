@@ -171,6 +171,31 @@ int ckvm_eventfd_signal(int fd) {
     }
 }
 
+static volatile sig_atomic_t forwarded_signal_fd = -1;
+
+static void forward_signal(int signal) {
+    (void)signal;
+    int saved = errno;
+    if (forwarded_signal_fd >= 0) (void)ckvm_eventfd_signal(forwarded_signal_fd);
+    errno = saved;
+}
+
+int ckvm_forward_signal_to_eventfd(int signal, int fd) {
+    struct sigaction action;
+    memset(&action, 0, sizeof action);
+    sigemptyset(&action.sa_mask);
+    if (fd >= 0) {
+        forwarded_signal_fd = fd;
+        action.sa_handler = forward_signal;
+        action.sa_flags = SA_RESTART;
+    } else {
+        action.sa_handler = SIG_DFL;
+    }
+    if (sigaction(signal, &action, NULL) != 0) return -errno;
+    if (fd < 0) forwarded_signal_fd = -1;
+    return 0;
+}
+
 long long ckvm_eventfd_drain(int fd) {
     uint64_t count = 0;
     for (;;) {

@@ -38,7 +38,7 @@ public final class ExitTracer: @unchecked Sendable {
             case .internalError: "KVM could not go on, e.g. its instruction emulator met an instruction it lacks"
             case .systemEvent: "the guest asked for a reset or power-off through a firmware interface"
             case .unknown: "the hardware exited for a reason KVM could not map"
-            case .interrupted: "KVM_RUN was interrupted by a signal (a kick from the VMM); not the guest's doing"
+            case .interrupted: "KVM_RUN was interrupted by a signal (a kick from the VMM, or one the process got, e.g. SIGWINCH); not the guest's doing"
             case .other: "an exit reason Swiftlet does not expect"
             }
         }

@@ -75,6 +75,8 @@ public final class VirtioConsoleAttachment: @unchecked Sendable {
     let socket: ConsoleSocket?
     let fileFD: Int32
     var eventFDs: [Int32] = []
+    /// The eventfd SIGWINCH is forwarded to, while the console is the host terminal.
+    var resizeFD: Int32 = -1
 
     init(device: VirtioDevice<VirtioConsole>, transport: VirtioTransportKind, paths: VirtioNotificationPaths,
          control: VirtioControlChannel, thread: VirtioDeviceThread, socket: ConsoleSocket?, fileFD: Int32) {
@@ -90,6 +92,10 @@ public final class VirtioConsoleAttachment: @unchecked Sendable {
     deinit {
         for fd in eventFDs { _ = ckvm_close(fd) }
         if fileFD >= 0 { _ = ckvm_close(fileFD) }
+        if resizeFD >= 0 {
+            _ = ckvm_forward_signal_to_eventfd(SIGWINCH, -1)
+            _ = ckvm_close(resizeFD)
+        }
     }
 
     /// Waits for the console socket's first client (if there is a socket), then starts the device thread.
@@ -205,6 +211,7 @@ extension Machine {
         case .pci: try attachVirtioPCI(attachment, queueNames: queueNames, kickFDs: kickFDs)
         }
         if let socket { try watchConsoleSocket(socket, device: device, thread: thread) }
+        if case .terminal = configuration.consoleEndpoint, isatty(1) == 1 { try watchTerminalSize(attachment) }
         let paths = attachment.paths
         note("virtio notifications: kicks by \(paths.kicksByEventFD ? "KVM_IOEVENTFD (no exit), served by the virtio device thread" : "MMIO exits"); interrupts by \(paths.interruptsByEventFD ? "KVM_IRQFD" : transport == .pci ? "KVM_SIGNAL_MSI (MSI-X) or KVM_IRQ_LINE (INTx)" : "KVM_IRQ_LINE")")
         switch configuration.consoleEndpoint {
@@ -212,6 +219,39 @@ extension Machine {
         case let .file(path): note("virtio-console port 0 → \(path)")
         case let .socket(path): note("virtio-console port 0 ↔ Unix socket \(path) (the guest starts when a client connects)")
         }
+    }
+
+    /// The host terminal's size follows the guest's console (F_SIZE, virtio 1.2 §5.3.6.2): SIGWINCH is
+    /// forwarded to an eventfd (a tiny C handler, no signal masks), and the device thread reads the new size
+    /// with TIOCGWINSZ and hands it to the device, which sends VIRTIO_CONSOLE_RESIZE for port 0 (multiport)
+    /// or raises a configuration change interrupt.
+    private func watchTerminalSize(_ attachment: VirtioConsoleAttachment) throws(VMMError) {
+        let fd = ckvm_eventfd()
+        guard fd >= 0 else {
+            note("virtio-console: no eventfd for SIGWINCH (\(String(cString: strerror(-fd)))); the guest keeps the first terminal size")
+            return
+        }
+        attachment.resizeFD = fd
+        // A parent may have left SIGWINCH blocked (libdispatch's worker threads block signals, and children
+        // inherit the mask): unblock it here, before the vCPU and device threads exist and inherit the mask.
+        _ = ckvm_thread_signal_mask(SIGWINCH, 0)
+        let result = ckvm_forward_signal_to_eventfd(SIGWINCH, fd)
+        guard result == 0 else {
+            note("virtio-console: SIGWINCH handler not installed (\(String(cString: strerror(-result)))); the guest keeps the first terminal size")
+            return
+        }
+        let device = attachment.device
+        let tracer = self.tracer
+        try attachment.thread.watch(fd) {
+            guard ckvm_eventfd_drain(fd) > 0 else { return }
+            let size = Machine.terminalSize()
+            if tracer.printing {
+                tracer.printEvent(source: "virtio", kind: "RESIZE",
+                                  detail: "host terminal is now \(size.columns)×\(size.rows) (SIGWINCH): port 0's console size (F_SIZE)")
+            }
+            device.resize(columns: size.columns, rows: size.rows)
+        }
+        note("virtio-console: the host terminal's size changes (SIGWINCH) reach the guest as console resizes")
     }
 
     /// Eventfds for the queues' kicks, each served on the device thread by `device.notify(queue:)`.

@@ -56,6 +56,20 @@ struct VirtioGuestTests {
         #expect(machine.tracer.table[.io] == nil || machine.tracer.table[.io]!.count < 10, "only the debug exit is port I/O")
     }
 
+    @Test(.enabled(if: access("/usr/bin/script", X_OK) == 0, "needs script(1) for a terminal"))
+    func aHostTerminalResizeReachesTheConsole() {
+        // Under script(1) stdout is a pseudo-terminal, so the VMM forwards SIGWINCH to the virtio console.
+        // `stty` changes the terminal's size, which sends SIGWINCH to the foreground process group (the
+        // VMM, started in the background of a shell without job control); the explicit kill is a second one.
+        let command = "'\(swiftlet)' boot --guest loop --console virtio --trace-exits --timeout 5 & p=$!; "
+            + "sleep 2; stty cols 123 rows 45; sleep 0.3; kill -WINCH $p; wait $p; echo status=$?"
+        let r = ProcessRunner.run("/usr/bin/script", ["-qec", command, "/dev/null"])
+        let output = r.stdout + r.stderr
+        #expect(output.contains("virtio RESIZE         host terminal is now 123×45 (SIGWINCH)"), "\(output)")
+        #expect(output.contains("status=8"), "the loop guest ran until --timeout: \(output)")
+        #expect(!output.contains("Fatal error"))
+    }
+
     @Test func theConsoleSocketCarriesTheOutputToItsClient() throws {
         let path = "/tmp/swiftlet-test-console-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).sock"
         // The VMM waits for the first client before starting the guest.

@@ -108,6 +108,12 @@ int ckvm_eventfd_signal(int fd);
 /* Reads and clears an eventfd's counter: the count (>= 0; 0 if it was not signalled) or -errno. */
 long long ckvm_eventfd_drain(int fd);
 
+/* Forward a signal to an eventfd: installs a handler (SA_RESTART) for `signal` whose only act is
+ * ckvm_eventfd_signal(fd), so a thread that watches the eventfd learns of the signal without signal masks
+ * (SIGWINCH, the host terminal's size change, for the virtio console). fd < 0 restores the default action.
+ * One signal at a time; 0 or -errno. */
+int ckvm_forward_signal_to_eventfd(int signal, int fd);
+
 /* epoll for the device thread (Swift's Glibc module does not export it, and struct epoll_event is packed).
  * ckvm_epoll_create: epoll_create1(EPOLL_CLOEXEC), the fd or -errno.
  * ckvm_epoll_add: watch `fd` for input (EPOLLIN), reporting `token`: 0 or -errno.
