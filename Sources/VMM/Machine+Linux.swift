@@ -2,10 +2,10 @@
 // or an ELF vmlinux through its PVH entry), and the backend profile.
 //
 // Linux needs more machine than a multiboot guest: the in-kernel interrupt controllers (PIC, IOAPIC,
-// LAPICs) and PIT, an MP table so a kernel without ACPI finds its CPUs and IOAPIC and ACPI tables (RSDP,
-// XSDT, FADT, MADT, DSDT) for a kernel with ACPI, an e820 map, the kernel
-// command line (the VMM's part first: console, reboot method, backend profile), and for SMP one vCPU
-// thread per CPU, the application processors waiting in the in-kernel LAPIC for INIT/SIPI.
+// LAPICs) and PIT; an MP table so a kernel without ACPI finds its CPUs and IOAPIC, and ACPI tables (RSDP,
+// XSDT, FADT, MADT, DSDT) that tell a kernel with ACPI the same; an e820 map; the kernel command line (the
+// VMM's part first: console, reboot method, backend profile); and for SMP one vCPU thread per CPU, the
+// application processors waiting in the in-kernel LAPIC for INIT/SIPI.
 import CKVM
 import Glibc
 import GuestMemory
