@@ -2,9 +2,10 @@
 // or an ELF vmlinux through its PVH entry), and the backend profile.
 //
 // Linux needs more machine than a multiboot guest: the in-kernel interrupt controllers (PIC, IOAPIC,
-// LAPICs) and PIT, an MP table so a kernel without ACPI finds its CPUs and IOAPIC, an e820 map, the kernel
-// command line (the VMM's part first: console, reboot method, backend profile), and for SMP one vCPU
-// thread per CPU, the application processors waiting in the in-kernel LAPIC for INIT/SIPI.
+// LAPICs) and PIT; an MP table so a kernel without ACPI finds its CPUs and IOAPIC, and ACPI tables (RSDP,
+// XSDT, FADT, MADT, DSDT) that tell a kernel with ACPI the same; an e820 map; the kernel command line (the
+// VMM's part first: console, reboot method, backend profile); and for SMP one vCPU thread per CPU, the
+// application processors waiting in the in-kernel LAPIC for INIT/SIPI.
 import CKVM
 import Glibc
 import GuestMemory
@@ -105,19 +106,24 @@ extension Machine {
         let name = configuration.kernel.displayName
         do {
             try memory.write(bytes: BootGDT.bytes, at: X86Layout.gdt)
-            let mp = try MPTable.write(cpus: configuration.cpus, into: memory, routing: .identity, pciBus: mpTablePCIBus())
+            let pciBus = mpTablePCIBus()
+            let mp = try MPTable.write(cpus: configuration.cpus, into: memory, routing: .identity, pciBus: pciBus)
             note("MP table: \(mp)")
+            // The same machine for kernels built with ACPI (Debian's have no MP table parser).
+            let acpi = try ACPITables.write(cpus: configuration.cpus, into: memory, routing: .identity, pciBus: pciBus)
+            note("\(acpi.placement)")
+            let rsdp = acpi.layout.rsdp
             switch format {
             case .bzImage:
                 let kernel = try LinuxBzImage(image)
-                let layout = try kernel.load(into: memory, commandLine: kernelCommandLine, initrd: initrd)
+                let layout = try kernel.load(into: memory, commandLine: kernelCommandLine, initrd: initrd, acpiRSDP: rsdp)
                 let cr3 = try PageTables.writeIdentityMap(into: memory)
                 for placement in layout.placements { note("\(placement)") }
                 note("identity page tables at \(X86Layout.pageTables) (2 MiB pages, first 4 GiB), CR3 = 0x\(hex(cr3))")
                 linuxEntry = BootEntryState.linux64(entry: layout.entry, zeroPage: layout.zeroPage, pageTableRoot: cr3)
             case .pvh:
                 let kernel = try PVHKernel(image)
-                let layout = try kernel.load(into: memory, commandLine: kernelCommandLine, initrd: initrd)
+                let layout = try kernel.load(into: memory, commandLine: kernelCommandLine, initrd: initrd, acpiRSDP: rsdp)
                 for placement in layout.placements { note("\(placement)") }
                 linuxEntry = BootEntryState.pvh(entry: layout.entry, startInfo: layout.startInfo)
             case .multiboot:
@@ -126,6 +132,8 @@ extension Machine {
         } catch let error as LinuxBootError {
             throw .invalidOption("kernel \(name): \(error)")
         } catch let error as MPTableError {
+            throw .invalidOption("\(error)")
+        } catch let error as ACPITablesError {
             throw .invalidOption("\(error)")
         } catch let error as GuestMemoryError {
             throw .memory(error)

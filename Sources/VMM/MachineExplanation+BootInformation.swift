@@ -69,6 +69,7 @@ extension MachineExplanation {
         let xloadflags: [(Int, String)] = [(0, "XLF_KERNEL_64"), (1, "XLF_CAN_BE_LOADED_ABOVE_4G"), (2, "XLF_EFI_HANDOVER_32"),
                                            (3, "XLF_EFI_HANDOVER_64"), (4, "XLF_EFI_KEXEC"), (5, "XLF_5LEVEL"), (6, "XLF_5LEVEL_ENABLED")]
         let specs: [FieldSpec] = [
+            FieldSpec(0x070, "acpi_rsdp_addr", 8) { $0 == 0 ? "0: the kernel scans 0xe0000-0xfffff for the ACPI RSDP (or reads the MP table)" : "0x\(hex($0)): the ACPI RSDP (read by protocol 2.14+ kernels)" },
             FieldSpec(0x1E8, "e820_entries", 1) { "\($0) entries in e820_table at +0x2d0" },
             FieldSpec(0x1F1, "setup_sects", 1) { "\($0) sectors of real-mode setup code in the file (not loaded: the 64-bit protocol skips it)" },
             FieldSpec(0x1FE, "boot_flag", 2) { $0 == 0xAA55 ? "0xaa55: the boot-sector signature" : "not 0xaa55" },
@@ -121,7 +122,7 @@ extension MachineExplanation {
             FieldSpec(12, "nr_modules", 4) { $0 == 0 ? "no initrd" : "\($0) (module 0 is the initrd)" },
             FieldSpec(16, "modlist_paddr", 8) { $0 == 0 ? "" : "0x\(hex($0)): struct hvm_modlist_entry[nr_modules]" },
             FieldSpec(24, "cmdline_paddr", 8) { "0x\(hex($0)): the kernel command line" },
-            FieldSpec(32, "rsdp_paddr", 8) { $0 == 0 ? "0: no ACPI; the kernel finds its CPUs and IOAPIC in the MP table at 0xf0000" : "0x\(hex($0)): ACPI RSDP" },
+            FieldSpec(32, "rsdp_paddr", 8) { $0 == 0 ? "0: no ACPI; the kernel finds its CPUs and IOAPIC in the MP table at 0xf0000" : "0x\(hex($0)): the ACPI RSDP (→ XSDT → FADT, MADT)" },
             FieldSpec(40, "memmap_paddr", 8) { "0x\(hex($0)): struct hvm_memmap_table_entry[memmap_entries]" },
             FieldSpec(48, "memmap_entries", 4) { "\($0) entries" },
         ]

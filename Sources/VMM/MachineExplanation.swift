@@ -5,13 +5,13 @@
 // Sections: the RAM slots (KVM_SET_USER_MEMORY_REGION), the memory map the kernel is handed (the e820 table
 // in the zero page, the multiboot memory map, or the PVH memory map), vCPU 0's entry registers
 // (KVM_GET_SREGS / KVM_GET_REGS), the GDT its GDTR points at, a summary of the page tables CR3 points at,
-// the boot-information block (zero page, hvm_start_info or multiboot information) field by field, the
-// CPUID table given to the vCPU beside the host's own CPUID, the devices with their addresses and IRQs,
+// the boot-information block (zero page, hvm_start_info or multiboot information) field by field, the MP
+// table and the ACPI tables (RSDP → XSDT → FADT, MADT, DSDT) for Linux, the CPUID table given to the vCPU beside the host's own CPUID, the devices with their addresses and IRQs,
 // and the kernel command line split into who added each part and why. The CLI renders it
 // (Sources/swiftlet/ExplainCommand.swift); the VMM tests check it against guest memory.
 //
 // Specs: Linux Documentation/arch/x86/boot.rst and zero-page.rst, Xen's start_info.h (PVH), Multiboot
-// 0.6.96 §3.3, Intel SDM Vol. 3A §3.4.5 (descriptors) and §4.5 (4-level paging).
+// 0.6.96 §3.3, Intel MP 1.4 chapter 4, ACPI 6.5 §5.2, Intel SDM Vol. 3A §3.4.5 (descriptors) and §4.5 (4-level paging).
 import Devices
 import GuestMemory
 import KVM
@@ -36,6 +36,8 @@ public struct MachineExplanation: Sendable {
     public var cpuid: CPUIDComparison
     /// Linux: the MP table at 0xf0000, how the kernel finds its CPUs, the IOAPIC and the IRQ wiring.
     public var mpTable: MPTableSummary?
+    /// Linux: the ACPI tables from the RSDP the boot protocol hands over, how a kernel with ACPI finds the same.
+    public var acpi: ACPISummary?
     public var devices: [Device]
     public var commandLine: CommandLineExplanation
     /// The recipe's own notes (`swiftlet boot -v`): what each step put where.
@@ -141,6 +143,8 @@ extension MachineExplanation {
             }
             (bootInformation, memoryMap) = info
             mpTable = format.isLinux ? try MPTableSummary(memory: memory) : nil
+            let handedOver = bootInformation.field("rsdp_paddr")?.value ?? bootInformation.field("acpi_rsdp_addr")?.value ?? 0
+            acpi = format.isLinux ? try ACPISummary(memory: memory, rsdp: handedOver != 0 ? GuestAddress(handedOver) : X86Layout.acpi) : nil
             if format == .multiboot && bootMode == .firmware {
                 bootInformation.register = "EBX, set by the firmware from the handoff block"
                 firmwareHandoff = try Self.readFields([
@@ -201,7 +205,7 @@ extension MachineExplanation {
                 Device(name: "8259 ELCR", space: .port, base: 0x4D0, length: 2, handledBy: inKernel, interrupt: nil,
                        note: "edge/level control of the PIC inputs"),
                 Device(name: "IOAPIC", space: .mmio, base: X86Layout.ioAPIC.rawValue, length: 0x100, handledBy: inKernel, interrupt: nil,
-                       note: "24 input pins; the MP table tells the kernel which ISA IRQ arrives on which pin"),
+                       note: "24 input pins; the MP table and the ACPI MADT tell the kernel which ISA IRQ arrives on which pin"),
                 Device(name: "local APIC (one per vCPU)", space: .mmio, base: X86Layout.localAPIC.rawValue, length: 0x1000,
                        handledBy: inKernel, interrupt: nil, note: "timer, IPIs; LINT0 ExtINT, LINT1 NMI"),
             ]

@@ -4,8 +4,8 @@
 // (hvm_memmap_table_entry, whose type values are the same numbers).
 //
 // For the layout of X86Layout.ramLayout it says: RAM [0, 0x9FC00); reserved [0x9FC00, 1 MiB) — the EBDA,
-// the VGA/ROM hole and the MP table at 0xF0000; RAM from 1 MiB to the end of the low region (at most
-// 3 GiB); RAM above 4 GiB for the rest. A region at the firmware ROM's address is reported reserved.
+// the VGA/ROM hole, the ACPI tables at 0xE0000 and the MP table at 0xF0000; RAM from 1 MiB to the end of
+// the low region (at most 3 GiB); RAM above 4 GiB for the rest. A region at the firmware ROM's address is reported reserved.
 import GuestMemory
 
 public enum E820 {
@@ -13,7 +13,7 @@ public enum E820 {
     public enum RangeType: UInt32, Sendable {
         /// E820_TYPE_RAM: usable memory.
         case ram = 1
-        /// E820_TYPE_RESERVED: not for the OS (BIOS areas, ROMs, the MP table).
+        /// E820_TYPE_RESERVED: not for the OS (BIOS areas, ROMs, the ACPI and MP tables).
         case reserved = 2
     }
 

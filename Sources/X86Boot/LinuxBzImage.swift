@@ -54,6 +54,8 @@ public struct LinuxBzImage: Sendable {
 
     /// Fields of struct boot_params outside the setup header (zero-page.rst).
     enum ZeroPageField {
+        /// acpi_rsdp_addr (u64): read by kernels of boot protocol 2.14 (Linux 5.0) and later.
+        static let acpiRSDPAddr = 0x070
         static let extRamdiskImage = 0x0C0
         static let extRamdiskSize = 0x0C4
         static let extCmdLinePtr = 0x0C8
@@ -63,6 +65,9 @@ public struct LinuxBzImage: Sendable {
     }
 
     public static let minimumProtocol: UInt16 = 0x020C
+    /// The first protocol whose kernels read boot_params.acpi_rsdp_addr (boot.rst marks 2.14 "burnt" for its
+    /// setup-header field, which Linux 5.0 moved to the zero page at 0x070; older kernels keep padding there).
+    public static let acpiRSDPProtocol: UInt16 = 0x020E
     /// boot_flag: the old boot-sector signature.
     public static let bootFlag: UInt16 = 0xAA55
     /// "HdrS", little-endian.
@@ -219,11 +224,11 @@ public struct LinuxBzImage: Sendable {
     /// went where. Nothing is written unless everything fits. Page tables and the GDT are separate steps
     /// (PageTables.writeIdentityMap, BootGDT.bytes at X86Layout.gdt).
     public func load(into memory: GuestMemory, commandLine: String, initrd: [UInt8] = [],
-                     memoryMap: [E820.Entry]? = nil) throws(LinuxBootError) -> LinuxBootLayout {
+                     memoryMap: [E820.Entry]? = nil, acpiRSDP: GuestAddress? = nil) throws(LinuxBootError) -> LinuxBootLayout {
         let map = memoryMap ?? E820.map(for: memory)
         let commandLineBytes = Array(commandLine.utf8)
         var layout = try plan(commandLineLength: commandLineBytes.count, initrdSize: UInt64(initrd.count), memoryMap: map)
-        let page = zeroPage(commandLine: layout.commandLine, initrd: layout.initrd, memoryMap: map)
+        let page = zeroPage(commandLine: layout.commandLine, initrd: layout.initrd, memoryMap: map, acpiRSDP: acpiRSDP)
         do {
             try memory.write(bytes: bytes[protectedModeOffset...], at: layout.kernel.base)
             try memory.write(bytes: commandLineBytes + [0], at: layout.commandLine)
@@ -231,8 +236,9 @@ public struct LinuxBzImage: Sendable {
             try memory.write(bytes: page, at: layout.zeroPage)
         } catch { throw .memory(error) }
 
+        let rsdpNote = acpiRSDP.map { takesACPIRSDP ? ", acpi_rsdp_addr \($0)" : " (acpi_rsdp_addr left 0: boot protocol \(LinuxBootError.version(protocolVersion)) < 2.14)" } ?? ""
         var placements = [
-            BootPlacement("zero page (struct boot_params, e820 table of \(min(map.count, E820.maximumZeroPageEntries)) entries); RSI at entry",
+            BootPlacement("zero page (struct boot_params, e820 table of \(min(map.count, E820.maximumZeroPageEntries)) entries\(rsdpNote)); RSI at entry",
                           base: layout.zeroPage, length: UInt64(Self.zeroPageSize)),
             BootPlacement("kernel command line (\(commandLineBytes.count) bytes + NUL, cmdline_size \(commandLineSize))",
                           base: layout.commandLine, length: UInt64(commandLineBytes.count + 1)),
@@ -250,10 +256,16 @@ public struct LinuxBzImage: Sendable {
 
     // MARK: The zero page
 
+    /// Whether this kernel reads boot_params.acpi_rsdp_addr (protocol 2.14 or later).
+    public var takesACPIRSDP: Bool { protocolVersion >= Self.acpiRSDPProtocol }
+
     /// struct boot_params: zeroed, the setup header copied from the image at 0x1F1, the loader's fields
-    /// filled in, and the e820 table. The sentinel at 0x1EF stays 0 (the kernel checks it).
-    public func zeroPage(commandLine: GuestAddress, initrd: AddressRange?, memoryMap: [E820.Entry]) -> [UInt8] {
+    /// filled in, and the e820 table. The sentinel at 0x1EF stays 0 (the kernel checks it). `acpiRSDP` goes
+    /// to acpi_rsdp_addr when the kernel reads it; older kernels find the RSDP by scanning 0xE0000-0xFFFFF.
+    public func zeroPage(commandLine: GuestAddress, initrd: AddressRange?, memoryMap: [E820.Entry],
+                         acpiRSDP: GuestAddress? = nil) -> [UInt8] {
         var page = [UInt8](repeating: 0, count: Self.zeroPageSize)
+        if let acpiRSDP, takesACPIRSDP { put(&page, ZeroPageField.acpiRSDPAddr, acpiRSDP.rawValue) }
         page.replaceSubrange(Field.setupSects..<setupHeaderEnd, with: setupHeader)
         page[Field.typeOfLoader] = Self.typeOfLoaderUndefined
         page[Field.loadflags] = loadFlags | Self.canUseHeap

@@ -125,12 +125,12 @@ public struct PVHKernel: Sendable {
     /// Loads the segments (zeroing their BSS), the command line, the initrd and hvm_start_info, and
     /// returns what went where. Nothing is written unless everything fits.
     public func load(into memory: GuestMemory, commandLine: String, initrd: [UInt8] = [],
-                     memoryMap: [E820.Entry]? = nil) throws(LinuxBootError) -> PVHBootLayout {
+                     memoryMap: [E820.Entry]? = nil, acpiRSDP: GuestAddress? = nil) throws(LinuxBootError) -> PVHBootLayout {
         let map = memoryMap ?? E820.map(for: memory)
         let commandLineBytes = Array(commandLine.utf8)
         var layout = try plan(commandLineLength: commandLineBytes.count, initrdSize: UInt64(initrd.count), memoryMap: map)
         let startInfo = HVMStartInfo.encode(at: layout.startInfo, commandLine: layout.commandLine,
-                                            modules: layout.initrd.map { [$0] } ?? [], memoryMap: map)
+                                            modules: layout.initrd.map { [$0] } ?? [], memoryMap: map, rsdp: acpiRSDP)
         var placements: [BootPlacement] = []
         do {
             for (index, segment) in elf.segments.enumerated() where segment.type == ELFImage.ptLoad && segment.memorySize > 0 {
@@ -148,7 +148,7 @@ public struct PVHKernel: Sendable {
             if let range = layout.initrd { try memory.write(bytes: initrd, at: range.base) }
             try memory.write(bytes: startInfo, at: layout.startInfo)
         } catch { throw .memory(error) }
-        placements.append(BootPlacement("hvm_start_info v1 + \(layout.initrd == nil ? 0 : 1) module + memory map of \(map.count) entries; EBX at entry",
+        placements.append(BootPlacement("hvm_start_info v1 + \(layout.initrd == nil ? 0 : 1) module + memory map of \(map.count) entries\(acpiRSDP.map { ", rsdp_paddr \($0)" } ?? ""); EBX at entry",
                                         base: layout.startInfo, length: UInt64(startInfo.count)))
         placements.append(BootPlacement("kernel command line (\(commandLineBytes.count) bytes + NUL)",
                                         base: layout.commandLine, length: UInt64(commandLineBytes.count + 1)))
@@ -196,10 +196,10 @@ public enum HVMStartInfo {
     }
 
     /// Layout of the block at `base`: hvm_start_info | padding to 64 | modules | memory map.
-    /// Modules carry no command line (cmdline_paddr 0); rsdp_paddr is 0 (no ACPI: the MP table describes
-    /// the CPUs); flags is 0.
+    /// Modules carry no command line (cmdline_paddr 0); rsdp_paddr is the ACPI RSDP's address, or 0 without
+    /// ACPI tables (the kernel then scans for it, or uses the MP table); flags is 0.
     public static func encode(at base: GuestAddress, commandLine: GuestAddress?, modules: [AddressRange],
-                              memoryMap: [E820.Entry]) -> [UInt8] {
+                              memoryMap: [E820.Entry], rsdp: GuestAddress? = nil) -> [UInt8] {
         var block = [UInt8](repeating: 0, count: size(modules: modules.count, memoryMapEntries: memoryMap.count))
         let moduleList = base.rawValue + UInt64(moduleListOffset)
         let memmap = moduleList + UInt64(modules.count * moduleEntrySize)
@@ -209,7 +209,7 @@ public enum HVMStartInfo {
         put(&block, 12, UInt32(modules.count))                  // nr_modules
         put(&block, 16, modules.isEmpty ? 0 : moduleList)       // modlist_paddr
         put(&block, 24, commandLine?.rawValue ?? 0)             // cmdline_paddr
-        put(&block, 32, UInt64(0))                              // rsdp_paddr
+        put(&block, 32, rsdp?.rawValue ?? 0)                    // rsdp_paddr
         put(&block, 40, memoryMap.isEmpty ? 0 : memmap)         // memmap_paddr
         put(&block, 48, UInt32(memoryMap.count))                // memmap_entries
         for (i, module) in modules.enumerated() {

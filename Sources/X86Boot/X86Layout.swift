@@ -18,7 +18,9 @@
 //                                identity map of the first 4 GiB; see PageTables.swift)
 //   [0x0000_F000, 0x0009_FC00)   free conventional memory (e820 RAM; Linux reserves its first 64 KiB itself)
 //   [0x0009_FC00, 0x000A_0000)   extended BIOS data area: unused, e820 reserved
-//   [0x000A_0000, 0x000F_0000)   legacy VGA and option-ROM hole: e820 reserved
+//   [0x000A_0000, 0x000E_0000)   legacy VGA and option-ROM hole: e820 reserved
+//   [0x000E_0000, 0x000F_0000)   acpi: RSDP, XSDT, FADT, MADT, DSDT, each 16-byte aligned (BIOS area Linux scans
+//                                for "RSD PTR "; ~2.3 KiB for 254 CPUs), e820 reserved
 //   [0x000F_0000, 0x0010_0000)   mpTable: MP floating pointer + configuration table (BIOS ROM area), e820 reserved
 //   [0x0010_0000, ...)           highMemory: multiboot segments and the bzImage protected-mode kernel; a PVH
 //                                vmlinux loads at its own p_paddr (16 MiB for x86-64 defaults); the initrd
@@ -90,6 +92,11 @@ public enum X86Layout {
     /// Linux scans 0xF0000-0xFFFFF for "_MP_" (arch/x86/kernel/mpparse.c); the area is e820 reserved.
     public static let mpTable = GuestAddress(0xF_0000)
     public static let mpTableEnd = GuestAddress(0x10_0000)
+    /// The ACPI tables (ACPITables.swift): the RSDP here, the XSDT, FADT, MADT and DSDT after it, all below
+    /// the MP table. Linux finds the RSDP through boot_params.acpi_rsdp_addr or hvm_start_info.rsdp_paddr,
+    /// and without them by scanning 0xE0000-0xFFFFF on 16-byte boundaries (acpi_find_root_pointer); e820 reserved.
+    public static let acpi = GuestAddress(0xE_0000)
+    public static let acpiEnd = mpTable
     /// The in-kernel IOAPIC's MMIO base (KVM_CREATE_IRQCHIP), as the MP table announces it.
     public static let ioAPIC = GuestAddress(0xFEC0_0000)
     /// The local APIC's default MMIO base (IA32_APIC_BASE after reset).

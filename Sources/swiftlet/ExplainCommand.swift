@@ -140,6 +140,28 @@ enum ExplainText {
             line("  local interrupts: " + mp.localInterrupts.map { "\($0.type) on LINT\($0.lint) of \($0.apicID == 0xFF ? "every CPU" : "APIC \($0.apicID)")" }.joined(separator: ", "))
         }
 
+        if let a = e.acpi {
+            section("ACPI tables (ACPI 6.5 §5.2): how a kernel with ACPI finds CPUs and interrupts (Debian's kernels read only these)")
+            line("  RSDP \"RSD PTR \" at \(a.rsdp), revision \(a.rsdpRevision), OEM \"\(a.rsdpOEMID)\", checksums \(a.rsdpChecksumsValid ? "ok" : "BAD") → XSDT at 0x\(hex(a.xsdt?.address ?? 0))")
+            for t in [a.xsdt].compactMap({ $0 }) + a.tables {
+                let role: String
+                switch t.signature {
+                case "XSDT": role = "pointers to " + a.tables.filter { $0.signature != "DSDT" }.map(\.signature).joined(separator: ", ")
+                case "FACP": role = "FADT: flags 0x\(hex(a.fadtFlags ?? 0))\(a.hardwareReduced ? " (HW_REDUCED_ACPI: no PM timer, SCI or legacy PM blocks)" : ""), X_DSDT → 0x\(hex(a.dsdtAddress ?? 0))"
+                case "APIC": role = "MADT: local APICs at 0x\(hex(a.localAPICAddress ?? 0))\((a.madtFlags ?? 0) & 1 != 0 ? ", PCAT_COMPAT (8259s present)" : "")"
+                case "DSDT": role = t.length > 36 ? "definition block, \(t.length - 36) bytes of AML" : "definition block, empty"
+                default: role = ""
+                }
+                line("  \(t.signature) at 0x\(hex(t.address)), \(t.length) bytes, revision \(t.revision), checksum \(t.checksumValid ? "ok" : "BAD"): \(role)")
+            }
+            line("  MADT CPUs: " + a.processors.map { "UID \($0.uid) APIC id \($0.apicID)\($0.enabled ? "" : " (disabled)")" }.joined(separator: ", "))
+            for io in a.ioAPICs { line("  MADT I/O APIC: id \(io.id) at 0x\(hex(io.address)), GSI base \(io.gsiBase)") }
+            line("  MADT interrupt source overrides: " + (a.overrides.isEmpty ? "none (ISA IRQ n is GSI n, as the MP table routes them)"
+                : a.overrides.map { "IRQ \($0.irq) → GSI \($0.gsi)\($0.flags == 0 ? "" : " flags 0x\(hex($0.flags))")" }.joined(separator: ", ")))
+            line("  MADT local APIC NMIs: " + a.localNMIs.map { "LINT\($0.lint) of \($0.uid == 0xFF ? "every processor" : "UID \($0.uid)")" }.joined(separator: ", "))
+            for p in a.problems { line("  problem: \(p)") }
+        }
+
         section("Devices (VMM: every access is a VM exit, KVM_EXIT_IO or KVM_EXIT_MMIO, that the VMM's bus answers; KVM: emulated inside the kernel, no exit to the VMM)")
         line("  \(pad("space", 4)) \(pad("addresses", 23)) \(pad("device", 26)) \(pad("handled by", 16)) interrupt")
         for d in e.devices {
@@ -165,7 +187,7 @@ enum ExplainText {
 
     static func memoryNote(_ m: MachineExplanation.MemoryMapEntry) -> String {
         if m.type == 2 && m.base < 0x10_0000 && m.end <= 0x10_0000 {
-            return m.base == 0xA_0000 ? "VGA and option-ROM hole" : "EBDA, VGA and option-ROM hole, MP table at 0xf0000"
+            return m.base == 0xA_0000 ? "VGA and option-ROM hole" : "EBDA, VGA and option-ROM hole, ACPI tables at 0xe0000, MP table at 0xf0000"
         }
         if m.type == 2 && m.base == 0xFFFF_0000 { return "firmware ROM" }
         if m.type == 1 && m.base == 0 { return "conventional memory" }

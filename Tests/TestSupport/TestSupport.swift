@@ -161,6 +161,37 @@ public struct Spawned: Sendable {
         return Spawned(pid: pid, outPath: outPath, errPath: errPath)
     }
 
+    /// What the child has written to stdout so far.
+    public func stdoutSoFar() -> String { ProcessRunner.readFile(outPath) }
+
+    /// Polls stdout until it contains every one of `needles`, the child exits, or `timeout` seconds pass,
+    /// then stops a child still running and waits for it. `found` is true when every needle appeared.
+    /// SIGKILL, not SIGTERM: a child spawned from the test runner inherits its blocked-signal mask
+    /// (SIGTERM among them, measured), so SIGTERM would wait for the child's own timeout.
+    public func waitForOutput(containing needles: [String], timeout: Double) -> (found: Bool, status: Int32, stdout: String, stderr: String) {
+        var start = timespec(), now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &start)
+        var found = false
+        while true {
+            let text = stdoutSoFar()
+            if needles.allSatisfy({ text.contains($0) }) { found = true; break }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid {
+                // Exited on its own: reap it here, so report its status as wait() would.
+                defer { unlink(outPath); unlink(errPath) }
+                let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+                let out = ProcessRunner.readFile(outPath)
+                return (needles.allSatisfy { out.contains($0) }, exitStatus, out, ProcessRunner.readFile(errPath))
+            }
+            clock_gettime(CLOCK_MONOTONIC, &now)
+            if Double(now.tv_sec - start.tv_sec) + Double(now.tv_nsec - start.tv_nsec) / 1e9 > timeout { break }
+            usleep(250_000)
+        }
+        kill(pid, SIGKILL)
+        let r = wait()
+        return (found, r.status, r.stdout, r.stderr)
+    }
+
     /// Waits for the child; the status as a shell reports it (128 + signal when killed).
     public func wait() -> (status: Int32, stdout: String, stderr: String) {
         var status: Int32 = 0

@@ -291,6 +291,53 @@ struct ExplainLinuxTests {
         let leaf1 = try #require(e.cpuid.row(1)?.given)
         #expect((leaf1.ebx >> 16) & 0xFF == 2 && leaf1.ebx >> 24 == 0)
     }
+
+    /// The ACPI tables as `explain` reads them agree with the bytes read here and with the MP table: the same
+    /// CPUs, the same IOAPIC, the same ISA routing; both boot protocols hand the RSDP over.
+    @Test(arguments: [1, 3])
+    func acpiTablesRoundTripThroughGuestMemoryAndAgreeWithTheMPTable(cpus: Int) throws {
+        let (machine, e) = try build(LinuxArtefacts.vmlinux, cpus: cpus)
+        let rsdp = try machine.memory.read(UInt64.self, at: GuestAddress(X86Layout.pvhStartInfo.rawValue + 32))
+        #expect(rsdp == X86Layout.acpi.rawValue, "hvm_start_info.rsdp_paddr")
+        #expect(e.bootInformation.field("rsdp_paddr")?.value == rsdp)
+        let a = try #require(e.acpi)
+        #expect(a.problems.isEmpty, "\(a.problems)")
+        #expect(a.rsdp.rawValue == rsdp && a.rsdpRevision == 2 && a.rsdpChecksumsValid)
+        // The XSDT's first entry, read here, is the FADT the explanation lists first.
+        let xsdt = try #require(a.xsdt)
+        #expect(try machine.memory.read(UInt64.self, at: GuestAddress(rsdp + 24)) == xsdt.address)
+        #expect(try machine.memory.read(UInt64.self, at: GuestAddress(xsdt.address + 36)) == a.tables.first?.address)
+        #expect(a.tables.map(\.signature) == ["FACP", "APIC", "DSDT"])
+        #expect(a.tables.allSatisfy(\.checksumValid) && xsdt.checksumValid)
+        #expect(a.hardwareReduced)
+        #expect(a.localAPICAddress == X86Layout.localAPIC.rawValue)
+        // One enabled local APIC per vCPU, UID = APIC id = index, as the MP table's processors.
+        let mp = try #require(e.mpTable)
+        #expect(a.processors == (0..<cpus).map { .init(uid: UInt8($0), apicID: UInt8($0), enabled: true) })
+        #expect(a.processors.map(\.apicID) == mp.processors.map(\.apicID))
+        #expect(a.ioAPICs == [.init(id: mp.ioAPIC!.id, address: mp.ioAPIC!.address, gsiBase: 0)])
+        for irq in UInt8(0)..<16 { #expect(mp.pin(forISAIRQ: irq).map(UInt32.init) == a.gsi(forISAIRQ: irq), "IRQ \(irq)") }
+        #expect(a.localNMIs == [.init(uid: 0xFF, lint: 1, flags: 0)])
+    }
+
+    @Test func aCorruptedMADTIsReportedNotTrusted() throws {
+        let (machine, _) = try build(LinuxArtefacts.vmlinux, cpus: 2)
+        let madt = try ACPITables.encode(cpus: 2, routing: .identity).layout.madt
+        // The OEM revision's low byte: the structure stays readable, only the sum is off.
+        let byte = try machine.memory.read(UInt8.self, at: GuestAddress(madt.rawValue + 24))
+        try machine.memory.write(bytes: [byte &+ 1], at: GuestAddress(madt.rawValue + 24))
+        let a = try #require(try MachineExplanation(machine: machine).acpi)
+        #expect(a.problems == ["APIC at \(madt): checksum does not sum to zero"])
+        #expect(a.table("APIC")?.checksumValid == false && a.table("FACP")?.checksumValid == true)
+    }
+
+    @Test func theZeroPageHandsTheRSDPToA215Kernel() throws {
+        let (machine, e) = try build(LinuxArtefacts.bzImage, cpus: 2)
+        let field = try machine.memory.read(UInt64.self, at: GuestAddress(X86Layout.zeroPage.rawValue + 0x070))
+        #expect(field == X86Layout.acpi.rawValue, "boot_params.acpi_rsdp_addr")
+        #expect(e.bootInformation.field("acpi_rsdp_addr")?.value == field)
+        #expect(e.acpi?.processors.count == 2 && e.acpi?.problems.isEmpty == true)
+    }
 }
 
 // MARK: What the guest's CPUID instruction really returns

@@ -266,6 +266,7 @@ import Testing
             ("multiboot info", X86Layout.multibootInfo.rawValue, X86Layout.multibootInfoEnd.rawValue),
             ("page tables", X86Layout.pageTables.rawValue, X86Layout.pageTables.rawValue + UInt64(PageTables.size)),
             ("MP table", X86Layout.mpTable.rawValue, X86Layout.mpTableEnd.rawValue),
+            ("ACPI tables", X86Layout.acpi.rawValue, X86Layout.acpi.rawValue + UInt64(ACPITables.size(cpus: 254, routing: .pcCompatible))),
         ]
         #expect(X86Layout.pageTables.rawValue + UInt64(PageTables.size) == X86Layout.pageTablesEnd.rawValue)
         for (i, a) in areas.enumerated() {
