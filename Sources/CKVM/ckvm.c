@@ -171,29 +171,50 @@ int ckvm_eventfd_signal(int fd) {
     }
 }
 
-static volatile sig_atomic_t forwarded_signal_fd = -1;
+/* Per signal: the eventfd to signal, plus one (0: none). sig_atomic_t so the handler reads it safely. */
+static volatile sig_atomic_t forwarded_signal_fds[NSIG];
+static volatile sig_atomic_t last_forwarded_signal;
 
 static void forward_signal(int signal) {
-    (void)signal;
     int saved = errno;
-    if (forwarded_signal_fd >= 0) (void)ckvm_eventfd_signal(forwarded_signal_fd);
+    last_forwarded_signal = signal;
+    int fd = signal > 0 && signal < NSIG ? forwarded_signal_fds[signal] - 1 : -1;
+    if (fd >= 0) (void)ckvm_eventfd_signal(fd);
     errno = saved;
 }
 
+/* The action each forwarded signal had before, restored when forwarding ends. Touched only by the thread
+ * that installs and removes forwarders, never by the handler. */
+static struct sigaction previous_actions[NSIG];
+
 int ckvm_forward_signal_to_eventfd(int signal, int fd) {
+    if (signal <= 0 || signal >= NSIG) return -EINVAL;
+    if (fd < 0) {
+        if (forwarded_signal_fds[signal] == 0) return 0;
+        if (sigaction(signal, &previous_actions[signal], NULL) != 0) return -errno;
+        forwarded_signal_fds[signal] = 0;
+        return 0;
+    }
     struct sigaction action;
     memset(&action, 0, sizeof action);
     sigemptyset(&action.sa_mask);
-    if (fd >= 0) {
-        forwarded_signal_fd = fd;
-        action.sa_handler = forward_signal;
-        action.sa_flags = SA_RESTART;
-    } else {
-        action.sa_handler = SIG_DFL;
+    action.sa_handler = forward_signal;
+    action.sa_flags = SA_RESTART;
+    int already = forwarded_signal_fds[signal] != 0;
+    forwarded_signal_fds[signal] = fd + 1;
+    if (sigaction(signal, &action, already ? NULL : &previous_actions[signal]) != 0) {
+        if (!already) forwarded_signal_fds[signal] = 0;
+        return -errno;
     }
-    if (sigaction(signal, &action, NULL) != 0) return -errno;
-    if (fd < 0) forwarded_signal_fd = -1;
     return 0;
+}
+
+int ckvm_last_forwarded_signal(void) { return last_forwarded_signal; }
+
+int ckvm_signal_is_ignored(int signal) {
+    struct sigaction current;
+    if (sigaction(signal, NULL, &current) != 0) return -errno;
+    return current.sa_handler == SIG_IGN;
 }
 
 long long ckvm_eventfd_drain(int fd) {

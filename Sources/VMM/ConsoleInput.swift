@@ -2,7 +2,7 @@
 // terminal in raw mode and always restored.
 //
 // When stdin is a terminal it is switched to raw mode (no line editing, no echo, Ctrl-C goes to the guest)
-// and restored when the VM stops, at exit, and on SIGTERM/SIGHUP. Ctrl-A then x stops the VM, as in QEMU.
+// and restored when the VM stops (SIGTERM/SIGINT/SIGHUP stop it cleanly) and at exit. Ctrl-A then x stops the VM, as in QEMU.
 // A reader thread feeds bytes into the UART's receive FIFO (or the virtio console's input buffer) as space
 // frees up; EOF on stdin stops reading.
 import CKVM
@@ -83,14 +83,9 @@ public final class ConsoleInput: @unchecked Sendable {
         cfmakeraw(&raw)
         raw.c_oflag |= tcflag_t(OPOST | ONLCR) // keep "\n" → "\r\n" on output so guest lines stay aligned
         tcsetattr(0, TCSANOW, &raw)
+        // Every way out restores it: stop() when the run ends (SIGTERM, SIGINT and SIGHUP end the run
+        // cleanly, see Machine.run), and exit() in case something ends the process first.
         atexit { ConsoleInput.restoreTerminal() }
-        for sig in [SIGTERM, SIGHUP] {
-            signal(sig) { number in
-                ConsoleInput.restoreTerminal()
-                signal(number, SIG_DFL)
-                raise(number)
-            }
-        }
     }
 
     static func restoreTerminal() {

@@ -51,12 +51,13 @@ final class ConsoleSocket: @unchecked Sendable {
 
     /// Waits up to `timeoutMilliseconds` (-1: forever) for the first client, so the guest's first bytes have
     /// somewhere to go; returns its fd, or nil when none came.
-    func waitForClient(timeoutMilliseconds: Int32) -> Int32? {
-        var pfd = pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)
+    /// A readable `stopFD` (the VMM was asked to stop) ends the wait with nil too.
+    func waitForClient(timeoutMilliseconds: Int32, stopFD: Int32 = -1) -> Int32? {
+        var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
         while true {
-            let n = poll(&pfd, 1, timeoutMilliseconds)
+            let n = poll(&fds, stopFD >= 0 ? 2 : 1, timeoutMilliseconds)
             if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { return nil }
+            guard n > 0, fds[1].revents == 0 else { return nil }
             return acceptClient()
         }
     }

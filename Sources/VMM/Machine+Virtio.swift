@@ -99,11 +99,12 @@ public final class VirtioConsoleAttachment: @unchecked Sendable {
     }
 
     /// Waits for the console socket's first client (if there is a socket), then starts the device thread.
-    func start(timeout: Double?) throws(VMMError) {
+    /// `stopFD` (readable when the VMM was asked to stop) ends the wait early; the caller tells why.
+    func start(timeout: Double?, stopFD: Int32 = -1) throws(VMMError) {
         if let socket {
             printError("swiftlet: waiting for a client on \(socket.path) (e.g. socat - UNIX-CONNECT:\(socket.path))")
             let ms = timeout.map { Int32(min($0 * 1000, 2_000_000_000)) } ?? -1
-            guard let fd = socket.waitForClient(timeoutMilliseconds: ms) else {
+            guard let fd = socket.waitForClient(timeoutMilliseconds: ms, stopFD: stopFD) else {
                 throw .invalidOption("--console-socket \(socket.path): no client connected before --timeout")
             }
             watchClient?(fd)

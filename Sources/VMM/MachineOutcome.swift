@@ -1,5 +1,6 @@
 // MachineOutcome: how a run ended, with the message the user reads and the process exit status.
 import Devices
+import Glibc
 
 public enum MachineOutcome: Sendable, Equatable {
     /// The guest wrote `value` to the debug-exit port.
@@ -20,6 +21,8 @@ public enum MachineOutcome: Sendable, Equatable {
     case vmmFailure(String)
     /// The user pressed Ctrl-A x.
     case stoppedByUser
+    /// The VMM got SIGTERM, SIGINT or SIGHUP and shut the VM down (status 128 + the signal's number).
+    case stoppedBySignal(Int32)
 
     public var exitStatus: Int32 {
         switch self {
@@ -29,6 +32,7 @@ public enum MachineOutcome: Sendable, Equatable {
         case .timeout: ExitStatus.timeout
         case .vmmFailure: ExitStatus.kvmUnavailable
         case .stoppedByUser: 130
+        case let .stoppedBySignal(number): 128 + number
         }
     }
 
@@ -44,7 +48,18 @@ public enum MachineOutcome: Sendable, Equatable {
         case let .timeout(seconds): "guest still running after --timeout \(formatSeconds(seconds)); stopped it"
         case let .vmmFailure(message): message
         case .stoppedByUser: "stopped by Ctrl-A x"
+        case let .stoppedBySignal(number): "stopped by \(signalName(number)): the VM was shut down (status \(128 + number))"
         }
+    }
+}
+
+/// "SIGTERM" for 15, and so on for the signals a VMM is asked to stop with; "signal N" otherwise.
+func signalName(_ number: Int32) -> String {
+    switch number {
+    case SIGTERM: "SIGTERM"
+    case SIGINT: "SIGINT"
+    case SIGHUP: "SIGHUP"
+    default: "signal \(number)"
     }
 }
 

@@ -121,6 +121,7 @@ extension MachineOutcome {
         case .timeout: "timeout"
         case .vmmFailure: "vmm-failure"
         case .stoppedByUser: "stopped"
+        case .stoppedBySignal: "signal"
         }
     }
 }

@@ -11,7 +11,8 @@ struct BootCommand: ParsableCommand {
         discussion: """
         Exit status: odd = the guest's debug-exit value v as (v << 1) | 1 (QEMU's isa-debug-exit rule), \
         0 = guest halted or reset, 2 = bad input, 4 = KVM unavailable or failed, 6 = guest crashed \
-        (triple fault, emulation failure), 8 = timeout.
+        (triple fault, emulation failure), 8 = timeout, 128 + N = stopped by signal N (SIGTERM, SIGINT, \
+        SIGHUP shut the VM down cleanly).
         """
     )
 

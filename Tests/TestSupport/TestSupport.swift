@@ -163,11 +163,14 @@ public struct Spawned: Sendable {
 
     /// What the child has written to stdout so far.
     public func stdoutSoFar() -> String { ProcessRunner.readFile(outPath) }
+    /// What the child has written to stderr so far.
+    public func stderrSoFar() -> String { ProcessRunner.readFile(errPath) }
 
     /// Polls stdout until it contains every one of `needles`, the child exits, or `timeout` seconds pass,
     /// then stops a child still running and waits for it. `found` is true when every needle appeared.
-    /// SIGKILL, not SIGTERM: a child spawned from the test runner inherits its blocked-signal mask
-    /// (SIGTERM among them, measured), so SIGTERM would wait for the child's own timeout.
+    /// SIGKILL, not SIGTERM: it ends the child at once, whatever it is doing. (A child spawned from the
+    /// test runner inherits its blocked-signal mask, SIGTERM among them, measured; `swiftlet boot` unblocks
+    /// SIGTERM only once its VM runs, so a SIGTERM before that would wait for the child's own timeout.)
     public func waitForOutput(containing needles: [String], timeout: Double) -> (found: Bool, status: Int32, stdout: String, stderr: String) {
         var start = timespec(), now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &start)

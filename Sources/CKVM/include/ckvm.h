@@ -108,11 +108,15 @@ int ckvm_eventfd_signal(int fd);
 /* Reads and clears an eventfd's counter: the count (>= 0; 0 if it was not signalled) or -errno. */
 long long ckvm_eventfd_drain(int fd);
 
-/* Forward a signal to an eventfd: installs a handler (SA_RESTART) for `signal` whose only act is
- * ckvm_eventfd_signal(fd), so a thread that watches the eventfd learns of the signal without signal masks
- * (SIGWINCH, the host terminal's size change, for the virtio console). fd < 0 restores the default action.
- * One signal at a time; 0 or -errno. */
+/* Forward a signal to an eventfd: installs a handler (SA_RESTART) for `signal` whose only acts are to
+ * note the signal's number and ckvm_eventfd_signal(fd), so a thread that watches the eventfd learns of the
+ * signal without signal masks (SIGWINCH for the virtio console's size; SIGTERM, SIGINT and SIGHUP for a
+ * clean stop of the VM). Each signal has its own fd; fd < 0 puts back the action the signal had before. 0 or -errno.
+ * ckvm_last_forwarded_signal: the number of the last signal forwarded (0: none yet). */
 int ckvm_forward_signal_to_eventfd(int signal, int fd);
+int ckvm_last_forwarded_signal(void);
+/* 1 if `signal` is ignored (SIG_IGN: nohup's SIGHUP, a background job's SIGINT), 0 if not, or -errno. */
+int ckvm_signal_is_ignored(int signal);
 
 /* epoll for the device thread (Swift's Glibc module does not export it, and struct epoll_event is packed).
  * ckvm_epoll_create: epoll_create1(EPOLL_CLOEXEC), the fd or -errno.
