@@ -11,6 +11,7 @@ public typealias SpecialRegisters = kvm_sregs
 public typealias Segment = kvm_segment
 public typealias VCPUEvents = kvm_vcpu_events
 public typealias LocalAPICState = kvm_lapic_state
+public typealias FPUState = kvm_fpu
 
 public final class VCPU: @unchecked Sendable {
     public let fd: Int32
@@ -142,6 +143,13 @@ public final class VCPU: @unchecked Sendable {
     public func setEvents(_ events: VCPUEvents) throws(KVMError) {
         var events = events
         _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_SET_VCPU_EVENTS, &events), "KVM_SET_VCPU_EVENTS")
+    }
+
+    /// The x87/SSE state (control and status words, registers, MXCSR). The corresponding ioctl is `KVM_GET_FPU`.
+    public func fpu() throws(KVMError) -> FPUState {
+        var state = FPUState()
+        _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_GET_FPU, &state), "KVM_GET_FPU")
+        return state
     }
 
     /// The local APIC's register page. The corresponding ioctl is `KVM_GET_LAPIC`.

@@ -204,7 +204,9 @@ extension Machine {
     // MARK: Finishing instructions for KVM's emulator
 
     /// On an emulation failure, finishes the few instructions that are safe to complete in the VMM:
-    /// `int3` (advance RIP, inject #BP) and `clac`/`stac` (flip RFLAGS.AC, advance RIP). Returns the
+    /// `int3` (advance RIP, inject #BP), `clac`/`stac` (flip RFLAGS.AC, advance RIP) and `fwait` (SDM
+    /// vol. 2A "WAIT/FWAIT": #NM if CR0.MP and CR0.TS are both set, #MF if an unmasked x87 exception is
+    /// pending (FSW.ES), else nothing: advance RIP; only that last case is finished here). Returns the
     /// mnemonic when it did, nil when the failure must stop the VM.
     func finishInstruction(_ vcpu: VCPU, data: [UInt64]) -> String? {
         guard var regs = try? vcpu.registers() else { return nil }
@@ -225,6 +227,15 @@ extension Machine {
                 events.exception.pending = 0
                 try vcpu.setEvents(events)
                 return "int3"
+            }
+            if bytes[0] == 0x9B {
+                let cr0 = try vcpu.specialRegisters().cr0
+                let monitorAndTaskSwitched = cr0 & 0x2 != 0 && cr0 & 0x8 != 0
+                let pendingException = try vcpu.fpu().fsw & 0x80 != 0
+                guard !monitorAndTaskSwitched, !pendingException else { return nil }
+                regs.rip += 1
+                try vcpu.setRegisters(regs)
+                return "fwait"
             }
             if bytes.count >= 3, bytes[0] == 0x0F, bytes[1] == 0x01, bytes[2] == 0xCA || bytes[2] == 0xCB {
                 let stac = bytes[2] == 0xCB

@@ -28,7 +28,7 @@ public final class Machine: @unchecked Sendable {
     public internal(set) var virtioConsole: VirtioConsoleAttachment?
     /// Boot milestones (name, ns since `started`), in order.
     public let milestones = Mutex<[(name: String, nanoseconds: UInt64)]>([])
-    /// Instructions the VMM finished for KVM's emulator (int3, clac, stac), by mnemonic.
+    /// Instructions the VMM finished for KVM's emulator (int3, clac, stac, fwait), by mnemonic.
     public let finishedInstructions = Mutex<[String: Int]>([:])
     public let kvm: KVMSystem
     public let backend: Backend

@@ -100,6 +100,18 @@ struct TinyGuestBootTests {
         }
     }
 
+    @Test func fwaitIsFinishedByTheVMMOnPVM() throws {
+        // fninit (no pending x87 exception afterwards), fwait, then debug exit 9. kvm_pvm's emulator refuses
+        // fwait (Debian's kernel runs one after "smp: Brought up"); with CR0.TS clear and FSW.ES clear it
+        // does nothing, so Swiftlet advances RIP and the guest reaches its exit. Hardware runs it natively.
+        let image = SyntheticELF.multiboot(code: [0xDB, 0xE3, 0x9B] + SyntheticELF.debugExit(9))
+        let (outcome, _, machine) = try boot("fwait", image: image)
+        #expect(outcome == .debugExit(value: 9, status: 19), "\(outcome)")
+        if machine.backend == .pvm {
+            #expect(machine.finishedInstructions.withLock { $0["fwait"] } == 1)
+        }
+    }
+
     @Test func anInstructionTheEmulatorLacksStopsWithItsBytesAndName() throws {
         // popcnt eax, eax; hlt. kvm_pvm's emulator cannot run popcnt in kernel mode; hardware runs it.
         let (outcome, _, machine) = try boot("popcnt", image: SyntheticELF.multiboot(code: [0xF3, 0x0F, 0xB8, 0xC0, 0xF4]))

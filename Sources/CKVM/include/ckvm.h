@@ -41,6 +41,7 @@ extern const unsigned long CKVM_SET_MSRS;
 extern const unsigned long CKVM_GET_VCPU_EVENTS;
 extern const unsigned long CKVM_SET_VCPU_EVENTS;
 extern const unsigned long CKVM_SET_FPU;
+extern const unsigned long CKVM_GET_FPU;
 extern const unsigned long CKVM_SET_LAPIC;
 extern const unsigned long CKVM_GET_LAPIC;
 extern const unsigned long CKVM_SET_MP_STATE;
