@@ -23,30 +23,9 @@ extension Machine {
         guard pipe(&pipeFDs) == 0 else { return .vmmFailure("cannot create a pipe: \(String(cString: strerror(errno)))") }
         defer { close(pipeFDs[0]); close(pipeFDs[1]) }
         let doneFD = pipeFDs[1]
-        // SIGTERM, SIGINT and SIGHUP stop the VM the orderly way (devices stopped, console socket removed,
-        // terminal restored, the report written) with status 128 + N, as QEMU's "terminating on signal"
-        // does; a C handler turns each into a write to this eventfd, which the wait below watches.
-        // A signal the VMM was started with ignored stays ignored (nohup's SIGHUP, SIGINT in a shell's
-        // background job), as the shell that arranged it expects.
-        let stopFD = ckvm_eventfd()
-        let stopSignals = [SIGTERM, SIGINT, SIGHUP].filter { ckvm_signal_is_ignored($0) == 0 }
-        if stopFD >= 0 {
-            for signal in stopSignals {
-                // The handler first: a stop signal already pending (blocked by whoever started us) then
-                // arrives as a clean stop, not as the default action.
-                _ = ckvm_forward_signal_to_eventfd(signal, stopFD)
-                _ = ckvm_thread_signal_mask(signal, 0)
-            }
-        }
-        defer {
-            if stopFD >= 0 {
-                for signal in stopSignals { _ = ckvm_forward_signal_to_eventfd(signal, -1) }
-                _ = ckvm_close(stopFD)
-            }
-        }
-        let stopSignal = { () -> Int32? in
-            stopFD >= 0 && ckvm_eventfd_drain(stopFD) > 0 ? Int32(ckvm_last_forwarded_signal()) : nil
-        }
+        // SIGTERM, SIGINT and SIGHUP end the run the orderly way, with status 128 + N (StopSignals.swift).
+        let stopSignals = StopSignals()
+        defer { stopSignals.remove() }
 
         var input: ConsoleInput? = nil
         if let deliver = consoleInputSink() {
@@ -55,9 +34,9 @@ extension Machine {
         }
         defer { input?.stop() }
         if let virtioConsole {
-            do { try virtioConsole.start(timeout: configuration.timeout, stopFD: stopFD) } catch {
+            do { try virtioConsole.start(timeout: configuration.timeout, stopFD: stopSignals.fd) } catch {
                 virtioConsole.stop()    // removes the console socket's file
-                if let signal = stopSignal() { return .stoppedBySignal(signal) }
+                if let signal = stopSignals.take() { return .stoppedBySignal(signal) }
                 return .vmmFailure("\(error)")
             }
         }
@@ -99,13 +78,13 @@ extension Machine {
                 if let tickMs { timeoutMs = min(timeoutMs, tickMs) }
             }
             if tickMs != nil { for thread in threads { _ = ckvm_kick_thread(UInt(thread), kickSignal) } }
-            var fds = [pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
-            if poll(&fds, stopFD >= 0 ? 2 : 1, timeoutMs) > 0 {
+            var fds = [pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0), pollfd(fd: stopSignals.fd, events: Int16(POLLIN), revents: 0)]
+            if poll(&fds, stopSignals.fd >= 0 ? 2 : 1, timeoutMs) > 0 {
                 if fds[0].revents != 0 {
                     var byte: UInt8 = 0
                     _ = read(pipeFDs[0], &byte, 1)
                 }
-                if fds[1].revents != 0, let signal = stopSignal() { finish(.stoppedBySignal(signal)); break }
+                if fds[1].revents != 0, let signal = stopSignals.take() { finish(.stoppedBySignal(signal)); break }
             }
         }
         wakeFD.store(-1, ordering: .releasing)
