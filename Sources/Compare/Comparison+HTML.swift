@@ -4,6 +4,7 @@
 // matrix, then every row with how it was measured, and each column's failure, runs and details.
 // bench/render-html.sh renders it in headless Chromium to a PNG.
 import Glibc
+import KVM
 
 extension Comparison {
     public func html() -> String {
@@ -204,7 +205,7 @@ extension Comparison {
         if !column.runs.isEmpty { html += "<p>Runs:</p><pre>" + column.runs.map { "$ " + escape($0) }.joined(separator: "\n") + "</pre>" }
         if !column.timeline.isEmpty {
             html += "<table><tr><th>ms</th><th>point</th></tr>"
-            for mark in column.timeline { html += "<tr><td>\(escape(fixedPoint(mark.milliseconds, 2)))</td><td>\(escape(mark.name))</td></tr>" }
+            for mark in column.timeline { html += "<tr><td>\(escape(fixed(mark.milliseconds, 2)))</td><td>\(escape(mark.name))</td></tr>" }
             html += "</table>"
         }
         if !column.output.isEmpty { html += "<p>Output:</p><pre>\(escape(column.output))</pre>" }
@@ -227,11 +228,11 @@ func escape(_ text: String) -> String {
     return out
 }
 
-func f(_ value: Double) -> String { fixedPoint(value, 1) }
+func f(_ value: Double) -> String { fixed(value, 1) }
 
 func axisLabel(_ ms: Double) -> String {
-    if ms >= 1000 { return fixedPoint(ms / 1000, 0) + " s" }
-    if ms >= 1 { return fixedPoint(ms, 0) + " ms" }
-    return fixedPoint(ms, 1) + " ms"
+    if ms >= 1000 { return fixed(ms / 1000, 0) + " s" }
+    if ms >= 1 { return fixed(ms, 0) + " ms" }
+    return fixed(ms, 1) + " ms"
 }
 

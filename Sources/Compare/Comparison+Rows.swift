@@ -172,29 +172,13 @@ func hex(_ value: UInt64) -> String { String(value, radix: 16) }
 
 /// Formats milliseconds for a reader: "0.84 ms", "12.3 ms", "183.2 s".
 public func formatMilliseconds(_ ms: Double) -> String {
-    if ms >= 10_000 { return fixedPoint(ms / 1000, 1) + " s" }
-    if ms >= 10 { return fixedPoint(ms, 1) + " ms" }
-    return fixedPoint(ms, 2) + " ms"
+    if ms >= 10_000 { return fixed(ms / 1000, 1) + " s" }
+    if ms >= 10 { return fixed(ms, 1) + " ms" }
+    return fixed(ms, 2) + " ms"
 }
 
 public func formatKiB(_ kib: Double) -> String {
-    if kib >= 1024 { return fixedPoint(kib / 1024, 1) + " MiB" }
-    return fixedPoint(kib, 0) + " KiB"
+    if kib >= 1024 { return fixed(kib / 1024, 1) + " MiB" }
+    return fixed(kib, 0) + " KiB"
 }
 
-/// Fixed-point formatting without Foundation.
-public func fixedPoint(_ value: Double, _ digits: Int) -> String {
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let negative = value < 0
-    let scaled = (abs(value) * scale).rounded()
-    guard scaled < 9e18 else { return "\(value)" }
-    let n = UInt64(scaled)
-    let whole = n / UInt64(scale), fraction = n % UInt64(scale)
-    var s = (negative && n > 0 ? "-" : "") + String(whole)
-    if digits > 0 {
-        let f = String(fraction)
-        s += "." + String(repeating: "0", count: digits - f.count) + f
-    }
-    return s
-}

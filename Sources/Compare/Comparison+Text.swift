@@ -2,6 +2,8 @@
 // with the container's, the VM's and the host's answer; then each column's timeline, failure and details.
 // Long answers wrap under their column name. `showSources` adds, under each answer, how it was measured.
 
+import KVM
+
 extension Comparison {
     public func text(width: Int = 110, showSources: Bool = false) -> String {
         var out: [String] = []
@@ -49,7 +51,7 @@ extension Comparison {
             }
             if !column.timeline.isEmpty {
                 out.append("  timeline (ms since compare started the process):")
-                for mark in column.timeline { out.append("    " + fixedPoint(mark.milliseconds, 2).leftPadding(to: 11) + "  " + mark.name) }
+                for mark in column.timeline { out.append("    " + fixed(mark.milliseconds, 2).leftPadding(to: 11) + "  " + mark.name) }
             }
             if !column.output.isEmpty {
                 out.append("  output:")

@@ -6,6 +6,7 @@
 // KVM_RUN) and how long the VMM took to handle them. Counting is always on and cheap (no allocation per
 // exit); printing happens only when tracing.
 import CKVM
+import KVM
 import Synchronization
 
 public final class ExitTracer: @unchecked Sendable {
@@ -116,19 +117,3 @@ func pad(_ s: String, _ width: Int, left: Bool = true) -> String {
     s.count >= width ? s : (left ? String(repeating: " ", count: width - s.count) + s : s + String(repeating: " ", count: width - s.count))
 }
 
-/// Fixed-point formatting without Foundation.
-public func fixed(_ value: Double, _ digits: Int) -> String {
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let negative = value < 0
-    let scaled = (abs(value) * scale).rounded()
-    guard scaled < 9e18 else { return "\(value)" }
-    let n = UInt64(scaled)
-    let whole = n / UInt64(scale), frac = n % UInt64(scale)
-    var s = (negative ? "-" : "") + String(whole)
-    if digits > 0 {
-        let f = String(frac)
-        s += "." + String(repeating: "0", count: digits - f.count) + f
-    }
-    return s
-}
