@@ -10,11 +10,12 @@
 //              probe mode: the probe run (times, answers), then the same under strace.
 //   vm         command mode: `swiftlet boot --kernel K --initrd I' --report F -- /bin/sh /swiftlet-probe.sh
 //              COMMAND`, where I' is the initramfs with the probe script and helper appended (Cpio.swift):
-//              guest/linux/init runs the script, which runs the command between two lab markers and then
+//              guest/linux/init.c runs the script, which runs the command between two lab markers and then
 //              answers the questions on the serial console.
 //              probe mode: `swiftlet boot --guest probe --report F`: the probe tiny guest answers.
 // Every file compare writes goes into one temporary directory, removed at the end.
 import CGuestImages
+import X86Boot
 import Glibc
 import KVM
 
@@ -205,7 +206,7 @@ public enum CompareRunner {
         return Cpio.concatenate(base, Cpio.archive(files))
     }
 
-    /// What guest/linux/init is asked to run (the words after `--` on the kernel command line).
+    /// What guest/linux/init.c is asked to run (InitCommand: /swiftlet/argv in the initramfs).
     public static func initArguments(_ command: [String]) -> [String] {
         ["/bin/sh", "/swiftlet-probe.sh"] + command
     }

@@ -81,7 +81,9 @@ extension Comparison {
             column.failure = "swiftlet: " + (report.text("message") ?? "the VM could not be built")
             return column
         }
-        if outcome == "debug-exit", let value = report.integer("debug_exit_value") {
+        let reported = outcome == "debug-exit" ? report.integer("debug_exit_value")
+            : outcome == "command-exit" ? report.integer("command_status") : nil
+        if let value = reported {
             if options.probe {
                 column.commandStatus = Int32(value)
                 column.completed = side.answers.finished

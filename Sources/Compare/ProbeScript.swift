@@ -6,7 +6,7 @@
 //
 // With arguments (the Linux guest), it first runs them as the command under test between two lab markers
 // (5 before, 6 after: bytes to port 0x440 through /dev/port, or to its MMIO twin at 0x3ffff000 through
-// /dev/mem as guest/linux/init does on kernels without /dev/port; timestamped by the VMM; nothing happens
+// /dev/mem as guest/linux/init.c does on kernels without /dev/port; timestamped by the VMM; nothing happens
 // where neither exists, as in a container), then answers. It prints "swiftlet-probe: KEY VALUE" lines (ProbeAnswers parses
 // them) and exits with the command's status. Questions and keys:
 //   uname-r, proc-version          the kernel it runs on

@@ -26,10 +26,23 @@ public enum BackendProfile {
     /// `clocksource=kvm-clock` keeps kvmclock instead of switching to the TSC once it is registered: that
     /// switch is a stop_machine() rendezvous of every CPU, and the boot stalled there for minutes with
     /// vCPU 1 spinning in multi_cpu_stop while vCPU 0 was still in the (emulated) timer interrupt path.
+    ///
+    /// User space (measured with guest/tiny/syscalls.c): a 64-bit SYSCALL from guest user mode arrives in
+    /// the guest kernel as a #PF at the syscall entry. `swiftlet.pvm_syscall` turns on the change that
+    /// Swiftlet's minimal kernel carries for it (guest/linux/patches/), which runs such a fault as the
+    /// system call; kernels without the change ignore the parameter (a dotted name is never passed to init).
+    ///
+    /// Every parameter here must be one the kernel knows: Linux hands unknown words to init as arguments.
+    /// (`clearcpuid=xsave` does what `noxsave` did; `nopvspin` is known to kernels with
+    /// PARAVIRT_SPINLOCKS, which the minimal kernel now has.)
     public static let pvmParameters = [
-        "noxsave", "rodata=off", "nopvspin", "clocksource=kvm-clock",
+        "rodata=off", "nopvspin", "clocksource=kvm-clock", pvmSyscallParameter,
         "clearcpuid=smap,smep,popcnt,cx16,xsave,avx,avx2,bmi1,bmi2,erms,fsrm,movbe,rdrand,rdseed,fsgsbase,sse4_1,sse4_2,ssse3,aes,pclmulqdq",
     ]
+
+    /// The parameter that turns on the minimal kernel's syscall-by-page-fault entry
+    /// (guest/linux/patches/0001-x86-mm-run-syscalls-that-arrive-as-page-faults.patch).
+    public static let pvmSyscallParameter = "swiftlet.pvm_syscall"
 
     public static func parameters(for backend: Backend) -> [String] { backend == .pvm ? pvmParameters : [] }
 
@@ -84,14 +97,29 @@ extension Machine {
         note("in-kernel irqchip: two 8259 PICs, IOAPIC at 0xfec00000, a LAPIC per vCPU at 0xfee00000; i8254 PIT")
     }
 
-    /// The command line the kernel gets: the VMM's parameters, the backend profile, the user's, then `-- ARGS`.
+    /// The command line the kernel gets: the VMM's parameters, the backend profile, then the user's. The
+    /// command after `--` does not go here: it travels in the initramfs (`initCommandArchive()`).
     func composeCommandLine() -> String {
         let virtio = virtioKernelParameters()
         var parts = (virtio.isEmpty ? ["console=ttyS0"] : virtio) + ["reboot=k", "panic=-1"]
         if configuration.backendProfile { parts += BackendProfile.parameters(for: backend) }
         if !configuration.commandLine.isEmpty { parts.append(configuration.commandLine) }
-        if !configuration.initArguments.isEmpty { parts.append("--"); parts += configuration.initArguments }
         return parts.joined(separator: " ")
+    }
+
+    /// The environment init passes to the command: the host's TERM, so a shell on the console knows it.
+    static func initEnvironment() -> [String] {
+        guard let term = getenv("TERM") else { return [] }
+        let value = String(cString: term)
+        return value.isEmpty ? [] : ["TERM=" + value]
+    }
+
+    /// The cpio archive appended to the initramfs: /swiftlet/argv (the words after `--`, exactly) and
+    /// /swiftlet/env, which guest/linux/init.c runs (InitCommand.swift); nil when there is nothing to pass.
+    func initCommandArchive() -> [UInt8]? {
+        let environment = Self.initEnvironment()
+        guard !configuration.initArguments.isEmpty || !environment.isEmpty else { return nil }
+        return InitCommand.archive(arguments: configuration.initArguments, environment: environment)
     }
 
     func loadLinux(_ image: [UInt8]) throws(VMMError) {
@@ -101,6 +129,11 @@ extension Machine {
             case let .success(bytes): initrd = bytes
             case let .failure(failure): throw .invalidOption("cannot read initrd \(path): \(failure.reason)")
             }
+        }
+        if let addition = initCommandArchive() {
+            let base = initrd.count
+            initrd = Cpio.concatenate(initrd, addition)
+            note("initramfs: \(configuration.initrd ?? "(none)") (\(base) bytes) + a \(addition.count)-byte cpio with \(InitCommand.argumentsPath) (\(configuration.initArguments.count) words after --) and \(InitCommand.environmentPath), read by Swiftlet's init")
         }
         kernelCommandLine = composeCommandLine()
         let name = configuration.kernel.displayName

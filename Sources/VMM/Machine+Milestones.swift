@@ -39,15 +39,17 @@ extension Machine {
         return lines.joined(separator: "\n")
     }
 
-    /// A sentence on what stopped a Linux guest, when the console shows it (e.g. a kernel panic), with the
-    /// backend's explanation where it applies.
+    /// A sentence on why a Linux guest's kernel panicked, where the console shows a known cause, with the
+    /// way out (the panic line itself is the outcome's message).
     public func diagnosis() -> String? {
         guard let panic = panicLine.withLock({ $0 }) else { return nil }
-        var text = "the guest kernel panicked: \(panic.trimmingCharacters())"
-        if backend == .pvm && panic.contains("Attempted to kill init") {
-            text += "\n  this KVM is kvm_pvm: Linux userspace cannot run here (a SYSCALL from guest user mode does not enter the guest kernel, so init dies on its first system call); on kvm_intel or kvm_amd init runs normally"
+        if backend == .pvm && panic.contains("Attempted to kill init") && panic.contains("exitcode=0x0000000b") {
+            let profile = configuration.backendProfile && kernelCommandLine.contains(BackendProfile.pvmSyscallParameter)
+            return "init died of SIGSEGV at its first system call: on kvm_pvm a SYSCALL from user mode arrives as a page fault at the syscall entry, and "
+                + (profile ? "this kernel does not carry Swiftlet's change that runs it (boot guest/linux/out/bzImage from guest/linux/build.sh, or use hardware KVM: kvm_intel/kvm_amd)"
+                           : "--no-backend-profile left out \(BackendProfile.pvmSyscallParameter), which turns on the minimal kernel's change that runs it")
         }
-        return text
+        return nil
     }
 
     /// How many instructions the VMM finished for KVM's emulator, as text ("int3 ×1"), or nil.

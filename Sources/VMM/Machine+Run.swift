@@ -92,7 +92,15 @@ extension Machine {
         for thread in threads { pthread_join(thread, nil) }
         virtioConsole?.stop()
         console.flush()
-        return outcome.withLock { $0 } ?? .halted(vcpu: 0)
+        let result = outcome.withLock { $0 } ?? .halted(vcpu: 0)
+        // A Linux guest that panicked and then rebooted (panic=-1) or halted did not end well.
+        if format.isLinux, let panic = panicLine.withLock({ $0 }) {
+            switch result {
+            case .reset, .halted: return .kernelPanic(line: panic)
+            default: break
+            }
+        }
+        return result
     }
 
     /// Records the outcome if none is recorded yet and asks every vCPU to stop.

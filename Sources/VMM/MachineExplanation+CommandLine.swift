@@ -1,18 +1,20 @@
 // MachineExplanation+CommandLine: the kernel command line as the kernel reads it from guest memory, split
 // into who put each part there and why: the VMM's own parameters (Machine+Linux.swift composeCommandLine),
-// the backend profile (BackendProfile), the user's --cmdline, and the init command after `--` (Linux hands
-// every word after `--` to init as its arguments: Documentation/admin-guide/kernel-parameters.rst).
+// the backend profile (BackendProfile), and the user's --cmdline. The command after `swiftlet boot --` is
+// not on it (Linux would split it at spaces and add every parameter it does not know to init's arguments:
+// Documentation/admin-guide/kernel-parameters.rst); it travels in /swiftlet/argv of a cpio appended to the
+// initramfs (X86Boot/InitCommand.swift), and is listed last, as the init command.
 // It classifies the final text, not the recipe's inputs alone, so a parameter some later step adds still
 // shows up, as "VMM".
 import GuestMemory
 import KVM
+import X86Boot
 
 /// Where one part of the command line came from.
 public enum CommandLineOrigin: String, Sendable, Equatable {
     case vmm = "VMM"
     case backendProfile = "backend profile"
     case user = "--cmdline"
-    case separator = "--"
     case initCommand = "init command"
 }
 
@@ -32,17 +34,11 @@ public struct CommandLineExplanation: Sendable {
     /// Splits `final` into parts; `profile` are the backend profile's parameters when the VMM applied it.
     public static func explain(final: String, address: GuestAddress, userCommandLine: String, initArguments: [String],
                                isLinux: Bool, profile: [String], backend: Backend) -> CommandLineExplanation {
-        var words = final.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        let words = final.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
         var tail: [CommandLinePart] = []
-        // The init command: `-- ARGS` at the very end.
-        let initWords = initArguments.joined(separator: " ").split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-        if isLinux, !initArguments.isEmpty, words.count > initWords.count,
-           Array(words.suffix(initWords.count)) == initWords, words[words.count - initWords.count - 1] == "--" {
-            words.removeLast(initWords.count + 1)
-            tail.append(CommandLinePart(text: "--", origin: .separator,
-                                        reason: "Linux hands every word after it to init as its arguments"))
-            tail.append(CommandLinePart(text: initWords.joined(separator: " "), origin: .initCommand,
-                                        reason: "the command the initramfs's /init (swiftlet-init) runs and reports through the debug-exit port"))
+        if isLinux, !initArguments.isEmpty {
+            tail.append(CommandLinePart(text: shellQuoted(initArguments), origin: .initCommand,
+                                        reason: "not on the command line: the words after `--`, each exactly as given, in \(InitCommand.argumentsPath) of a cpio appended to the initramfs; Swiftlet's init runs them and reports the status through the debug-exit port"))
         }
         // The user's --cmdline: the last place its words occur, in order.
         let userWords = userCommandLine.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
@@ -84,13 +80,26 @@ public struct CommandLineExplanation: Sendable {
         let name = word.split(separator: "=", maxSplits: 1).first.map(String.init) ?? word
         let on = backend == .pvm ? "kvm_pvm" : backend.rawValue
         switch name {
-        case "noxsave": return "\(on): KVM's instruction emulator cannot execute XSAVE/XRSTOR, so the kernel must not use them"
+        case BackendProfile.pvmSyscallParameter: return "\(on): a 64-bit SYSCALL from user mode arrives as a page fault at the syscall entry; Swiftlet's minimal kernel (guest/linux/patches) then runs it as the system call. Without it init dies at its first system call; kernels without the change ignore it"
         case "rodata": return "\(on): the kernel skips write-protecting its read-only data, measured to save about 7 s of emulated boot"
         case "nopvspin": return "\(on): no paravirtual spinlocks, whose halted waiters stalled SMP boots here (measured with --cpus 2)"
         case "clocksource": return "\(on): stay on kvmclock; the switch to the TSC is a stop_machine() of every CPU that stalled for minutes under the emulator"
-        case "clearcpuid": return "\(on): CPUID cannot hide features here, so the kernel is told not to use what the emulator lacks (popcnt, cmpxchg16b, SMAP's clac/stac, …)"
+        case "clearcpuid": return "\(on): CPUID cannot hide features here, so the kernel is told not to use what the emulator lacks (XSAVE/XRSTOR, popcnt, cmpxchg16b, SMAP's clac/stac, …)"
         default: return "\(on) backend profile"
         }
+    }
+
+    /// Words as a POSIX shell would need them quoted to give the same argv (for display).
+    static func shellQuoted(_ words: [String]) -> String {
+        words.map { word in
+            let plain = !word.isEmpty && word.unicodeScalars.allSatisfy { c in
+                (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || "-_./=:,+@%".unicodeScalars.contains(c)
+            }
+            guard !plain else { return word }
+            var quoted = "'"
+            for c in word { quoted += c == "'" ? "'\\''" : String(c) }
+            return quoted + "'"
+        }.joined(separator: " ")
     }
 
     /// `virtio_mmio.device=SIZE@BASE:IRQ[:ID]` parameters (sizes with K/M/G, numbers decimal or 0x hex).

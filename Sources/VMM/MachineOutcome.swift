@@ -3,8 +3,13 @@ import Devices
 import Glibc
 
 public enum MachineOutcome: Sendable, Equatable {
-    /// The guest wrote `value` to the debug-exit port.
+    /// The guest wrote `value` to the debug-exit port (a multiboot guest: QEMU's rule, (v << 1) | 1).
     case debugExit(value: UInt32, status: Int32)
+    /// A Linux guest's init reported the exit status of its command through the debug-exit port (the
+    /// status of `swiftlet boot -- COMMAND`, like `docker run`'s).
+    case commandExited(status: Int32)
+    /// A Linux guest's kernel panicked (and rebooted or halted): the console's panic line.
+    case kernelPanic(line: String)
     /// The guest executed HLT with nothing left to wake it.
     case halted(vcpu: UInt32)
     /// The guest pulsed the CPU reset line (i8042 command 0xFE).
@@ -27,8 +32,9 @@ public enum MachineOutcome: Sendable, Equatable {
     public var exitStatus: Int32 {
         switch self {
         case let .debugExit(_, status): status
+        case let .commandExited(status): status
         case .halted, .reset: ExitStatus.success
-        case .tripleFault, .emulationFailure, .crashed: ExitStatus.guestCrashed
+        case .tripleFault, .emulationFailure, .crashed, .kernelPanic: ExitStatus.guestCrashed
         case .timeout: ExitStatus.timeout
         case .vmmFailure: ExitStatus.kvmUnavailable
         case .stoppedByUser: 130
@@ -40,6 +46,10 @@ public enum MachineOutcome: Sendable, Equatable {
     public var message: String? {
         switch self {
         case .debugExit: nil
+        case let .commandExited(status):
+            status > 128 && status < 160 ? "the guest's command was killed by signal \(status - 128) (status \(status))"
+                : "the guest's command exited with status \(status)"
+        case let .kernelPanic(line): "the guest kernel panicked (status \(ExitStatus.guestCrashed)): \(line.trimmingCharacters())"
         case let .halted(vcpu): "guest halted (vCPU \(vcpu) executed HLT with nothing to wake it)"
         case let .reset(how): "guest reset the machine (\(how)); Swiftlet stops instead of rebooting"
         case let .tripleFault(vcpu, registers): "guest triple-faulted on vCPU \(vcpu) (KVM_EXIT_SHUTDOWN): an exception occurred while the CPU could not deliver one\n\(registers)"

@@ -101,6 +101,7 @@ extension Machine {
         }
         report.add("outcome", outcome.kind)
         if case let .debugExit(value, _) = outcome { report.add("debug_exit_value", String(value)) }
+        if case let .commandExited(status) = outcome { report.add("command_status", String(status)) }
         if let message = outcome.message { report.add("message", message) }
         if let diagnosis = diagnosis() { report.add("diagnosis", diagnosis) }
         report.add("exit_status", String(outcome.exitStatus))
@@ -113,6 +114,8 @@ extension MachineOutcome {
     public var kind: String {
         switch self {
         case .debugExit: "debug-exit"
+        case .commandExited: "command-exit"
+        case .kernelPanic: "kernel-panic"
         case .halted: "halted"
         case .reset: "reset"
         case .tripleFault: "triple-fault"

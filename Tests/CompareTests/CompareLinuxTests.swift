@@ -100,7 +100,7 @@ struct ProbeInLinuxUserspaceTests {
         #expect(answers["pid1"] == "init")
         #expect(answers["sees-launcher"] == "no")
         #expect(answers["dev-kvm"] == "no")
-        #expect(answers["hostname"] == "swiftlet", "guest/linux/init sets it from /etc/hostname")
+        #expect(answers["hostname"] == "swiftlet", "guest/linux/init.c sets it from /etc/hostname")
         #expect(answers["cpl"] == "3")
         #expect(answers["read-past-end"]?.hasSuffix("signal 11 (SIGSEGV)") == true, "one line, whatever the kernel logs meanwhile")
         #expect(answers["port-io"] == "in 0x80 signal 11 (SIGSEGV)")

@@ -96,7 +96,7 @@ struct VirtioLinuxTests {
 }
 
 /// An initramfs for Debian's stock kernel that loads its virtio_pci and virtio_console modules before
-/// guest/linux/init runs the command: guest/debian/fetch.sh builds it (CI runs that) as
+/// guest/linux/init.c runs the command: guest/debian/fetch.sh builds it (CI runs that) as
 /// guest/debian/out/virtio-initramfs.cpio; SWIFTLET_DEBIAN_VIRTIO_INITRD names another.
 enum DebianVirtioInitramfs {
     static var path: String {

@@ -6,7 +6,7 @@
 # Output (default guest/debian/out/, git-ignored): vmlinuz (the bzImage), config, System.map, version,
 # and virtio-initramfs.cpio: the minimal guest's initramfs (guest/linux/out/initramfs.cpio, or
 # $BASE_INITRAMFS) with a second cpio archive appended that holds the package's virtio_pci and
-# virtio_console modules and /etc/swiftlet/modules, the list guest/linux/init loads in order (Debian
+# virtio_console modules and /etc/swiftlet/modules, the list guest/linux/init.c loads in order (Debian
 # builds virtio as modules, and its kernel finds the console over PCI: --console virtio
 # --virtio-transport pci). Cached: a second run with the same inputs does nothing. Prints the vmlinuz path.
 set -euo pipefail

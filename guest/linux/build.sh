@@ -5,8 +5,11 @@
 #   OUTDIR/bzImage          the kernel for the 64-bit Linux boot protocol (LZ4 inside)
 #   OUTDIR/vmlinux          the uncompressed ELF, with the PVH note XEN_ELFNOTE_PHYS32_ENTRY
 #   OUTDIR/initramfs.cpio   uncompressed newc cpio: the busybox rootfs (guest/rootfs/build.sh, or the
-#                           directory ROOTFS_DIR names) + ./init
+#                           directory ROOTFS_DIR names) + ./init (init.c, built against the kernel
+#                           source's nolibc)
 #   OUTDIR/config           the kernel's final .config
+# The kernel carries Swiftlet's own small changes, patches/*.patch (each inert unless a kernel parameter
+# turns it on; patches/README.md says why), applied in name order right after extraction.
 # OUTDIR defaults to guest/linux/out. The source tarball is extracted once, into guest/linux/out/src
 # (LINUX_SRC_CACHE overrides), and built out of tree in OUTDIR/build. Reproducible: fixed build
 # timestamp, user, host and version; cpio with sorted names, mtime 0, owner root. Cached: when OUTDIR
@@ -19,7 +22,8 @@ repo=$(cd "$here/../.." && pwd)
 out=$(mkdir -p "${1:-$here/out}" && cd "${1:-$here/out}" && pwd)
 cache=${LINUX_SRC_CACHE:-$here/out/src}
 fragment=$here/swiftlet.config
-init=$here/init
+init=$here/init.c
+patches=("$here"/patches/*.patch)
 jobs=${JOBS:-$(nproc)}
 export KBUILD_BUILD_TIMESTAMP="Thu Jan  1 00:00:00 UTC 1970"
 export KBUILD_BUILD_USER=swiftlet KBUILD_BUILD_HOST=swiftlet KBUILD_BUILD_VERSION=1
@@ -57,14 +61,15 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- the cache keys -------------------------------------------------------------------------------------
-kernel_key=$( { hash "$fragment" "$0"; echo "$srcversion"; gcc --version | head -n 1; } | sha256sum | cut -c1-16)
+patch_key=$(hash "${patches[@]}")
+kernel_key=$( { hash "$fragment" "$0"; echo "$srcversion $patch_key"; gcc --version | head -n 1; } | sha256sum | cut -c1-16)
 # The busybox rootfs directory: guest/rootfs/build.sh (cached by that script), or ROOTFS_DIR if set.
 if [ -n "${ROOTFS_DIR:-}" ]; then rootfs=$(cd "$ROOTFS_DIR" && pwd)
 else rootfs=$("$repo/guest/rootfs/build.sh" | tail -n 1) || die "guest/rootfs/build.sh failed"; fi
 [ -x "$rootfs/bin/busybox" ] || die "guest/rootfs/build.sh gave no rootfs with bin/busybox ($rootfs)"
 rootfs_key=$(cd "$rootfs" && { find . -printf '%p %m %y %l\n' | sort; find . -type f -print0 | sort -z | xargs -0 sha256sum; } \
     | sha256sum | cut -c1-16)
-cpio_key=$( { hash "$init" "$0"; echo "$rootfs_key"; } | sha256sum | cut -c1-16)
+cpio_key=$( { hash "$init" "$0"; echo "$rootfs_key $srcversion"; gcc --version | head -n 1; } | sha256sum | cut -c1-16)
 stamp_ok() { [ -f "$out/.$1.stamp" ] && [ "$(cat "$out/.$1.stamp")" = "$2" ]; }
 
 kernel_done=false cpio_done=false
@@ -81,12 +86,18 @@ if ! $kernel_done; then
     mkdir -p "$cache"
     (
         flock 8
-        if [ "$(cat "$src/.swiftlet-extracted" 2>/dev/null)" != "$srcversion" ]; then
+        # Extracted files keep the tarball's mtimes, so a re-extraction (other patches) rebuilds only what
+        # the patches touch.
+        if [ "$(cat "$src/.swiftlet-extracted" 2>/dev/null)" != "$srcversion $patch_key" ]; then
             say "extracting $tarball ($srcversion) into $cache"
             rm -rf "$src"
             tar -xf "$tarball" -C "$cache"
             [ -f "$src/Makefile" ] || die "$tarball did not extract to $src"
-            echo "$srcversion" > "$src/.swiftlet-extracted"
+            for p in "${patches[@]}"; do
+                say "applying $(basename "$p")"
+                patch -p1 -s -d "$src" < "$p" || die "$(basename "$p") does not apply to $srcversion"
+            done
+            echo "$srcversion $patch_key" > "$src/.swiftlet-extracted"
         fi
     ) 8>"$cache/.lock"
     build=$out/build
@@ -147,7 +158,13 @@ if ! $cpio_done; then
     stage=$(mktemp -d "$out/.stage.XXXXXX")
     trap 'rm -rf "$stage"' EXIT
     cp -a "$rootfs/." "$stage/"
-    install -m 0755 "$init" "$stage/init"
+    # /init: a static program without a C library (the kernel source's tools/include/nolibc).
+    nolibc=$cache/$srcname/tools/include/nolibc
+    [ -f "$nolibc/nolibc.h" ] || die "no $nolibc/nolibc.h: extract the kernel source first (rm $out/.kernel.stamp)"
+    gcc -Os -static -nostdlib -Wall -Werror -fno-asynchronous-unwind-tables -fno-ident -fno-stack-protector \
+        -Wl,--build-id=none -s -include "$nolibc/nolibc.h" -I "$nolibc" -o "$stage/init" "$init" \
+        || die "cannot build init from $init"
+    chmod 0755 "$stage/init"
     find "$stage" -exec touch -h -d @0 {} +
     (cd "$stage" && find . -mindepth 1 | sed 's|^\./||' | sort \
         | cpio -o -H newc -R 0:0 --reproducible --quiet) > "$out/initramfs.cpio.tmp"

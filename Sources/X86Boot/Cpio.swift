@@ -1,27 +1,38 @@
 // Cpio: the "newc" cpio format (070701: ASCII-hex headers, names and data padded to 4 bytes), as the Linux
 // kernel unpacks it into its initramfs (Documentation/driver-api/early-userspace/buffer-format.rst). The
 // kernel unpacks archives placed one after another, skipping zero padding between them as long as each starts
-// at a multiple of 4; compare adds its probe script and helper to a copy of the guest's initramfs that way,
-// so guest/linux/init stays as it is.
+// at a multiple of 4. Swiftlet adds files to a guest's initramfs that way: the command to run
+// (`InitCommand`: /swiftlet/argv and /swiftlet/env, read by guest/linux/init.c) and compare's probe script
+// and helper. A directory must come before the files in it: the kernel does not create parents.
 
 public enum Cpio {
     public struct File: Sendable {
         public var path: String
         public var mode: UInt32
         public var bytes: [UInt8]
+        public var isDirectory: Bool
         public init(path: String, mode: UInt32, bytes: [UInt8]) {
             self.path = path
             self.mode = mode
             self.bytes = bytes
+            self.isDirectory = false
+        }
+
+        /// A directory entry (mode gets S_IFDIR).
+        public static func directory(_ path: String, mode: UInt32 = 0o755) -> File {
+            var file = File(path: path, mode: mode, bytes: [])
+            file.isDirectory = true
+            return file
         }
     }
 
-    /// A newc archive of regular files (mode gets S_IFREG), ended by the TRAILER!!! entry.
+    /// A newc archive of the entries (regular files get S_IFREG, directories S_IFDIR), ended by TRAILER!!!.
     public static func archive(_ files: [File]) -> [UInt8] {
         var out: [UInt8] = []
         for (index, file) in files.enumerated() {
-            append(&out, inode: UInt32(index + 1), mode: 0o100000 | (file.mode & 0o7777), nlink: 1,
-                   name: file.path.hasPrefix("/") ? String(file.path.dropFirst()) : file.path, data: file.bytes)
+            let type: UInt32 = file.isDirectory ? 0o040000 : 0o100000
+            append(&out, inode: UInt32(index + 1), mode: type | (file.mode & 0o7777), nlink: file.isDirectory ? 2 : 1,
+                   name: file.path.hasPrefix("/") ? String(file.path.dropFirst()) : file.path, data: file.isDirectory ? [] : file.bytes)
         }
         append(&out, inode: 0, mode: 0, nlink: 1, name: "TRAILER!!!", data: [])
         return out
