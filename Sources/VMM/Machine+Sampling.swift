@@ -14,12 +14,15 @@ extension Machine {
         return ms
     }
 
-    /// Sampling is on, and past SWIFTLET_SAMPLE_RIP_AFTER_S seconds of the run when that is set (to look at
-    /// a late stall without the boot's earlier phases in the counts).
+    /// Sampling is on, past SWIFTLET_SAMPLE_RIP_AFTER_S seconds of the run when that is set (to look at
+    /// a late stall without the boot's earlier phases in the counts), and before SWIFTLET_SAMPLE_RIP_UNTIL_S
+    /// seconds when that is set (to look at one early phase).
     var ripSamplingEnabled: Bool {
         guard ripSamplingOn.load(ordering: .acquiring) else { return false }
+        let elapsed = ckvm_monotonic_ns() - started
+        if let until = Self.environmentInteger("SWIFTLET_SAMPLE_RIP_UNTIL_S"), elapsed >= UInt64(until) * 1_000_000_000 { return false }
         guard let after = Self.environmentInteger("SWIFTLET_SAMPLE_RIP_AFTER_S") else { return true }
-        return ckvm_monotonic_ns() - started >= UInt64(after) * 1_000_000_000
+        return elapsed >= UInt64(after) * 1_000_000_000
     }
 
     public static func environmentInteger(_ name: String) -> Int? {

@@ -22,6 +22,9 @@ public final class Machine: @unchecked Sendable {
     /// Linux: the command line the kernel got, and the entry state of vCPU 0.
     public internal(set) var kernelCommandLine = ""
     var linuxEntry: BootEntryState?
+    /// A bzImage's kernel unpacked on the host (`--decompress`, or the kvm_pvm profile): loaded instead of
+    /// the bzImage's protected-mode code and entered at its startup_64 (UnpackedLinuxKernel).
+    var unpackedKernel: [UInt8]?
     /// The serial port, so host input can reach the guest.
     public internal(set) var serial: Serial8250?
     /// The virtio console (`--console virtio`), its notification paths and its control port.
@@ -66,24 +69,23 @@ public final class Machine: @unchecked Sendable {
     /// Builds the machine described by `configuration`; the vCPUs are created but not started.
     public static func build(_ configuration: MachineConfiguration, console: ConsoleOutput = ConsoleOutput()) throws(VMMError) -> Machine {
         let started = ckvm_monotonic_ns()
-        var image = try readKernelImage(configuration.kernel)
-        var format = try detectFormat(image, name: configuration.kernel.displayName)
+        let image = try readKernelImage(configuration.kernel)
+        let format = try detectFormat(image, name: configuration.kernel.displayName)
         var unpackNote: String? = nil
+        var unpacked: [UInt8]? = nil
         if configuration.decompressKernel {
-            let unpacked = try decompressOnHost(image, format: format)
-            unpackNote = "bzImage payload (lz4, \(unpacked.compressed) bytes) unpacked on the host into a \(unpacked.elf.count)-byte ELF in \((ckvm_monotonic_ns() - started) / 1_000_000) ms; entering it through its PVH note (--decompress)"
-            image = unpacked.elf
-            format = .pvh
+            let result = try decompressOnHost(image, format: format)
+            unpackNote = "bzImage payload (lz4, \(result.compressed) bytes) unpacked on the host into a \(result.elf.count)-byte ELF in \((ckvm_monotonic_ns() - started) / 1_000_000) ms; entering its startup_64 through the 64-bit boot protocol (--decompress)"
+            unpacked = result.elf
         } else if format == .bzImage, configuration.backendProfile, KVMSystem.backend() == .pvm {
             // The kvm_pvm profile: the guest-side decompressor is emulated CPL0 code (~27 s for the minimal
-            // kernel, minutes for Debian's), so an LZ4 kernel with a PVH note is unpacked here instead; any
-            // other kernel boots as it is.
-            if let unpacked = try? decompressOnHost(image, format: format) {
-                unpackNote = "backend profile kvm_pvm: bzImage payload (lz4, \(unpacked.compressed) bytes) unpacked on the host into a \(unpacked.elf.count)-byte ELF in \((ckvm_monotonic_ns() - started) / 1_000_000) ms; entering it through its PVH note (the guest's decompressor would run in KVM's emulator; --no-backend-profile boots the bzImage as it is)"
-                image = unpacked.elf
-                format = .pvh
+            // kernel, minutes for Debian's), so an LZ4 kernel is unpacked here instead; any other kernel
+            // boots as it is.
+            if let result = try? decompressOnHost(image, format: format) {
+                unpackNote = "backend profile kvm_pvm: bzImage payload (lz4, \(result.compressed) bytes) unpacked on the host into a \(result.elf.count)-byte ELF in \((ckvm_monotonic_ns() - started) / 1_000_000) ms; entering its startup_64 through the 64-bit boot protocol (the guest's decompressor would run in KVM's emulator; --no-backend-profile boots the bzImage as it is)"
+                unpacked = result.elf
             } else {
-                unpackNote = "backend profile kvm_pvm: the bzImage's payload is not LZ4 with a PVH note, so its own decompressor runs in the guest (slow on this backend)"
+                unpackNote = "backend profile kvm_pvm: the bzImage's payload is not an LZ4-compressed x86-64 ELF, so its own decompressor runs in the guest (slow on this backend)"
             }
         }
         try validate(configuration, format: format)
@@ -92,6 +94,7 @@ public final class Machine: @unchecked Sendable {
         let memory = try createMemory(configuration)
         let machine = Machine(configuration: configuration, format: format, kvm: kvm, vm: vm, memory: memory, console: console, started: started)
         if let unpackNote { machine.note(unpackNote) }
+        machine.unpackedKernel = unpacked
         try machine.setArchitectureAddresses()
         if format.isLinux { try machine.createInterruptControllers() } else if configuration.console == .virtio { try machine.createIRQChipForVirtio() }
         try machine.registerMemorySlots()

@@ -87,24 +87,7 @@ public struct PVHKernel: Sendable {
             throw .commandLineTooLong(length: commandLineLength, limit: Self.commandLineLimit, limitSource: "Linux's COMMAND_LINE_SIZE on x86")
         }
         let ramEnd = E820.lowRAMEnd(memoryMap)
-        var segments: [AddressRange] = []
-        for (index, segment) in elf.segments.enumerated() where segment.type == ELFImage.ptLoad && segment.memorySize > 0 {
-            let start = segment.physicalAddress
-            let (end, overflow) = start.addingReportingOverflow(segment.memorySize)
-            guard !overflow, let range = AddressRange(base: GuestAddress(start), length: segment.memorySize) else {
-                throw .elf(.segmentOutsideMemory(index: index, start: start, end: UInt64.max, ramSize: ramEnd))
-            }
-            guard start >= X86Layout.highMemory.rawValue else {
-                throw .segmentOverlapsBootArea(index: index, start: start, end: end)
-            }
-            guard E820.isRAM(memoryMap, base: start, length: segment.memorySize) else {
-                throw .memoryTooSmall(needed: end, available: ramEnd, what: "vmlinux segment \(index) at 0x\(hex(start))")
-            }
-            segments.append(range)
-        }
-        guard !segments.isEmpty else { throw .elf(.noLoadableSegments) }
-        guard segments.contains(where: { $0.contains(entry) }) else { throw .elf(.entryNotLoaded(entry.rawValue)) }
-        let kernelEnd = segments.map(\.end).max()!
+        let (segments, kernelEnd) = try Self.planSegments(elf: elf, entry: entry, memoryMap: memoryMap)
 
         var initrd: AddressRange?
         if initrdSize > 0 {
@@ -133,17 +116,7 @@ public struct PVHKernel: Sendable {
                                             modules: layout.initrd.map { [$0] } ?? [], memoryMap: map, rsdp: acpiRSDP)
         var placements: [BootPlacement] = []
         do {
-            for (index, segment) in elf.segments.enumerated() where segment.type == ELFImage.ptLoad && segment.memorySize > 0 {
-                let base = GuestAddress(segment.physicalAddress)
-                let from = Int(segment.fileOffset)
-                try memory.write(bytes: bytes[from..<from + Int(segment.fileSize)], at: base)
-                if segment.memorySize > segment.fileSize {
-                    try memory.zero(at: GuestAddress(segment.physicalAddress + segment.fileSize), count: segment.memorySize - segment.fileSize)
-                }
-                let holdsEntry = layout.segments.first { $0.base == base }?.contains(entry) ?? false
-                placements.append(BootPlacement("vmlinux segment \(index) (p_paddr; \(segment.fileSize) bytes from the file, \(segment.memorySize - segment.fileSize) zeroed)\(holdsEntry ? "; PVH entry \(entry)" : "")",
-                                                base: base, length: segment.memorySize))
-            }
+            placements = try Self.writeSegments(elf: elf, bytes: bytes, into: memory, entry: entry, entryName: "PVH entry")
             try memory.write(bytes: commandLineBytes + [0], at: layout.commandLine)
             if let range = layout.initrd { try memory.write(bytes: initrd, at: range.base) }
             try memory.write(bytes: startInfo, at: layout.startInfo)
@@ -159,6 +132,54 @@ public struct PVHKernel: Sendable {
 }
 
 /// Where a PVH boot put things, and the values the entry registers need.
+
+extension PVHKernel {
+    /// The PT_LOAD segments of a kernel ELF at their physical addresses (p_paddr), checked: no overflow,
+    /// above the boot area below 1 MiB, inside RAM, one of them holding `entry`. Shared by the PVH entry and
+    /// the 64-bit entry of a kernel unpacked on the host (UnpackedLinuxKernel).
+    static func planSegments(elf: ELFImage, entry: GuestAddress, memoryMap: [E820.Entry]) throws(LinuxBootError) -> (segments: [AddressRange], kernelEnd: UInt64) {
+        let ramEnd = E820.lowRAMEnd(memoryMap)
+        var segments: [AddressRange] = []
+        for (index, segment) in elf.segments.enumerated() where segment.type == ELFImage.ptLoad && segment.memorySize > 0 {
+            let start = segment.physicalAddress
+            let (end, overflow) = start.addingReportingOverflow(segment.memorySize)
+            guard !overflow, let range = AddressRange(base: GuestAddress(start), length: segment.memorySize) else {
+                throw .elf(.segmentOutsideMemory(index: index, start: start, end: UInt64.max, ramSize: ramEnd))
+            }
+            guard start >= X86Layout.highMemory.rawValue else {
+                throw .segmentOverlapsBootArea(index: index, start: start, end: end)
+            }
+            guard E820.isRAM(memoryMap, base: start, length: segment.memorySize) else {
+                throw .memoryTooSmall(needed: end, available: ramEnd, what: "vmlinux segment \(index) at 0x\(hex(start))")
+            }
+            segments.append(range)
+        }
+        guard !segments.isEmpty else { throw .elf(.noLoadableSegments) }
+        guard segments.contains(where: { $0.contains(entry) }) else { throw .elf(.entryNotLoaded(entry.rawValue)) }
+        return (segments, segments.map(\.end).max()!)
+    }
+
+    /// Copies the PT_LOAD segments to their physical addresses and zeroes their BSS (the segments were
+    /// checked by planSegments); returns their placements.
+    static func writeSegments(elf: ELFImage, bytes: [UInt8], into memory: GuestMemory, entry: GuestAddress,
+                              entryName: String) throws(GuestMemoryError) -> [BootPlacement] {
+        var placements: [BootPlacement] = []
+        for (index, segment) in elf.segments.enumerated() where segment.type == ELFImage.ptLoad && segment.memorySize > 0 {
+            let base = GuestAddress(segment.physicalAddress)
+            let from = Int(segment.fileOffset)
+            try memory.write(bytes: bytes[from..<from + Int(segment.fileSize)], at: base)
+            if segment.memorySize > segment.fileSize {
+                try memory.zero(at: GuestAddress(segment.physicalAddress + segment.fileSize), count: segment.memorySize - segment.fileSize)
+            }
+            let range = AddressRange(base: base, length: segment.memorySize)
+            let holdsEntry = range?.contains(entry) ?? false
+            placements.append(BootPlacement("vmlinux segment \(index) (p_paddr; \(segment.fileSize) bytes from the file, \(segment.memorySize - segment.fileSize) zeroed)\(holdsEntry ? "; \(entryName) \(entry)" : "")",
+                                            base: base, length: segment.memorySize))
+        }
+        return placements
+    }
+}
+
 public struct PVHBootLayout: Sendable {
     /// The 32-bit entry point (EIP).
     public var entry: GuestAddress

@@ -13,7 +13,8 @@
 //   [0x0000_3000, 0x0000_4000)   pvhStartInfo: hvm_start_info, module list, memory map; EBX at the PVH entry
 //   [0x0000_4000, 0x0000_6000)   commandLine: the kernel command line, NUL-terminated (Linux and PVH)
 //   [0x0000_6000, 0x0000_8000)   multibootInfo: multiboot information, its memory map and strings
-//   [0x0000_8000, 0x0000_9000)   free
+//   [0x0000_8000, 0x0000_9000)   setupData: the 64-bit boot protocol's setup_data list (an RNG seed) for a
+//                                kernel unpacked on the host (UnpackedLinuxKernel.swift)
 //   [0x0000_9000, 0x0000_F000)   pageTables: PML4 0x9000, PDPT 0xA000, four PDs 0xB000-0xEFFF (2 MiB pages,
 //                                identity map of the first 4 GiB; see PageTables.swift)
 //   [0x0000_F000, 0x0009_FC00)   free conventional memory (e820 RAM; Linux reserves its first 64 KiB itself)
@@ -44,6 +45,9 @@ public enum X86Layout {
     /// Multiboot information structure, its memory map and strings (up to 0x8000).
     public static let multibootInfo = GuestAddress(0x6000)
     public static let multibootInfoEnd = GuestAddress(0x8000)
+    /// setup_data entries (Documentation/arch/x86/boot.rst, "setup_data") for the 64-bit boot protocol.
+    public static let setupData = GuestAddress(0x8000)
+    public static let setupDataEnd = GuestAddress(0x9000)
     /// Top of conventional memory (640 KiB): what `mem_lower` reports.
     public static let conventionalMemoryEnd = GuestAddress(0xA_0000)
     /// Where extended memory (and the kernel, for multiboot and Linux) starts.
