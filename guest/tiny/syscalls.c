@@ -26,13 +26,14 @@
  * and for the SYSCALL ways also ` rcx=R r11=R rflags=F rax=V rsp=V`. Addresses print as names where they
  * match: insn (the way's instruction), next (the one after it), LSTAR, CSTAR, SYSENTER_EIP (and RSP in the
  * SYSENTER target as SYSENTER_ESP); RCX/R11 as next, rflags (the user RFLAGS), rflags+IF or kept (the
- * poison); RFLAGS as masked (user RFLAGS & ~SFMASK), masked+RF (a fault's pushed image) or user; RAX and
- * RSP as kept when unchanged. Anything else prints in hex. The ways, in order: syscall64, syscall64-nxe
- * (the same with EFER.NXE, so a #PF's error code carries I/D), syscall32 (compatibility mode, CS 0x23),
- * int80 (a DPL3 gate), sysenter, int3, ud2, then iretq, sysretq and sysretl, whose user code reads its own
- * CS and SS and ends in ud2. The summary compares each way with what the architecture says for the CPUID
- * vendor (Intel: SYSCALL in compatibility mode is #UD, SYSENTER reaches SYSENTER_EIP; AMD: the reverse).
- * Ends with outl(0xf4, 0); an arrival outside a test prints a line and exits with 2.
+ * poison); RFLAGS as masked (user RFLAGS & ~SFMASK) or user, +RF when RF is set too (as in the image a
+ * fault pushes); RAX and RSP as kept when unchanged. Anything else prints in hex. The ways, in order:
+ * syscall64, syscall64-nxe (the same with EFER.NXE, so a #PF's error code carries I/D), syscall32
+ * (compatibility mode, CS 0x23), int80 (a DPL3 gate), sysenter, int3, ud2, then iretq, sysretq and
+ * sysretl, whose user code reads its own CS and SS and ends in ud2. The summary compares each way with
+ * what the architecture says for the CPUID vendor (Intel: SYSCALL in compatibility mode is #UD, SYSENTER
+ * reaches SYSENTER_EIP; AMD: the reverse). Ends with outl(0xf4, 0); an arrival outside a test prints a
+ * line and exits with 2.
  *
  * Kernel code avoids what kvm_pvm's instruction emulator cannot run (no int3/int n at CPL0) and stays
  * short: every CPL0 instruction is emulated there (~1 µs each).
@@ -197,7 +198,9 @@ __asm__(
     ".set vector, 0\n"
     ".rept 256\n"
     "    .balign 16\n"
-    "    .if (vector != 8) && (vector < 10 || vector > 14) && (vector != 17) && (vector != 21) && (vector < 29 || vector > 30)\n"
+    "    .set error_code, (vector == 8) || (vector >= 10 && vector <= 14) || (vector == 17)\n"
+    "    .set error_code, error_code || (vector == 21) || (vector == 29) || (vector == 30)\n"
+    "    .if !error_code\n"
     "    pushq $0\n"
     "    .endif\n"
     "    pushq $vector\n"
@@ -290,7 +293,8 @@ static void set_up_descriptor_tables(void)
     for (uint64_t vector = 0; vector < 256; vector++) {
         uint64_t stub = (uint64_t)idt_stubs + 16 * vector;
         uint64_t dpl = (vector == 3 || vector == 0x80) ? 3 : 0;   /* int3 and int $0x80 are allowed from CPL3 */
-        idt[vector].low = (stub & 0xFFFF) | SEL_KERNEL_CODE << 16 | (0x8Eul | dpl << 5) << 40 | (stub >> 16 & 0xFFFF) << 48;
+        idt[vector].low = (stub & 0xFFFF) | SEL_KERNEL_CODE << 16 | (0x8Eul | dpl << 5) << 40 |
+                          (stub >> 16 & 0xFFFF) << 48;
     }
     struct table_register gdtr = { sizeof gdt - 1, (uint64_t)gdt }, idtr = { sizeof idt - 1, (uint64_t)idt };
     __asm__ volatile("lgdt %0\n\tlidt %1\n\tltr %w2" : : "m"(gdtr), "m"(idtr), "r"(SEL_TSS) : "memory");
@@ -339,7 +343,8 @@ struct way {
 static const struct way ways[] = {
     { "syscall64", WAY_SYSCALL, BY_IRETQ, SEL_USER_CODE, user_syscall64, user_syscall64, user_syscall64_next,
       { ENTRY_LSTAR, 0 }, { ENTRY_LSTAR, 0 } },
-    { "syscall64-nxe", WAY_SYSCALL | WAY_NXE, BY_IRETQ, SEL_USER_CODE, user_syscall64, user_syscall64, user_syscall64_next,
+    { "syscall64-nxe", WAY_SYSCALL | WAY_NXE, BY_IRETQ, SEL_USER_CODE,
+      user_syscall64, user_syscall64, user_syscall64_next,
       { ENTRY_LSTAR, 0 }, { ENTRY_LSTAR, 0 } },
     { "syscall32", WAY_SYSCALL, BY_IRETQ, SEL_USER32_CODE, user_syscall32, user_syscall32, user_syscall32_next,
       { ENTRY_CSTAR, 0 }, { ENTRY_IDT, 6 } },
@@ -393,7 +398,8 @@ static void put_register(const struct way *w, const char *name, uint64_t value)
 
 static int pushes_error_code(uint64_t vector)
 {
-    return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21 || vector == 29 || vector == 30;
+    return vector == 8 || (vector >= 10 && vector <= 14) || vector == 17 || vector == 21 ||
+           vector == 29 || vector == 30;
 }
 
 static void put_vector(uint64_t vector)
@@ -442,6 +448,7 @@ static void report(const struct way *w)
         if (a->rflags == (USER_RFLAGS & ~SFMASK)) put_str("masked");
         else if (a->rflags == ((USER_RFLAGS & ~SFMASK) | RFLAGS_RF)) put_str("masked+RF");
         else if (a->rflags == USER_RFLAGS) put_str("user");
+        else if (a->rflags == (USER_RFLAGS | RFLAGS_RF)) put_str("user+RF");
         else put_hex(a->rflags);
         put_str(" rax=");
         if (a->rax == RAX_MAGIC) put_str("kept"); else put_hex(a->rax);
