@@ -6,10 +6,11 @@
  * LSTAR, CSTAR, SFMASK, EFER.SCE; APM vol. 2 6.1.1, SDM vol. 2B "SYSCALL"), SYSENTER (SYSENTER_CS/ESP/EIP,
  * SDM vol. 2B "SYSENTER"), the 64-bit IDT and interrupt-gate delivery with a stack switch through the TSS's
  * RSP0 (SDM vol. 3A 6.14, 8.7), and IRETQ to an outer privilege level (SDM vol. 3A 6.14.3). It owns its own
- * GDT (laid out as STAR expects, as Linux does: 0x08 kernel code, 0x10 kernel data, 0x23 user 32-bit code,
- * 0x2B user data, 0x33 user 64-bit code, 0x38 TSS), the TSS, an IDT with a stub on all 256 vectors, and a
- * 4 KiB page table for the first 2 MiB in which one page, the kernel entry page (LSTAR, CSTAR and
- * SYSENTER_EIP targets and the common arrival code), is supervisor-only: a fetch from it at CPL3 faults.
+ * GDT (laid out as STAR expects, with Linux's user selectors: 0x08 kernel code, 0x10 kernel data, 0x23 user
+ * 32-bit code, 0x2B user data, 0x33 user 64-bit code, 0x38 TSS), the TSS, an IDT with a stub on all 256
+ * vectors, and a 4 KiB page table for the first 2 MiB in which one page, the kernel entry page (LSTAR,
+ * CSTAR and SYSENTER_EIP targets and the common arrival code), is supervisor-only: a fetch from it at
+ * CPL3 faults.
  *
  * For each way the CPL0 driver calls enter_user(), which saves the callee-saved registers and RSP and goes
  * to a small CPL3 snippet with IRETQ (or SYSRETQ / SYSRETL for the "kernel to user" rows), RAX = 0x5ca1ab1e
