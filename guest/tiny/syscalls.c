@@ -97,8 +97,8 @@ extern char user_report[], user_stack_top[], sysenter_stack_top[], exception_sta
 extern uint64_t low_page_table[512];
 
 __asm__(
-    /* The kernel entry page: supervisor-only once kmain has run (see use_low_page_table). Absolute
-     * addressing throughout; every path ends in restore_kernel. */
+    /* The kernel entry page: supervisor-only once kmain has run (see use_low_page_table). Every path
+     * ends in restore_kernel, except an arrival while no test runs (kernel_rsp 0): unexpected_arrival. */
     ".section .text.kernel_entry, \"ax\", @progbits\n"
     ".balign 4096\n"
     ".globl kernel_entry_page, entry_lstar, entry_cstar, entry_sysenter\n"
