@@ -50,7 +50,7 @@ public enum ConsoleEndpoint: Sendable, Equatable {
 }
 
 public enum KernelSource: Sendable, Equatable {
-    /// One of the tiny guests built into the binary (hello, triple-fault, unmapped, loop, doctor).
+    /// One of the tiny guests built into the binary (`embeddedGuests`: hello, doctor, syscalls, ...).
     case embedded(String)
     case file(String)
 

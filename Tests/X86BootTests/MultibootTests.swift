@@ -50,7 +50,7 @@ func embedded(_ name: String) -> [UInt8] {
 
 @Suite struct MultibootHeaderTests {
     @Test func findsTheHeaderOfEveryEmbeddedGuest() throws {
-        for name in ["hello", "triple-fault", "unmapped", "loop", "doctor", "probe"] {
+        for name in ["hello", "triple-fault", "unmapped", "loop", "doctor", "probe", "syscalls"] {
             let header = try Multiboot.findHeader(in: embedded(name))
             #expect(header.flags & 0x2 != 0, "\(name) asks for memory information")
         }
