@@ -80,6 +80,6 @@ let package = Package(
         .testTarget(name: "KVMTests", dependencies: ["KVM", "TestSupport"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices", "Virtio", "TestSupport"]),
         .testTarget(name: "ContainerTests", dependencies: ["Container"]),
-        .testTarget(name: "CompareTests", dependencies: ["Compare", "Container", "KVM", "TestSupport"]),
+        .testTarget(name: "CompareTests", dependencies: ["Compare", "Container", "KVM", "X86Boot", "TestSupport"]),
     ]
 )

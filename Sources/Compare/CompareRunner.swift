@@ -12,7 +12,10 @@
 //              COMMAND`, where I' is the initramfs with the probe script and helper appended (Cpio.swift):
 //              guest/linux/init.c runs the script, which runs the command between two lab markers and then
 //              answers the questions on the serial console.
-//              probe mode: `swiftlet boot --guest probe --report F`: the probe tiny guest answers.
+//              probe mode: the same minimal Linux with the probe script and no command
+//              (`-- /bin/sh /swiftlet-probe.sh`): the guest's own user space answers, the probe helper
+//              included; without a kernel and initramfs, `swiftlet boot --guest probe --report F`: the probe
+//              tiny guest (no operating system) answers what it can.
 // Every file compare writes goes into one temporary directory, removed at the end.
 import CGuestImages
 import X86Boot
@@ -166,13 +169,14 @@ public enum CompareRunner {
         let reportPath = work + "/vm.report"
         var arguments = [options.swiftlet, "boot", "--report", reportPath, "--memory", options.memory,
                          "--timeout", formatTimeout(options.timeout)]
-        if options.probe {
+        let directory = CompareOptions.defaultLinuxDirectory
+        let kernel = options.kernel ?? directory + "/bzImage"
+        let initrd = options.initrd ?? directory + "/initramfs.cpio"
+        let linux = !options.probe || options.kernel != nil || (access(kernel, R_OK) == 0 && access(initrd, R_OK) == 0)
+        if !linux {
             arguments += ["--guest", "probe"]
-            progress("vm: swiftlet boot --guest probe (the probe tiny guest)")
+            progress("vm: swiftlet boot --guest probe (no Linux kernel in \(directory): the probe tiny guest, which has no operating system)")
         } else {
-            let directory = CompareOptions.defaultLinuxDirectory
-            let kernel = options.kernel ?? directory + "/bzImage"
-            let initrd = options.initrd ?? directory + "/initramfs.cpio"
             side.kernel = kernel
             guard let base = ChildProcess.readBytes(initrd) else {
                 side.failure = "cannot read the initramfs \(initrd): \(String(cString: strerror(errno))) (give --initrd, or build it with guest/linux/build.sh)"
@@ -184,9 +188,10 @@ public enum CompareRunner {
                 return side
             }
             arguments += ["--kernel", kernel, "--initrd", probeInitrd, "--cpus", String(options.cpus), "--"]
-                + initArguments(options.command)
-            let slow = KVMSystem.backend().isHardware ? "" : " (this host's KVM is \(KVMSystem.backend().rawValue): the guest kernel runs in KVM's instruction emulator, expect minutes)"
-            progress("vm: swiftlet boot --kernel \(kernel) --initrd \(initrd)+probe -- \(options.command.joined(separator: " "))\(slow)")
+                + initArguments(options.probe ? [] : options.command)
+            let slow = KVMSystem.backend().isHardware ? "" : " (this host's KVM is \(KVMSystem.backend().rawValue): the guest kernel runs in KVM's instruction emulator, expect about 20 s)"
+            let what = options.probe ? "(the probe script)" : options.command.joined(separator: " ")
+            progress("vm: swiftlet boot --kernel \(kernel) --initrd \(initrd)+probe -- \(what)\(slow)")
         }
         // The VMM stops the guest at --timeout; compare's own deadline is a backstop.
         let run = ChildProcess.run(arguments, deadline: options.timeout + 60, workDirectory: work)

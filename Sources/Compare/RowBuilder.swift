@@ -1,8 +1,8 @@
 // RowBuilder: one method per question, each returning the container's, the VM's and the host's cells.
 // The order here is the order of the table. What the VM side can answer depends on what ran: the probe tiny
 // guest (no operating system), or the minimal Linux, whose userspace answers only where it can run
-// (hardware KVM); on kvm_pvm the Linux column says what the guest kernel itself printed and why the rest is
-// missing.
+// (on kvm_pvm too, with Swiftlet's minimal kernel); where the guest's user space did not answer, the Linux
+// column says what the guest kernel itself printed and why the rest is missing.
 
 struct RowBuilder {
     let options: CompareOptions
@@ -13,6 +13,8 @@ struct RowBuilder {
     let vmColumn: Column
 
     var probe: Bool { options.probe }
+    /// The VM column is the probe tiny guest (probe mode without a Linux kernel), not a Linux guest.
+    var tinyVM: Bool { probe && vm.kernel == nil }
     var c: ProbeAnswers { container.answers }
     var v: ProbeAnswers { vm.answers }
     var h: ProbeAnswers { host.answers }
@@ -47,7 +49,7 @@ struct RowBuilder {
         if let failure = vmColumn.failure, vm.report == nil || vm.report?.first("outcome") == "build-failed" || vm.run == nil {
             return "the VM did not run: \(failure.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).first ?? "")"
         }
-        if probe { return "the probe guest printed no answer" }
+        if tinyVM { return "the probe guest printed no answer" }
         var reason = "the guest's userspace never answered"
         if let panic = vm.log.panic {
             reason += " (\(panic))"
@@ -57,8 +59,8 @@ struct RowBuilder {
         if let furthest = vmColumn.timeline.last(where: { $0.name != "VMM exited" && $0.name != "kernel panic" }) {
             reason += "; furthest point reached: \(furthest.name) at \(formatMilliseconds(furthest.milliseconds))"
         }
-        if vm.report?.first("backend") == "kvm_pvm" {
-            reason += "; on kvm_pvm a Linux guest's user mode cannot make system calls, so init dies on its first one (on kvm_intel or kvm_amd the guest answers this)"
+        if vm.report?.first("backend") == "kvm_pvm", vm.log.panic?.contains("Attempted to kill init") == true {
+            reason += "; on kvm_pvm a kernel without Swiftlet's change (guest/linux/patches) kills init at its first system call"
         }
         return reason
     }
@@ -88,11 +90,12 @@ struct RowBuilder {
         }
         var vmCell = Cell.unavailable(vmMissing)
         if let run = vm.run, let report = vm.report {
-            let code = probe ? "1" : "5"
+            let code = tinyVM ? "1" : probe ? "4" : "5"
             if let marker = report.all("marker").first(where: { $0.hasPrefix(code + " ") }), let at = UInt64(marker.split(separator: " ")[1]) {
                 let value = Comparison.ms(at, since: run.spawnNanoseconds)
                 vmCell = .measured(formatMilliseconds(value), number: value, unit: "ms",
-                                   source: probe ? "from compare's posix_spawn of `swiftlet boot` to the probe guest's first C statement, a write to lab port 0x440 the VMM timestamps"
+                                   source: tinyVM ? "from compare's posix_spawn of `swiftlet boot` to the probe guest's first C statement, a write to lab port 0x440 the VMM timestamps"
+                                                 : probe ? "from compare's posix_spawn of `swiftlet boot` to lab marker 4, which the guest's init writes just before it executes the probe script"
                                                  : "from compare's posix_spawn of `swiftlet boot` to lab marker 5, which the probe script writes just before it runs the command")
             }
         }
@@ -163,7 +166,7 @@ struct RowBuilder {
         containerCell.hostVisible = containerCell.value.map { $0 == hostRelease }
         if containerCell.hostVisible == true { containerCell.value! += " (the host's kernel)" }
         var vmCell: Cell
-        if probe {
+        if tinyVM {
             vmCell = .unavailable(noOS)
         } else if let release = v["uname-r"], !release.isEmpty {
             vmCell = .measured(release, source: "`uname -r` inside the guest" + (vm.log.release == release ? "; the same as the guest kernel's banner" : ""))
@@ -180,7 +183,7 @@ struct RowBuilder {
     func kernelVersion() -> Row {
         let containerCell = answer(c, "proc-version", missing: containerMissing, source: "/proc/version inside the container: the running kernel's banner")
         var vmCell: Cell
-        if probe {
+        if tinyVM {
             vmCell = .unavailable(noOS)
         } else if let banner = vm.log.banner {
             vmCell = .measured(banner, source: "the guest kernel's banner on its serial console")
@@ -200,7 +203,7 @@ struct RowBuilder {
         }
         return row("pid1", "PID 1", .kernel,
                    container: cell(c, missing: containerMissing, place: "inside the container (the probe run)"),
-                   vm: probe ? .unavailable(noOS) : cell(v, missing: vmMissing, place: "inside the guest"),
+                   vm: tinyVM ? .unavailable(noOS) : cell(v, missing: vmMissing, place: "inside the guest"),
                    host: cell(h, missing: "the host probe printed nothing", place: "on the host"))
     }
 
@@ -214,7 +217,7 @@ struct RowBuilder {
             return .measured(value, number: count, unit: "count", source: "`nproc` \(place)")
         }
         var vmCell: Cell
-        if probe {
+        if tinyVM {
             vmCell = .unavailable("the probe guest does not count CPUs (a multiboot guest gets no MP table or ACPI to count them from); the VMM gave it 1 vCPU")
         } else if v["nproc"] != nil {
             vmCell = cell(v, missing: vmMissing, place: "inside the guest")
@@ -233,7 +236,7 @@ struct RowBuilder {
             return .measured(formatKiB(kib), number: kib, unit: "KiB", source: "MemTotal in /proc/meminfo \(place)")
         }
         var vmCell: Cell
-        if probe {
+        if tinyVM {
             if let text = v["memory-kib"], let kib = Double(text) {
                 vmCell = .measured(formatKiB(kib), number: kib, unit: "KiB", source: "the probe guest's multiboot information: mem_lower + mem_upper")
             } else {
@@ -264,7 +267,7 @@ struct RowBuilder {
         if let n = h["processes"], let number = Double(n) { hostCell = .measured(count(Int(number), "process", "processes"), number: number, unit: "count", source: "the processes listed in /proc on the host") }
         return row("host_processes", "host processes visible", .visibility,
                    container: cell(c, missing: containerMissing, place: "inside the container"),
-                   vm: probe ? .unavailable(noOS) : cell(v, missing: vmMissing, place: "inside the guest"),
+                   vm: tinyVM ? .unavailable(noOS) : cell(v, missing: vmMissing, place: "inside the guest"),
                    host: hostCell ?? .unavailable("the host probe printed nothing"))
     }
 
@@ -277,7 +280,7 @@ struct RowBuilder {
         }
         return row("hostname", "hostname", .visibility,
                    container: cell(c, missing: containerMissing, place: "inside the container"),
-                   vm: probe ? .unavailable(noOS) : cell(v, missing: vmMissing, place: "inside the guest"),
+                   vm: tinyVM ? .unavailable(noOS) : cell(v, missing: vmMissing, place: "inside the guest"),
                    host: answer(h, "hostname", missing: "the host probe printed nothing", source: "`uname -n` on the host"))
     }
 
@@ -288,7 +291,7 @@ struct RowBuilder {
         }
         return row("dev_kvm", "/dev/kvm", .visibility,
                    container: cell(c, missing: containerMissing, place: "inside the container"),
-                   vm: probe ? .unavailable(noOS) : cell(v, missing: vmMissing, place: "inside the guest"),
+                   vm: tinyVM ? .unavailable(noOS) : cell(v, missing: vmMissing, place: "inside the guest"),
                    host: cell(h, missing: "the host probe printed nothing", place: "on the host"))
     }
 
@@ -311,7 +314,7 @@ struct RowBuilder {
         if !hostPoints.isEmpty { hostCell = .measured("\(hostPoints.count) mount points", number: Double(hostPoints.count), unit: "count", source: "/proc/mounts on the host") }
         return row("host_mounts", "host mounts visible", .visibility,
                    container: cell(c, missing: containerMissing, place: "inside the container"),
-                   vm: probe ? .unavailable(noOS) : cell(v, missing: vmMissing, place: "inside the guest"), host: hostCell)
+                   vm: tinyVM ? .unavailable(noOS) : cell(v, missing: vmMissing, place: "inside the guest"), host: hostCell)
     }
 
     func modules() -> Row {
@@ -336,14 +339,14 @@ struct RowBuilder {
         if let hostList { hostCell = .measured("\(count(hostList.names.count, "module")) in \(hostList.file)", number: Double(hostList.names.count), unit: "count", source: "\(hostList.file) on the host") }
         return row("kernel_modules", "host kernel modules visible", .visibility,
                    container: cell(c, missing: containerMissing, place: "inside the container"),
-                   vm: probe ? .unavailable(noOS) : cell(v, missing: vmMissing, place: "inside the guest"), host: hostCell)
+                   vm: tinyVM ? .unavailable(noOS) : cell(v, missing: vmMissing, place: "inside the guest"), host: hostCell)
     }
 
     // MARK: CPU identity
 
-    var vmCPUSource: String { probe ? "the CPUID instruction in the probe guest (CPL 0)" : "the CPUID instruction in the probe helper, a process in the guest" }
+    var vmCPUSource: String { tinyVM ? "the CPUID instruction in the probe guest (CPL 0)" : "the CPUID instruction in the probe helper, a process in the guest" }
     var vmCPUMissing: String {
-        if probe { return vmMissing }
+        if tinyVM { return vmMissing }
         if let hypervisor = vm.log.hypervisor { return vmMissing + "; the guest kernel itself printed \"Hypervisor detected: \(hypervisor)\"" }
         return vmMissing
     }
@@ -363,7 +366,7 @@ struct RowBuilder {
         }
         return row("hypervisor", "hypervisor leaf (CPUID 0x40000000)", .cpu,
                    container: cell(c, missing: containerMissing, source: "the probe helper in the container"),
-                   vm: cell(v, missing: vmCPUMissing, source: probe ? "the probe guest" : "the probe helper in the guest"),
+                   vm: cell(v, missing: vmCPUMissing, source: tinyVM ? "the probe guest" : "the probe helper in the guest"),
                    host: cell(h, missing: "the host probe printed nothing", source: "the probe helper on the host"))
     }
 
@@ -375,7 +378,7 @@ struct RowBuilder {
         }
         return row("cpl", "privilege level the workload runs at", .cpu,
                    container: cell(c, missing: containerMissing, source: "CS & 3 in the probe helper"),
-                   vm: cell(v, missing: vmCPUMissing, source: probe ? "CS & 3 in the probe guest" : "CS & 3 in the probe helper in the guest"),
+                   vm: cell(v, missing: vmCPUMissing, source: tinyVM ? "CS & 3 in the probe guest" : "CS & 3 in the probe helper in the guest"),
                    host: cell(h, missing: "the host probe printed nothing", source: "CS & 3 in the probe helper on the host"))
     }
 
@@ -387,7 +390,7 @@ struct RowBuilder {
             return .measured(text, source: "the probe helper \(place) forks a child that reads the first page past its data segment (brk) and reports how the child ended")
         }
         var vmCell: Cell
-        if probe {
+        if tinyVM {
             if let text = v["read-past-end"] {
                 var value = text
                 if let access = vm.report?.all("unmapped").first(where: { $0.hasPrefix("read") }) {
@@ -411,7 +414,7 @@ struct RowBuilder {
             return .measured(text, source: "the probe helper \(place) forks a child that executes IN from port 0x80 and reports how the child ended")
         }
         var vmCell: Cell
-        if probe {
+        if tinyVM {
             if let text = v["port-io"] {
                 var value = text
                 if let access = vm.report?.all("port_unassigned").first(where: { $0.hasPrefix("read 0x80 ") }) {
@@ -449,7 +452,7 @@ struct RowBuilder {
             let total = exits.reduce(0) { $0 + $1.1 }
             let top = exits.sorted { $0.1 > $1.1 }.prefix(4).map { "\($0.0) ×\($0.1)" }.joined(separator: ", ")
             vmCell = .measured("\(total) VM exits (\(top)); the guest's own system calls never reach the host", number: Double(total), unit: "count",
-                               source: "the VMM's exit counters (every KVM_RUN return), for the whole run\(probe ? "" : ", boot included")")
+                               source: "the VMM's exit counters (every KVM_RUN return), for the whole run\(tinyVM ? "" : ", boot included")")
         }
         return row("syscalls_or_exits", "what reaches the host kernel: system calls vs VM exits", .boundary, container: containerCell, vm: vmCell)
     }
@@ -461,7 +464,9 @@ struct RowBuilder {
         }
         return row("exit_status", probe ? "the probe's exit status" : "the command's exit status", .boundary,
                    container: cell(containerColumn, missing: containerMissing, source: "the status of the container's PID 1 (wait4 in the launcher)"),
-                   vm: cell(vmColumn, missing: vmMissing, source: probe ? "the value the probe guest wrote to the debug-exit port" : "the status the probe script reported (command-exit) before init wrote it to the debug-exit port"))
+                   vm: cell(vmColumn, missing: vmMissing, source: tinyVM ? "the value the probe guest wrote to the debug-exit port"
+                                : probe ? "the probe script's status, which init wrote to the debug-exit port"
+                                : "the status the probe script reported (command-exit) before init wrote it to the debug-exit port"))
     }
 }
 

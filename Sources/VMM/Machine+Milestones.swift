@@ -24,8 +24,11 @@ extension Machine {
         milestones.withLock { $0.append((name, now - started)) }
     }
 
+    /// Each milestone is marked once, at its first line (a guest's user space may print "Linux version"
+    /// again, from /proc/version).
     func scanForMilestone(_ line: String) {
         for (pattern, name) in Self.milestonePatterns where line.contains(pattern) {
+            guard !milestones.withLock({ $0.contains { $0.name == name } }) else { continue }
             mark(name)
             if name == "kernel panic" { panicLine.withLock { if $0 == nil { $0 = line } } }
         }

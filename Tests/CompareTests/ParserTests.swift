@@ -5,6 +5,7 @@ import Compare
 import Container
 import Glibc
 import Testing
+import X86Boot
 
 struct ReportAndProbeParsingTests {
     @Test func runReportKeepsEveryLineAndJoinsMultiLineValues() throws {

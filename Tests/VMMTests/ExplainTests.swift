@@ -15,14 +15,17 @@ import X86Boot
 
 @Suite struct CommandLineExplanationTests {
     @Test func splitsTheVMMsPartsTheProfileTheUsersAndTheInitCommand() {
-        let final = "console=ttyS0 reboot=k panic=-1 noxsave rodata=off quiet loglevel=4 -- sh -c echo hi"
+        let final = "console=ttyS0 reboot=k panic=-1 pci=off rodata=off swiftlet.pvm_syscall quiet loglevel=4"
         let e = CommandLineExplanation.explain(final: final, address: GuestAddress(0x4000), userCommandLine: "quiet loglevel=4",
-                                               initArguments: ["sh", "-c", "echo hi"], isLinux: true,
-                                               profile: ["noxsave", "rodata=off"], backend: .pvm)
-        #expect(e.parts.map(\.text) == ["console=ttyS0", "reboot=k", "panic=-1", "noxsave", "rodata=off", "quiet", "loglevel=4", "--", "sh -c echo hi"])
-        #expect(e.parts.map(\.origin) == [.vmm, .vmm, .vmm, .backendProfile, .backendProfile, .user, .user, .separator, .initCommand])
+                                               initArguments: ["sh", "-c", "echo hi; exit 7", "it's"], isLinux: true,
+                                               profile: ["rodata=off", "swiftlet.pvm_syscall"], backend: .pvm)
+        #expect(e.parts.map(\.text) == ["console=ttyS0", "reboot=k", "panic=-1", "pci=off", "rodata=off", "swiftlet.pvm_syscall", "quiet", "loglevel=4",
+                                        #"sh -c 'echo hi; exit 7' 'it'\''s'"#])
+        #expect(e.parts.map(\.origin) == [.vmm, .vmm, .vmm, .vmm, .backendProfile, .backendProfile, .user, .user, .initCommand])
         #expect(e.parts[1].reason.contains("i8042"))
-        #expect(e.parts[3].reason.contains("XSAVE"))
+        #expect(e.parts[3].reason.contains("no PCI host bridge"))
+        #expect(e.parts[5].reason.contains("page fault"))
+        #expect(e.parts[8].reason.contains("/swiftlet/argv"), "the command is not on the kernel command line")
     }
 
     @Test func aUserLineThatRepeatsAVMMParameterIsStillTheUsers() {
@@ -185,7 +188,9 @@ struct ExplainLinuxTests {
     }
 
     @Test func bzImageZeroPageE820AndPageTablesMatchGuestMemory() throws {
-        let (machine, e) = try build(LinuxArtefacts.bzImage)
+        // Without the backend profile: the bzImage itself, entered at its own startup_64 (on kvm_pvm the
+        // profile would unpack it on the host; unpackedKernelGetsTheZeroPageAndARandomSeed covers that).
+        let (machine, e) = try build(LinuxArtefacts.bzImage, profile: false)
         let zeroPage = X86Layout.zeroPage.rawValue
         #expect(e.entry.rsi == zeroPage && e.entry.longMode && e.entry.paging)
         #expect(e.entry.cr3 == X86Layout.pageTables.rawValue)
@@ -196,7 +201,8 @@ struct ExplainLinuxTests {
         #expect(e.bootInformation.field("cmd_line_ptr")?.value == pointer)
         let line = try readCString(machine.memory, pointer)
         #expect(line == machine.kernelCommandLine && line == e.commandLine.final)
-        #expect(line.hasPrefix("console=ttyS0 reboot=k panic=-1 ") && line.hasSuffix(" quiet loglevel=4 -- uname -r"))
+        #expect(line.hasPrefix("console=ttyS0 reboot=k panic=-1 ") && line.hasSuffix(" quiet loglevel=4"))
+        #expect(!line.contains("uname"), "the command travels in the initramfs, not on the command line")
 
         // The e820 table, read here at boot_params + 0x2d0 (20-byte entries).
         let count = Int(try machine.memory.read(UInt8.self, at: GuestAddress(zeroPage + 0x1E8)))
@@ -217,11 +223,19 @@ struct ExplainLinuxTests {
         #expect(e.bootInformation.field("code32_start")?.value == 0x10_0000)
         #expect(e.entry.rip == 0x10_0000 + 0x200)
 
-        // The initrd: where ramdisk_image says, as long as the file, starting with the cpio "newc" magic.
+        // The initrd: where ramdisk_image says: the file's bytes, then (from a 4-byte boundary) a second newc
+        // archive whose swiftlet/argv holds the command's words, each NUL-terminated.
         let initrd = try #require(e.bootInformation.modules.first)
-        #expect(initrd.length == fileSize(LinuxArtefacts.initramfs))
         #expect(e.bootInformation.field("ramdisk_image")?.value == initrd.base.rawValue)
-        #expect(try machine.memory.readBytes(at: initrd.base, count: 6) == Array("070701".utf8))
+        let file = ProcessRunner.readBytes(LinuxArtefacts.initramfs)
+        let loaded = try machine.memory.readBytes(at: initrd.base, count: Int(initrd.length))
+        #expect(Array(loaded.prefix(file.count)) == file)
+        let addition = Array(loaded[((file.count + 3) & ~3)...])
+        #expect(Array(addition.prefix(6)) == Array("070701".utf8))
+        let name = Array("swiftlet/argv".utf8) + [0]
+        let at = try #require(addition.indices.first { addition[$0...].starts(with: name) })
+        let data = Array(addition[((at + name.count + 3) & ~3)...].prefix(9))
+        #expect(data == Array("uname\u{0}-r\u{0}".utf8))
 
         // The identity map: four levels by the CPU's rules, 2 MiB pages ending the walk in the PDs.
         #expect(e.pageTables.enabled)
@@ -234,7 +248,8 @@ struct ExplainLinuxTests {
         #expect(origins["console=ttyS0"] == .vmm && origins["panic=-1"] == .vmm)
         #expect(origins["quiet"] == .user && origins["loglevel=4"] == .user)
         #expect(origins["uname -r"] == .initCommand)
-        for p in BackendProfile.parameters(for: machine.backend) { #expect(origins[p] == .backendProfile, "\(p)") }
+        #expect(origins["pci=off"] == .vmm, "no PCI host bridge without a virtio-pci device")
+        #expect(!e.commandLine.parts.contains { $0.origin == .backendProfile })
 
         // The MP table and the IRQ wiring it announces.
         let mp = try #require(e.mpTable)
@@ -249,8 +264,37 @@ struct ExplainLinuxTests {
     @Test func withoutTheBackendProfileNoProfileParameterIsAdded() throws {
         let (machine, e) = try build(LinuxArtefacts.bzImage, profile: false)
         #expect(!e.commandLine.parts.contains { $0.origin == .backendProfile })
-        #expect(e.commandLine.final == "console=ttyS0 reboot=k panic=-1 quiet loglevel=4 -- uname -r")
+        #expect(e.commandLine.final == "console=ttyS0 reboot=k panic=-1 pci=off quiet loglevel=4")
         #expect(machine.kernelCommandLine == e.commandLine.final)
+    }
+
+    /// --decompress (the kvm_pvm profile does the same by itself): the kernel ELF inside the bzImage at its
+    /// physical addresses, entered at its e_entry through the 64-bit boot protocol, with the bzImage's zero
+    /// page and a SETUP_RNG_SEED entry in its setup_data list.
+    @Test func unpackedKernelGetsTheZeroPageAndARandomSeed() throws {
+        var c = MachineConfiguration()
+        c.kernel = .file(LinuxArtefacts.bzImage)
+        c.initrd = LinuxArtefacts.initramfs
+        c.decompressKernel = true
+        c.initArguments = ["true"]
+        let machine = try Machine.build(c)
+        let e = try MachineExplanation(machine: machine)
+        // vmlinux is the same kernel unstripped: its ELF header's e_entry (offset 0x18) is phys_startup_64.
+        let vmlinux = ProcessRunner.readBytes(LinuxArtefacts.vmlinux)
+        let entry = vmlinux[0x18..<0x20].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        #expect(entry == 0x100_0000, "x86-64 defaults: LOAD_PHYSICAL_ADDR 16 MiB")
+        #expect(e.entry.rip == entry && e.entry.longMode && e.entry.paging)
+        #expect(e.entry.rsi == X86Layout.zeroPage.rawValue)
+        // The kernel's first bytes are where its first PT_LOAD segment says (file offset 0x200000 in vmlinux).
+        #expect(try machine.memory.readBytes(at: GuestAddress(entry), count: 64) == Array(vmlinux[0x20_0000..<0x20_0040]))
+        let zeroPage = X86Layout.zeroPage.rawValue
+        #expect(try machine.memory.read(UInt32.self, at: GuestAddress(zeroPage + 0x202)) == 0x5372_6448, "HdrS")
+        let setupData = try machine.memory.read(UInt64.self, at: GuestAddress(zeroPage + 0x250))
+        #expect(setupData != 0)
+        #expect(try machine.memory.read(UInt64.self, at: GuestAddress(setupData)) == 0, "the only entry")
+        #expect(try machine.memory.read(UInt32.self, at: GuestAddress(setupData + 8)) == 9, "SETUP_RNG_SEED")
+        #expect(try machine.memory.read(UInt32.self, at: GuestAddress(setupData + 12)) == 32)
+        #expect(try machine.memory.readBytes(at: GuestAddress(setupData + 16), count: 32) != [UInt8](repeating: 0, count: 32))
     }
 
     @Test func pvhStartInfoAndItsMemoryMapMatchGuestMemory() throws {
@@ -279,8 +323,11 @@ struct ExplainLinuxTests {
             #expect(e.memorySlots.map(\.range.base.rawValue) == [0, 1 << 32])
         }
 
+        // The initrd module: the file, then the command's archive (the file's length rounded up to 4, plus
+        // more than one 110-byte newc header).
         let initrd = try #require(e.bootInformation.modules.first)
-        #expect(initrd.length == fileSize(LinuxArtefacts.initramfs))
+        let file = fileSize(LinuxArtefacts.initramfs)
+        #expect(initrd.length > ((file + 3) & ~3) + 110)
         #expect(try machine.memory.readBytes(at: initrd.base, count: 6) == Array("070701".utf8))
 
         #expect(!e.pageTables.enabled)
@@ -413,8 +460,9 @@ struct ExplainCommandTests {
         let seconds = Double(monotonicNanoseconds() - started) / 1e9
         #expect(r.status == 0, "\(r.stderr)")
         let profile = BackendProfile.parameters(for: KVMSystem.backend())
-        let expected = (["console=ttyS0", "reboot=k", "panic=-1"] + profile + ["quiet", "--", "uname", "-r"]).joined(separator: " ")
+        let expected = (["console=ttyS0", "reboot=k", "panic=-1", "pci=off"] + profile + ["quiet"]).joined(separator: " ")
         #expect(r.stdout.contains("\n  \(expected)\n"), "\(r.stdout)")
+        #expect(r.stdout.contains("/swiftlet/argv"), "the init command and where it travels: \(r.stdout)")
         #expect(r.stdout.contains("cmd_line_ptr       0x4000"))
         #expect(r.stdout.contains("e820 table in the zero page"))
         #expect(r.stdout.contains("RSI     0x2000"))

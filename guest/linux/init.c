@@ -261,8 +261,10 @@ int main(int argc, char **argv)
 	mount("devtmpfs", "/dev", "devtmpfs", 0, 0);
 	long n = slurp("/etc/hostname", text, 256);
 	if (n > 0) {
-		text[span_until(text, "\n")] = 0;
-		my_syscall2(__NR_sethostname, text, strlen(text));
+		size_t len = span_until(text, "\n");
+		text[len] = 0;
+		/* No function call in my_syscall*()'s arguments: it would clobber the register variables. */
+		my_syscall2(__NR_sethostname, text, len);
 	}
 	load_modules();
 
