@@ -50,6 +50,7 @@ const unsigned long CKVM_GET_LAPIC = KVM_GET_LAPIC;
 const unsigned long CKVM_SET_MP_STATE = KVM_SET_MP_STATE;
 const unsigned long CKVM_TRANSLATE = KVM_TRANSLATE;
 const unsigned long CKVM_GET_MSRS = KVM_GET_MSRS;
+const unsigned long CKVM_SET_GUEST_DEBUG = KVM_SET_GUEST_DEBUG;
 
 int ckvm_ioctl_none(int fd, unsigned long request) {
     int r = ioctl(fd, request, 0);
@@ -113,6 +114,7 @@ uint64_t ckvm_run_internal_data(const struct kvm_run *run, uint32_t index) {
 uint32_t ckvm_run_system_event_type(const struct kvm_run *run) { return run->system_event.type; }
 uint64_t ckvm_run_hardware_exit_reason(const struct kvm_run *run) { return run->hw.hardware_exit_reason; }
 uint8_t *ckvm_run_immediate_exit(struct kvm_run *run) { return &run->immediate_exit; }
+struct kvm_debug_exit_arch ckvm_run_debug(const struct kvm_run *run) { return run->debug.arch; }
 
 struct kvm_cpuid2 *ckvm_cpuid_alloc(uint32_t capacity) {
     struct kvm_cpuid2 *c = calloc(1, sizeof(*c) + capacity * sizeof(struct kvm_cpuid_entry2));

@@ -79,6 +79,9 @@ public final class VCPU: @unchecked Sendable {
         case KVM_EXIT_SYSTEM_EVENT: return .systemEvent(type: ckvm_run_system_event_type(runArea))
         case KVM_EXIT_UNKNOWN: return .unknownHardware(reason: ckvm_run_hardware_exit_reason(runArea))
         case KVM_EXIT_INTR: return .interrupted
+        case KVM_EXIT_DEBUG:
+            let debug = ckvm_run_debug(runArea)
+            return .debug(GuestDebugExit(exception: debug.exception, pc: debug.pc, dr6: debug.dr6, dr7: debug.dr7))
         default: return .unhandled(reason: runArea.pointee.exit_reason)
         }
     }
@@ -150,6 +153,26 @@ public final class VCPU: @unchecked Sendable {
         var state = FPUState()
         _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_GET_FPU, &state), "KVM_GET_FPU")
         return state
+    }
+
+    /// The corresponding ioctl is `KVM_SET_FPU`.
+    public func setFPU(_ state: FPUState) throws(KVMError) {
+        var state = state
+        _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_SET_FPU, &state), "KVM_SET_FPU")
+    }
+
+    /// Turns the debugger's control of this vCPU on or off: single-stepping, intercepting int3, and the
+    /// debug registers KVM should arm for the debugger (not the guest's own DR0-DR7).
+    /// The corresponding ioctl is `KVM_SET_GUEST_DEBUG`.
+    public func setGuestDebug(_ settings: GuestDebugSettings) throws(KVMError) {
+        var request = kvm_guest_debug()
+        request.control = settings.control
+        withUnsafeMutableBytes(of: &request.arch.debugreg) { raw in
+            for (index, value) in settings.debugRegisters.prefix(8).enumerated() {
+                raw.storeBytes(of: value, toByteOffset: index * 8, as: UInt64.self)
+            }
+        }
+        _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_SET_GUEST_DEBUG, &request), "KVM_SET_GUEST_DEBUG")
     }
 
     /// The local APIC's register page. The corresponding ioctl is `KVM_GET_LAPIC`.

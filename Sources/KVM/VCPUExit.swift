@@ -23,6 +23,27 @@ public struct MMIOExit {
     public var data: UnsafeMutableRawBufferPointer
 }
 
+/// A debug exit (KVM_EXIT_DEBUG) while KVM_SET_GUEST_DEBUG is on: the guest hit a breakpoint KVM
+/// intercepted, or finished a single step (struct kvm_debug_exit_arch).
+public struct GuestDebugExit: Sendable, Equatable {
+    /// The exception vector: 1 (#DB: single step, hardware breakpoint or watchpoint) or 3 (#BP: int3).
+    public var exception: UInt32
+    /// The guest's linear RIP when it stopped.
+    public var pc: UInt64
+    /// DR6 as KVM reports it: BS (bit 14) for a single step, B0-B3 (bits 0-3) for a debug register match.
+    public var dr6: UInt64
+    public var dr7: UInt64
+
+    public init(exception: UInt32, pc: UInt64, dr6: UInt64, dr7: UInt64) {
+        self.exception = exception; self.pc = pc; self.dr6 = dr6; self.dr7 = dr7
+    }
+
+    /// DR6.BS: the exit ends a single step.
+    public var singleStep: Bool { dr6 & (1 << 14) != 0 }
+    /// The debug registers (0-3) whose condition matched, from DR6.B0-B3.
+    public var matchedDebugRegisters: [Int] { (0..<4).filter { dr6 & (1 << UInt64($0)) != 0 } }
+}
+
 public enum VCPUExit {
     case io(PortIOExit)
     case mmio(MMIOExit)
@@ -38,6 +59,8 @@ public enum VCPUExit {
     case systemEvent(type: UInt32)
     /// The exit reason could not be mapped by KVM (KVM_EXIT_UNKNOWN) with the hardware reason.
     case unknownHardware(reason: UInt64)
+    /// KVM_SET_GUEST_DEBUG is on and the guest stopped for the debugger (KVM_EXIT_DEBUG).
+    case debug(GuestDebugExit)
     /// KVM_RUN returned EINTR or EAGAIN (a signal or immediate_exit): check for pause or stop, then run again.
     case interrupted
     /// An exit reason Swiftlet does not handle.
@@ -54,6 +77,7 @@ public enum VCPUExit {
         case .internalError: "INTERNAL_ERROR"
         case .systemEvent: "SYSTEM_EVENT"
         case .unknownHardware: "UNKNOWN"
+        case .debug: "DEBUG"
         case .interrupted: "INTR"
         case let .unhandled(reason): "exit \(reason)"
         }

@@ -11,7 +11,7 @@ import Synchronization
 
 public final class ExitTracer: @unchecked Sendable {
     public enum Reason: Int, CaseIterable, Sendable {
-        case io, mmio, hlt, shutdown, failEntry, internalError, systemEvent, unknown, interrupted, other
+        case io, mmio, hlt, shutdown, failEntry, internalError, systemEvent, unknown, interrupted, debug, other
 
         public var name: String {
             switch self {
@@ -24,6 +24,7 @@ public final class ExitTracer: @unchecked Sendable {
             case .systemEvent: "SYSTEM_EVENT"
             case .unknown: "UNKNOWN"
             case .interrupted: "INTR"
+            case .debug: "DEBUG"
             case .other: "OTHER"
             }
         }
@@ -40,6 +41,7 @@ public final class ExitTracer: @unchecked Sendable {
             case .systemEvent: "the guest asked for a reset or power-off through a firmware interface"
             case .unknown: "the hardware exited for a reason KVM could not map"
             case .interrupted: "KVM_RUN was interrupted by a signal (a kick from the VMM, or one the process got, e.g. SIGWINCH); not the guest's doing"
+            case .debug: "the debugger's single step or breakpoint stopped the guest (KVM_SET_GUEST_DEBUG, swiftlet boot --gdb)"
             case .other: "an exit reason Swiftlet does not expect"
             }
         }

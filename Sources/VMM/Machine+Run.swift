@@ -180,6 +180,8 @@ extension Machine {
                 if tracing { tracer.printExit(vcpu: vcpu.id, reason: .interrupted, detail: "vCPU stuck on a hypercall (\(name)) in KVM's emulator: finished by the VMM", rip: try? vcpu.registers().rip) }
             }
             return .interrupted
+        case .debug:
+            return .debug // only with --gdb, and the stub takes it first (Machine+GDB.swift)
         case let .unhandled(reason):
             finish(.crashed(vcpu: vcpu.id, report: "unexpected KVM exit reason \(reason); Swiftlet does not handle it"))
             return .other

@@ -47,6 +47,7 @@ extern const unsigned long CKVM_GET_LAPIC;
 extern const unsigned long CKVM_SET_MP_STATE;
 extern const unsigned long CKVM_TRANSLATE;
 extern const unsigned long CKVM_GET_MSRS;
+extern const unsigned long CKVM_SET_GUEST_DEBUG;
 
 /* ioctl without an argument, with an integer argument, and with a pointer argument.
  * Each returns the result (>= 0) or -errno. */
@@ -81,6 +82,8 @@ uint64_t ckvm_run_internal_data(const struct kvm_run *run, uint32_t index);
 uint32_t ckvm_run_system_event_type(const struct kvm_run *run);
 uint64_t ckvm_run_hardware_exit_reason(const struct kvm_run *run);
 uint8_t *ckvm_run_immediate_exit(struct kvm_run *run);
+/* KVM_EXIT_DEBUG's payload (struct kvm_debug_exit_arch on x86: exception vector, pc, dr6, dr7). */
+struct kvm_debug_exit_arch ckvm_run_debug(const struct kvm_run *run);
 
 /* struct kvm_cpuid2 with room for `capacity` entries, zeroed, nent = capacity; free with ckvm_cpuid_free. */
 struct kvm_cpuid2 *ckvm_cpuid_alloc(uint32_t capacity);
