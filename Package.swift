@@ -40,7 +40,10 @@ let package = Package(
         // Virtio: virtqueues, the device core, the MMIO and PCI transports, the console; no KVM, no threads.
         .target(name: "Virtio", dependencies: ["GuestMemory", "Devices"], swiftSettings: lean),
         .target(name: "X86Boot", dependencies: ["GuestMemory"], swiftSettings: lean),
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Devices", "Virtio", "X86Boot", "CGuestImages", "CKVM"], swiftSettings: lean),
+        // GDBRemote: the GDB remote serial protocol (framing, packets, the all-stop session, the x86-64
+        // register file and target.xml, page walks, breakpoint bookkeeping); pure, no fds, no KVM.
+        .target(name: "GDBRemote", swiftSettings: lean),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Devices", "Virtio", "X86Boot", "GDBRemote", "CGuestImages", "CKVM"], swiftSettings: lean),
         .target(name: "Container", dependencies: ["CLinux", systemPackage], swiftSettings: lean),
         // `swiftlet compare`: runs the same work as a container and in a VM through the swiftlet binary and
         // renders the measurements (text, JSON, HTML). No KVM calls of its own: it needs KVM only to name the backend.
@@ -78,7 +81,8 @@ let package = Package(
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "GuestMemory", "Devices"]),
         .testTarget(name: "X86BootTests", dependencies: ["X86Boot", "GuestMemory", "CGuestImages", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "TestSupport"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices", "Virtio", "TestSupport"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices", "Virtio", "GDBRemote", "TestSupport"]),
+        .testTarget(name: "GDBRemoteTests", dependencies: ["GDBRemote"]),
         .testTarget(name: "ContainerTests", dependencies: ["Container"]),
         .testTarget(name: "CompareTests", dependencies: ["Compare", "Container", "KVM", "X86Boot", "TestSupport"]),
     ]
