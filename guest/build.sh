@@ -3,7 +3,9 @@
 #
 # Builds guest/tiny/*.c (+ entry.S, lib.c, virtio.c, tiny.ld) into multiboot v1 ELF32 kernels guest/tiny/out/NAME.elf
 # (compiled as 64-bit code, linked as ELF64 at 1 MiB, converted with objcopy -O elf32-i386 as
-# kvm-unit-tests does), guest/probe/helper.c into the static x86-64 Linux program guest/tiny/out/probe-helper
+# kvm-unit-tests does, debug information stripped), keeps the ELF64 with its symbols and DWARF as
+# guest/tiny/out/debug/NAME.elf for gdb (`swiftlet boot --gdb`, docs/09-gdb.md; -g does not change the code,
+# so the embedded images are the same bytes as without it), guest/probe/helper.c into the static x86-64 Linux program guest/tiny/out/probe-helper
 # (the container side of `swiftlet compare --probe`) and firmware/firmware.S into the 65536-byte ROM
 # firmware/out/firmware.bin, then
 # writes Sources/CGuestImages/guest_images.c: one byte array per image and the lookup functions declared in
@@ -57,13 +59,14 @@ else
     firmware_out=firmware/out
     c_out=$generated
 fi
-mkdir -p "$guest_out/obj" "$firmware_out"
+mkdir -p "$guest_out/obj" "$guest_out/debug" "$firmware_out"
 
 # Freestanding 64-bit kernel code without SSE/x87 (the KVM instruction emulator on kvm_pvm hosts cannot run
-# them), no red zone (no interrupts are taken, but be safe), no stack protector, no unwind tables.
+# them), no red zone (no interrupts are taken, but be safe), no stack protector, no unwind tables; with
+# DWARF (-g) for the debug copies, stripped from the embedded images.
 cflags=(-target x86_64-unknown-none-elf -ffreestanding -fno-builtin -nostdlib -fno-pic -fno-pie
         -mcmodel=small -mno-red-zone -mno-sse -mno-mmx -mgeneral-regs-only -fno-stack-protector
-        -fno-asynchronous-unwind-tables -fno-unwind-tables -fomit-frame-pointer -falign-loops=1 -fno-ident -O2 -g0 -std=c11 -Wall -Wextra -Werror
+        -fno-asynchronous-unwind-tables -fno-unwind-tables -fomit-frame-pointer -falign-loops=1 -fno-ident -O2 -g -std=c11 -Wall -Wextra -Werror
         "-ffile-prefix-map=$root/=" -Iguest/tiny)
 ldflags=(-m elf_x86_64 -static -nostdlib --build-id=none -z max-page-size=4096 -z norelro --no-rosegment
          -T guest/tiny/tiny.ld)
@@ -76,6 +79,7 @@ for guest in "${guests[@]}"; do
     "$ld" "${ldflags[@]}" -o "$guest_out/obj/$guest.elf64" \
         "$guest_out/obj/entry.o" "$guest_out/obj/lib.o" "$guest_out/obj/virtio.o" "$guest_out/obj/$guest.o"
     "$objcopy" -O elf32-i386 --strip-debug "$guest_out/obj/$guest.elf64" "$guest_out/$guest.elf"
+    cp "$guest_out/obj/$guest.elf64" "$guest_out/debug/$guest.elf"
 done
 
 # The probe helper: a freestanding static Linux executable (no libc, no PIE, no build id).

@@ -4,6 +4,8 @@ import CKVM
 public enum Capability: CaseIterable, Sendable {
     case userMemory, irqchip, pit2, ioeventfd, irqfd, setTSSAddress, setIdentityMapAddress
     case immediateExit, maxVCPUs, nrVCPUs, extendedCPUID, vcpuEvents, tscDeadlineTimer, readonlyMemory
+    /// KVM_SET_GUEST_DEBUG exists; KVM_CAP_SET_GUEST_DEBUG2 answers with the KVM_GUESTDBG_* bits it accepts.
+    case setGuestDebug, setGuestDebug2
 
     /// The number passed to KVM_CHECK_EXTENSION.
     public var rawValue: UInt {
@@ -22,6 +24,8 @@ public enum Capability: CaseIterable, Sendable {
         case .vcpuEvents: UInt(KVM_CAP_VCPU_EVENTS)
         case .tscDeadlineTimer: UInt(KVM_CAP_TSC_DEADLINE_TIMER)
         case .readonlyMemory: UInt(KVM_CAP_READONLY_MEM)
+        case .setGuestDebug: UInt(KVM_CAP_SET_GUEST_DEBUG)
+        case .setGuestDebug2: UInt(KVM_CAP_SET_GUEST_DEBUG2)
         }
     }
 
@@ -42,6 +46,8 @@ public enum Capability: CaseIterable, Sendable {
         case .vcpuEvents: "KVM_CAP_VCPU_EVENTS"
         case .tscDeadlineTimer: "KVM_CAP_TSC_DEADLINE_TIMER"
         case .readonlyMemory: "KVM_CAP_READONLY_MEM"
+        case .setGuestDebug: "KVM_CAP_SET_GUEST_DEBUG"
+        case .setGuestDebug2: "KVM_CAP_SET_GUEST_DEBUG2"
         }
     }
 }

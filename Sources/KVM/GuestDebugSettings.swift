@@ -28,4 +28,7 @@ public struct GuestDebugSettings: Sendable, Equatable {
     public static let useSoftwareBreakpoints = UInt32(KVM_GUESTDBG_USE_SW_BP)
     /// KVM_GUESTDBG_USE_HW_BP.
     public static let useHardwareBreakpoints = UInt32(KVM_GUESTDBG_USE_HW_BP)
+    /// KVM_GUESTDBG_BLOCKIRQ: no interrupt is injected while single-stepping (Linux 5.15+; listed by
+    /// KVM_CAP_SET_GUEST_DEBUG2), so a step does not land in an interrupt handler.
+    public static let blockInterrupts = UInt32(KVM_GUESTDBG_BLOCKIRQ)
 }

@@ -20,7 +20,7 @@ public struct BootArguments: Sendable {
         var raw: [String: String] = [:]
         var index = 0
         let valued: Set = ["--kernel", "--guest", "--memory", "--boot", "--timeout", "--cmdline", "--initrd", "--cpus", "--report",
-                           "--console", "--virtio-transport", "--console-socket", "--console-file"]
+                           "--console", "--virtio-transport", "--console-socket", "--console-file", "--gdb"]
         while index < arguments.count {
             let argument = arguments[index]
             index += 1
@@ -65,6 +65,7 @@ public struct BootArguments: Sendable {
         if let cmdline = raw["--cmdline"] { configuration.commandLine = cmdline }
         if let initrd = raw["--initrd"] { configuration.initrd = initrd }
         if let report = raw["--report"] { reportPath = report }
+        if let gdb = raw["--gdb"] { configuration.gdb = try GDBEndpoint.parse(gdb) }
         if let cpus = raw["--cpus"] {
             guard let n = Int(cpus) else { throw .invalidOption("--cpus \(cpus): not a number") }
             configuration.cpus = n

@@ -41,6 +41,7 @@ extension Machine {
             }
         }
 
+        gdbStub?.start()
         var threads: [pthread_t] = []
         for vcpu in vcpus {
             let context = Unmanaged.passRetained(VCPUThreadContext(machine: self, vcpu: vcpu))
@@ -88,12 +89,20 @@ extension Machine {
             }
         }
         wakeFD.store(-1, ordering: .releasing)
+        gdbStub?.releaseForEnd()
         kickAll(threads)
         for thread in threads { pthread_join(thread, nil) }
         virtioConsole?.stop()
         console.flush()
+        let result = finalOutcome()
+        gdbStub?.end(status: result.exitStatus)
+        return result
+    }
+
+    /// The outcome recorded first, except that a Linux guest that panicked and then rebooted (panic=-1)
+    /// or halted did not end well.
+    private func finalOutcome() -> MachineOutcome {
         let result = outcome.withLock { $0 } ?? .halted(vcpu: 0)
-        // A Linux guest that panicked and then rebooted (panic=-1) or halted did not end well.
         if format.isLinux, let panic = panicLine.withLock({ $0 }) {
             switch result {
             case .reset, .halted: return .kernelPanic(line: panic)
@@ -120,8 +129,11 @@ extension Machine {
     /// The run loop of one vCPU, on its own thread.
     func vcpuLoop(_ vcpu: VCPU) {
         let tracing = tracer.printing
+        let stub = gdbStub // --gdb: stops, steps and breakpoints (GDBStub.swift)
+        stub?.vcpuStarted(vcpu)
         if vcpu.id == 0 { mark("first KVM_RUN") }
         while !stopRequested.load(ordering: .acquiring) {
+            if let stub, !stub.beforeRun(vcpu) { break }
             let entered = ckvm_monotonic_ns()
             let exit: VCPUExit
             do { exit = try vcpu.run() } catch {
@@ -129,13 +141,19 @@ extension Machine {
                 return
             }
             let exited = ckvm_monotonic_ns()
+            if let stub, let reason = stub.intercept(exit, on: vcpu) {
+                tracer.record(reason, guestNanoseconds: exited - entered, vmmNanoseconds: ckvm_monotonic_ns() - exited)
+                stub.afterExit(exit, reason: reason, on: vcpu)
+                continue
+            }
             let reason = handle(exit, on: vcpu, tracing: tracing)
             tracer.record(reason, guestNanoseconds: exited - entered, vmmNanoseconds: ckvm_monotonic_ns() - exited)
+            stub?.afterExit(exit, reason: reason, on: vcpu)
         }
     }
 
     /// Dispatches one exit; returns its reason for the tracer.
-    private func handle(_ exit: VCPUExit, on vcpu: VCPU, tracing: Bool) -> ExitTracer.Reason {
+    func handle(_ exit: VCPUExit, on vcpu: VCPU, tracing: Bool) -> ExitTracer.Reason {
         switch exit {
         case let .io(io):
             handlePortIO(io, vcpu: vcpu, tracing: tracing)

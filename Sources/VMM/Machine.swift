@@ -63,6 +63,8 @@ public final class Machine: @unchecked Sendable {
     let wakeFD = Atomic<Int32>(-1)
     let ripSamples = Mutex<[UInt32: [UInt64: Int]]>([:])
     let ripSamplingOn = Atomic<Bool>(false)
+    /// `--gdb`: the stub that stops and resumes the vCPUs for gdb (Machine+GDB.swift).
+    var gdbStub: GDBStub?
 
     // MARK: The recipe
 
@@ -108,6 +110,7 @@ public final class Machine: @unchecked Sendable {
         try machine.attachDevices()
         if configuration.console == .virtio { try machine.attachVirtioConsole() }
         try machine.createVCPUs()
+        if let endpoint = configuration.gdb { try machine.attachGDBStub(endpoint) }
         return machine
     }
 

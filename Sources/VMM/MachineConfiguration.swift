@@ -92,6 +92,8 @@ public struct MachineConfiguration: Sendable {
     /// Use KVM_IOEVENTFD and KVM_IRQFD for virtio notifications where KVM has them (false: MMIO exits and
     /// KVM_IRQ_LINE, the fallback; SWIFTLET_VIRTIO_EVENTFD=0 sets it too).
     public var virtioEventFDs = true
+    /// `--gdb`: where a gdb stub listens; the guest waits for gdb before its first instruction.
+    public var gdb: GDBEndpoint? = nil
 
     public init() {}
 

@@ -24,9 +24,15 @@ struct BootCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write a machine-readable run report (milestones, markers, VM exits, memory) to FILE.", valueName: "FILE"))
     var report: String?
 
+    @Option(help: ArgumentHelp("Wait for gdb on ADDRESS before the first instruction: 127.0.0.1:PORT (:PORT, PORT; 0 picks a free port) or a Unix socket path. Loopback only. See docs/09-gdb.md.", valueName: "ADDRESS"))
+    var gdb: String?
+
     func run() throws {
         var arguments = BootArguments()
-        do { arguments.configuration = try machine.configuration() } catch {
+        do {
+            arguments.configuration = try machine.configuration()
+            if let gdb { arguments.configuration.gdb = try GDBEndpoint.parse(gdb) }
+        } catch {
             printError("swiftlet: \(error)")
             throw ExitCode(error.exitStatus)
         }
