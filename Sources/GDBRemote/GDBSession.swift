@@ -35,6 +35,9 @@ public final class GDBSession {
     public private(set) var generalThread: Int
     /// The thread `s` steps and `c`'s address applies to (Hc; nil: the general thread).
     public private(set) var continueThread: Int?
+    /// The thread the last stop reply named: what `monitor` commands act on unless told otherwise
+    /// (gdb's Hg follows whichever thread it last read, e.g. every thread for `info threads`).
+    public private(set) var stopThread: Int
     /// Features gdb announced in qSupported (swbreak+, hwbreak+, ...).
     public private(set) var clientFeatures: Set<String> = []
 
@@ -42,6 +45,7 @@ public final class GDBSession {
         self.target = target
         self.state = .stopped(event)
         self.generalThread = event.thread
+        self.stopThread = event.thread
     }
 
     /// What the stub announces in reply to qSupported.
@@ -145,7 +149,7 @@ public final class GDBSession {
         case .attached:
             return [reply("1")]
         case let .monitor(command):
-            return monitorReplies(target.monitor(command, thread: generalThread))
+            return monitorReplies(target.monitor(command, thread: stopThread))
         case .startNoAckMode:
             noAckMode = true
             return [ok]
@@ -164,6 +168,7 @@ public final class GDBSession {
     /// The target stopped: remember why and return the stop reply to send.
     public func stopped(_ event: StopEvent) -> [UInt8] {
         state = .stopped(event)
+        stopThread = event.thread
         // gdb switches to the thread a stop reply names; registers and memory follow it.
         if target.threadIDs.contains(event.thread) { generalThread = event.thread }
         return stopReply(event)

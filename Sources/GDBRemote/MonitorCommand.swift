@@ -7,11 +7,11 @@ public enum MonitorCommand: Equatable, Sendable {
     case exits
     /// The last N VM exits, newest last.
     case lastExits(Int)
-    /// The current vCPU's state explained: mode, privilege, segments, control registers, paging, what the
-    /// backend can do for the debugger there.
-    case explain
-    /// The page walk for a guest-virtual address, level by level.
-    case translate(UInt64)
+    /// A vCPU's state explained (nil: the one that stopped last): mode, privilege, segments, control
+    /// registers, paging, what the backend can do for the debugger there.
+    case explain(vcpu: Int?)
+    /// The page walk for a guest-virtual address, level by level, with a vCPU's paging registers.
+    case translate(UInt64, vcpu: Int?)
     /// A hex dump of guest-physical memory.
     case readPhysical(address: UInt64, length: Int)
     /// Bytes written to guest-physical memory.
@@ -26,8 +26,8 @@ public enum MonitorCommand: Equatable, Sendable {
         ("help", "", "this list"),
         ("exits", "", "the VM exits so far, by reason, with time in the guest and in the VMM (the table --trace-exits prints at the end)"),
         ("last-exits", "[N]", "the last N VM exits (default 20, at most \(lastExitsLimit)), oldest first"),
-        ("explain", "", "the selected vCPU explained: CPU mode, privilege level, segments, control registers, paging, pending events, the instruction at RIP"),
-        ("translate", "ADDRESS", "walk the guest's page tables for a guest-virtual address, entry by entry"),
+        ("explain", "[VCPU]", "a vCPU explained: CPU mode, privilege level, segments, control registers, paging, pending events, the instruction at RIP"),
+        ("translate", "ADDRESS [VCPU]", "walk the guest's page tables for a guest-virtual address, entry by entry"),
         ("xp", "ADDRESS [LENGTH]", "hex dump of guest-physical memory (default 64 bytes, at most 4096)"),
         ("xp-write", "ADDRESS HEXBYTES", "write bytes to guest-physical memory, e.g. xp-write 0x1000 90cc"),
         ("backend", "", "what debugging this KVM backend supports and how Swiftlet provides it"),
@@ -46,10 +46,14 @@ public enum MonitorCommand: Equatable, Sendable {
             guard arguments.count <= 1 else { return .invalid("usage: last-exits [N]") }
             guard let n = arguments.first.map(number) ?? 20, n >= 1 else { return .invalid("last-exits: N must be a positive number") }
             return .lastExits(Int(min(n, UInt64(lastExitsLimit))))
-        case "explain": return .explain
+        case "explain":
+            guard arguments.count <= 1 else { return .invalid("usage: explain [VCPU]") }
+            guard let vcpu = vcpuNumber(arguments.first) else { return .invalid("explain: VCPU must be a vCPU number (0, 1, ...)") }
+            return .explain(vcpu: vcpu)
         case "translate":
-            guard arguments.count == 1, let address = number(arguments[0]) else { return .invalid("usage: translate ADDRESS") }
-            return .translate(address)
+            guard (1...2).contains(arguments.count), let address = number(arguments[0]) else { return .invalid("usage: translate ADDRESS [VCPU]") }
+            guard let vcpu = vcpuNumber(arguments.dropFirst().first) else { return .invalid("translate: VCPU must be a vCPU number (0, 1, ...)") }
+            return .translate(address, vcpu: vcpu)
         case "xp":
             guard (1...2).contains(arguments.count), let address = number(arguments[0]) else { return .invalid("usage: xp ADDRESS [LENGTH]") }
             let length = arguments.count == 2 ? number(arguments[1]) : 64
@@ -68,6 +72,13 @@ public enum MonitorCommand: Equatable, Sendable {
         }
     }
 
+    /// An optional vCPU number argument: .some(nil) when absent, nil when it is not a number.
+    static func vcpuNumber(_ text: String?) -> Int?? {
+        guard let text else { return .some(nil) }
+        guard let n = UInt64(text), n < 4096 else { return nil }
+        return .some(Int(n))
+    }
+
     /// 0x-prefixed hex or decimal, as gdb users type addresses.
     static func number(_ text: String) -> UInt64? {
         if text.hasPrefix("0x") || text.hasPrefix("0X") { return Hex.number(Array(text.utf8.dropFirst(2))) }
@@ -81,7 +92,8 @@ public enum MonitorCommand: Equatable, Sendable {
             let usage = command.arguments.isEmpty ? command.name : "\(command.name) \(command.arguments)"
             lines.append("  \(usage.padding(24)) \(command.help)")
         }
-        lines.append("Addresses are hex with 0x or decimal. Memory gdb reads (x, print) is guest-virtual: translated through the guest's page tables.")
+        lines.append("Addresses are hex with 0x or decimal. VCPU defaults to the vCPU that stopped last (gdb's thread N is vCPU N-1).")
+        lines.append("Memory gdb reads (x, print) is guest-virtual: translated through the guest's page tables; xp is guest-physical.")
         return lines.joined(separator: "\n") + "\n"
     }
 }

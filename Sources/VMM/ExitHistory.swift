@@ -52,7 +52,7 @@ final class ExitHistory: @unchecked Sendable {
         let (records, next, total) = ring.withLock { ($0.records, $0.next, $0.total) }
         let n = min(count, total, Self.capacity)
         guard n > 0 else { return "no VM exits yet\n" }
-        var lines = ["the last \(n) of \(total) VM exits since gdb attached (time since then):"]
+        var lines = ["the last \(n) of \(total) VM exits since the gdb stub started (time since then):"]
         for i in 0..<n {
             let r = records[(next - n + i + Self.capacity) % Self.capacity]
             var detail: String

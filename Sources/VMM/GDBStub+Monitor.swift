@@ -14,11 +14,13 @@ extension GDBStub {
             return machine.tracer.summary().drop { $0 == "\n" } + "\n"
         case let .lastExits(count):
             return history.render(last: count)
-        case .explain:
-            guard let vcpu = vcpu(thread) else { return "vCPU \(thread - 1) is not stopped\n" }
+        case let .explain(number):
+            let chosen = number.map { $0 + 1 } ?? thread
+            guard let vcpu = vcpu(chosen) else { return "no stopped vCPU \(chosen - 1) (this machine has \(machine.vcpus.count))\n" }
             return explain(vcpu)
-        case let .translate(address):
-            guard let vcpu = vcpu(thread) else { return "vCPU \(thread - 1) is not stopped\n" }
+        case let .translate(address, number):
+            let chosen = number.map { $0 + 1 } ?? thread
+            guard let vcpu = vcpu(chosen) else { return "no stopped vCPU \(chosen - 1) (this machine has \(machine.vcpus.count))\n" }
             return describeTranslation(address, vcpu: vcpu)
         case let .readPhysical(address, length):
             guard let bytes = try? machine.memory.readBytes(at: GuestAddress(address), count: length) else {

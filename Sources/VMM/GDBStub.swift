@@ -70,11 +70,13 @@ final class GDBStub: @unchecked Sendable {
 
     final class StubBox: @unchecked Sendable { weak var stub: GDBStub? }
 
-    /// A stop was recorded: kick every vCPU out of KVM_RUN and wake the server.
+    /// A stop was recorded: kick every other vCPU out of KVM_RUN (signal + immediate_exit, as Machine.run
+    /// stops them) and wake the server.
     private func stopped(_ event: StopEvent) {
         let threads = vcpuStates.withLock { $0.map(\.thread) }
-        for (index, vcpu) in machine.vcpus.enumerated() where index + 1 != event.thread {
-            guard let thread = threads[index] else { continue }
+        let me = pthread_self()
+        for (index, vcpu) in machine.vcpus.enumerated() {
+            guard let thread = threads[index], pthread_equal(thread, me) == 0 else { continue }
             vcpu.setImmediateExit(true)
             _ = ckvm_kick_thread(UInt(thread), kickSignal)
         }
