@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "GuestMemory", "Devices"]),
         .testTarget(name: "X86BootTests", dependencies: ["X86Boot", "GuestMemory", "CGuestImages", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "TestSupport"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices", "Virtio", "GDBRemote", "TestSupport"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices", "Virtio", "GDBRemote", "CGuestImages", "TestSupport"]),
         .testTarget(name: "GDBRemoteTests", dependencies: ["GDBRemote"]),
         .testTarget(name: "ContainerTests", dependencies: ["Container"]),
         .testTarget(name: "CompareTests", dependencies: ["Compare", "Container", "KVM", "X86Boot", "TestSupport"]),

@@ -109,16 +109,18 @@ extension GDBStub {
         } else {
             lines.append("  instruction at RIP: not readable (not mapped, or not RAM)")
         }
+        func bits(_ value: UInt64, _ names: [(UInt64, String)]) -> String {
+            let set = names.filter { value & (1 << $0.0) != 0 }.map(\.1)
+            return set.isEmpty ? "(none of the named bits)" : set.joined(separator: " ")
+        }
         let flagNames: [(UInt64, String)] = [(0, "CF"), (2, "PF"), (4, "AF"), (6, "ZF"), (7, "SF"), (8, "TF"), (9, "IF"), (10, "DF"), (11, "OF"), (16, "RF"), (17, "VM"), (18, "AC"), (21, "ID")]
-        let set = flagNames.filter { r.rflags & (1 << $0.0) != 0 }.map(\.1)
-        lines.append("  rflags 0x\(hex(r.rflags)): \(set.joined(separator: " ")); interrupts \(r.rflags & (1 << 9) != 0 ? "enabled (IF=1)" : "disabled (IF=0)"), IOPL \((r.rflags >> 12) & 3)")
+        lines.append("  rflags 0x\(hex(r.rflags)): \(bits(r.rflags, flagNames)); interrupts \(r.rflags & (1 << 9) != 0 ? "enabled (IF=1)" : "disabled (IF=0)"), IOPL \((r.rflags >> 12) & 3)")
         lines.append("  rsp 0x\(hex(r.rsp))  rbp 0x\(hex(r.rbp))")
         for (name, seg) in [("cs", s.cs), ("ss", s.ss), ("ds", s.ds), ("es", s.es), ("fs", s.fs), ("gs", s.gs), ("tr", s.tr)] {
             let kind = seg.unusable == 1 || seg.present == 0 ? "unusable" : seg.s == 0 ? "system type 0x\(hex(seg.type))" : seg.type & 8 != 0 ? "code, \(seg.l == 1 ? "64-bit" : seg.db == 1 ? "32-bit" : "16-bit")" : "data"
             lines.append("  \(name) 0x\(hex(seg.selector, width: 4)): base 0x\(hex(seg.base)), limit 0x\(hex(seg.limit)), DPL \(seg.dpl), \(kind)")
         }
         lines.append("  gdtr base 0x\(hex(s.gdt.base)) limit 0x\(hex(s.gdt.limit)); idtr base 0x\(hex(s.idt.base)) limit 0x\(hex(s.idt.limit))")
-        func bits(_ value: UInt64, _ names: [(UInt64, String)]) -> String { names.filter { value & (1 << $0.0) != 0 }.map(\.1).joined(separator: " ") }
         lines.append("  cr0 0x\(hex(s.cr0)): \(bits(s.cr0, [(0, "PE"), (1, "MP"), (2, "EM"), (3, "TS"), (4, "ET"), (5, "NE"), (16, "WP"), (18, "AM"), (29, "NW"), (30, "CD"), (31, "PG")]))")
         lines.append("  cr3 0x\(hex(s.cr3)): the page-table root\(paging.cr0 & (1 << 31) == 0 ? " (unused: paging is off)" : "")")
         lines.append("  cr4 0x\(hex(s.cr4)): \(bits(s.cr4, [(4, "PSE"), (5, "PAE"), (7, "PGE"), (9, "OSFXSR"), (10, "OSXMMEXCPT"), (12, "LA57"), (16, "FSGSBASE"), (17, "PCIDE"), (18, "OSXSAVE"), (20, "SMEP"), (21, "SMAP")]))")

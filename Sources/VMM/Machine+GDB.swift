@@ -3,6 +3,9 @@
 // leaves every vCPU stopped before its first instruction; Machine.run starts the server and the vCPU
 // threads, which wait at the stub's gate until gdb resumes them (GDBStub.swift, GDBServer.swift).
 extension Machine {
+    /// Where the gdb stub listens (`target remote` takes it), with the port the kernel chose for port 0.
+    public var gdbAddress: String? { gdbStub?.server.address }
+
     func attachGDBStub(_ endpoint: GDBEndpoint) throws(VMMError) {
         let stub = try GDBStub(endpoint: endpoint, machine: self)
         gdbStub = stub
