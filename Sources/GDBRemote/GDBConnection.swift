@@ -53,8 +53,14 @@ public final class GDBConnection {
         return (output, actions)
     }
 
-    /// The stop reply for `event`, framed.
-    public func stopped(_ event: StopEvent) -> [UInt8] { send(session.stopped(event)) }
+    /// The stop reply for `event`, framed; its notice first, as console output (E.3 "O XX...").
+    public func stopped(_ event: StopEvent) -> [UInt8] {
+        var output: [UInt8] = []
+        if let notice = event.notice, !notice.isEmpty {
+            output += send([UInt8(ascii: "O")] + Hex.encode(Array((notice + "\n").utf8).prefix(GDBLimits.packetSize / 2 - 8)))
+        }
+        return output + send(session.stopped(event))
+    }
 
     /// The exit packet for a machine that ended with `status`, framed.
     public func exited(status: Int32) -> [UInt8] { send(session.exited(status: status)) }

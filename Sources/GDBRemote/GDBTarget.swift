@@ -58,5 +58,10 @@ public enum StopReason: Equatable, Sendable {
 public struct StopEvent: Equatable, Sendable {
     public var thread: Int
     public var reason: StopReason
-    public init(thread: Int, reason: StopReason) { self.thread = thread; self.reason = reason }
+    /// A line gdb prints before it reports the stop (sent as console output, an `O` packet): why a step
+    /// did not move, say.
+    public var notice: String?
+    public init(thread: Int, reason: StopReason, notice: String? = nil) {
+        self.thread = thread; self.reason = reason; self.notice = notice
+    }
 }

@@ -149,8 +149,10 @@ extension GDBStub {
                 "                        CPL3: no. The guest takes the #BP itself; KVM_GUESTDBG_USE_SW_BP does not intercept it",
                 "  single step           CPL0: yes, KVM_GUESTDBG_SINGLESTEP (KVM_EXIT_DEBUG, DR6.BS); CPL3: no, the guest gets the #DB",
                 "  hardware breakpoints  CPL0: yes, DR0-DR3 execution breakpoints (the emulator checks DR7); CPL3: no",
-                "  watchpoints           no: the emulator does not check data breakpoints (Z2-Z4 answered as unsupported;",
-                "                        gdb's own software watchpoints work: set can-use-hw-watchpoints 0)",
+                "  watchpoints           the emulator does not check data breakpoints. Write watchpoints (gdb's `watch`) are kept",
+                "                        by the VMM: it single-steps kernel code while one is set and compares the bytes after",
+                "                        each instruction (user-mode code runs unstepped and is not watched); rwatch and",
+                "                        awatch are not available (a read changes nothing to compare)",
                 "  a software breakpoint at an address the page tables do not map yet is armed as a hardware breakpoint",
             ]
         } else if backend.isHardware {

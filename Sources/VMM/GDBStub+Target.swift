@@ -7,7 +7,8 @@
 // selected vCPU's own paging registers (PageWalk: paging off, 32-bit, PAE, 4- and 5-level) page by page;
 // only RAM is read or written, never a device. A software breakpoint whose address does not translate yet
 // (a kernel's high addresses before it turns paging on) is armed as a hardware breakpoint instead, where
-// the backend honours those, so `break start_kernel` works from the first instruction.
+// the backend honours those, so `break start_kernel` works from the first instruction. On kvm_pvm, write
+// watchpoints are stepped watchpoints (GDBStub.swift), since the emulator ignores data breakpoints.
 import GDBRemote
 import GuestMemory
 import KVM
@@ -208,6 +209,7 @@ extension GDBStub: GDBTarget {
             breakpoints.withLock { $0.addSoftware(SoftwareBreakpoint(address: request.address, physical: t.physical, original: original)) }
             return .ok
         case .hardware, .writeWatchpoint, .readWatchpoint, .accessWatchpoint:
+            if request.type.isWatchpoint && machine.backend == .pvm { return addSteppedWatchpoint(request, vcpu: vcpu) }
             guard hardwareBreakpointsWork(request.type) else { return .unsupported }
             return armHardware(request)
         }
@@ -225,6 +227,7 @@ extension GDBStub: GDBTarget {
             restore(removed)
             return .ok
         }
+        if request.type.isWatchpoint, removeSteppedWatchpoint(request) { return .ok }
         return breakpoints.withLock { $0.removeHardware(request) } ? .ok : .failed("no such breakpoint")
     }
 

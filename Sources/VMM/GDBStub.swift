@@ -14,7 +14,13 @@
 //   that exits to the VMM (port I/O, MMIO) or one the VMM finished: then the step ends with that exit,
 //   once a KVM_RUN with immediate_exit has completed the instruction (api.rst, "immediate_exit").
 // - Hardware breakpoints and watchpoints are DR0-DR3/DR7 through KVM_GUESTDBG_USE_HW_BP. On kvm_pvm the
-//   emulator honours execution breakpoints at CPL0 but no data watchpoints, and nothing at CPL3.
+//   emulator honours execution breakpoints at CPL0 but no data watchpoints, and nothing at CPL3. There,
+//   write watchpoints are kept by the VMM instead (`SteppedWatchpoint`): while one is set, a running vCPU
+//   is single-stepped through kernel-mode code and the watched bytes are compared after every instruction
+//   (a few µs each, on top of the emulator's ~1 µs). User-mode code runs unstepped (KVM cannot step it
+//   here), and an `hlt` runs unstepped too, since a single-stepped hlt does not halt.
+// - On kvm_pvm a single step of user-mode code would hand the guest a #DB: the stub does not run it and
+//   tells gdb why (an `O` console line before the stop reply).
 // A vCPU's debug settings are applied with KVM_SET_GUEST_DEBUG on its own thread, just before KVM_RUN,
 // and only when they changed.
 import CKVM
@@ -36,12 +42,26 @@ final class GDBStub: @unchecked Sendable {
     let acceptedDebugBits: UInt32
     var server: GDBServer!
 
-    /// What each vCPU's thread keeps: its pthread (for kicks), the settings KVM has, the action it runs.
+    /// What each vCPU's thread keeps: its pthread (for kicks), the settings KVM has, the action it runs,
+    /// and whether it runs one instruction at a time for a stepped watchpoint.
     struct VCPUState {
         var thread: pthread_t? = nil
         var applied = GuestDebugSettings.off
         var action = ResumeAction.stop
+        var watchStepping = false
     }
+
+    /// A write watchpoint the VMM checks itself, by stepping (kvm_pvm): where the watched bytes live in
+    /// guest-physical memory (translated when it was set) and what they held after the last check.
+    struct SteppedWatchpoint {
+        var request: BreakpointRequest
+        var pieces: [(physical: UInt64, length: Int)]
+        var last: [UInt8]
+    }
+    let steppedWatchpoints = Mutex<[SteppedWatchpoint]>([])
+    /// At most this many stepped watchpoints, of at most `steppedWatchLimit` bytes each.
+    static let steppedWatchCount = 8
+    static let steppedWatchLimit = 4096
     let vcpuStates: Mutex<[VCPUState]>
     /// The status the machine ended with, once it did.
     let endStatus = Mutex<Int32?>(nil)
@@ -112,10 +132,23 @@ final class GDBStub: @unchecked Sendable {
     /// Before each KVM_RUN: wait while stopped, then arm what this vCPU's action needs. False: the run ends.
     func beforeRun(_ vcpu: VCPU) -> Bool {
         let index = Int(vcpu.id)
-        guard let action = gate.wait(vcpu: index) else { return false }
-        let wanted = settings(for: action)
+        var action: ResumeAction
+        while true {
+            guard let next = gate.wait(vcpu: index) else { return false }
+            action = next
+            // kvm_pvm cannot single-step user-mode code: KVM would give the guest the #DB.
+            if action == .step, machine.backend == .pvm, let s = try? vcpu.specialRegisters(), s.cs.dpl == 3 {
+                vcpuStates.withLock { $0[index].action = .stop }
+                report(.step, vcpu, notice: "swiftlet: vCPU \(vcpu.id) is in user mode (CPL 3), which kvm_pvm runs natively: KVM cannot single-step it here (the guest would get the #DB), so it did not move; use a breakpoint in kernel code and continue")
+                continue
+            }
+            break
+        }
+        let watchStepping = action == .continue && shouldStepForWatchpoints(vcpu)
+        let wanted = settings(for: action, watchStepping: watchStepping)
         let applied = vcpuStates.withLock { states in
             states[index].action = action
+            states[index].watchStepping = watchStepping
             return states[index].applied
         }
         if wanted != applied {
@@ -131,11 +164,14 @@ final class GDBStub: @unchecked Sendable {
     }
 
     /// The KVM_SET_GUEST_DEBUG settings for a vCPU about to `action`, from the breakpoint table.
-    func settings(for action: ResumeAction) -> GuestDebugSettings {
+    /// A step for gdb blocks interrupts where KVM can; a step for a watchpoint does not (the guest must
+    /// keep taking its timer while it "runs").
+    func settings(for action: ResumeAction, watchStepping: Bool = false) -> GuestDebugSettings {
         let (software, hardware, registers) = breakpoints.withLock { ($0.software.isEmpty == false, $0.hasHardware, $0.debugRegisters) }
         var control: UInt32 = 0
         if software { control |= GuestDebugSettings.useSoftwareBreakpoints }
         if hardware { control |= GuestDebugSettings.useHardwareBreakpoints }
+        if watchStepping { control |= GuestDebugSettings.singleStep }
         if action == .step {
             control |= GuestDebugSettings.singleStep
             if acceptedDebugBits & GuestDebugSettings.blockInterrupts != 0 { control |= GuestDebugSettings.blockInterrupts }
@@ -147,10 +183,76 @@ final class GDBStub: @unchecked Sendable {
 
     private func currentAction(_ vcpu: VCPU) -> ResumeAction { vcpuStates.withLock { $0[Int(vcpu.id)].action } }
 
+    private func isWatchStepping(_ vcpu: VCPU) -> Bool { vcpuStates.withLock { $0[Int(vcpu.id)].watchStepping } }
+
     /// Stops the machine for `reason` on this vCPU; false when another stop came first.
     @discardableResult
-    private func report(_ reason: StopReason, _ vcpu: VCPU) -> Bool {
-        gate.reportStop(StopEvent(thread: Int(vcpu.id) + 1, reason: reason))
+    private func report(_ reason: StopReason, _ vcpu: VCPU, notice: String? = nil) -> Bool {
+        gate.reportStop(StopEvent(thread: Int(vcpu.id) + 1, reason: reason, notice: notice))
+    }
+
+    // MARK: Stepped watchpoints (kvm_pvm)
+
+    /// Whether to run the next instruction alone, for the stepped watchpoints: only with some set, in
+    /// kernel mode (KVM can step that here), and not on an hlt (a single-stepped hlt does not halt).
+    private func shouldStepForWatchpoints(_ vcpu: VCPU) -> Bool {
+        guard steppedWatchpoints.withLock({ !$0.isEmpty }), let s = try? vcpu.specialRegisters(), s.cs.dpl == 0,
+              let rip = try? vcpu.registers().rip else { return false }
+        let linear = s.efer & (1 << 10) != 0 && s.cs.l == 1 ? rip : s.cs.base &+ rip
+        let next = (try? readVirtual(linear, count: 1, vcpu: vcpu))?.first
+        return next != 0xF4
+    }
+
+    /// Compares the watched bytes with what they held; reports the first watchpoint whose bytes changed.
+    @discardableResult
+    private func checkSteppedWatchpoints(_ vcpu: VCPU) -> Bool {
+        let memory = machine.memory
+        let hit: BreakpointRequest? = steppedWatchpoints.withLock { watches in
+            for i in watches.indices {
+                var now: [UInt8] = []
+                for piece in watches[i].pieces {
+                    now += (try? memory.readBytes(at: GuestAddress(piece.physical), count: piece.length)) ?? []
+                }
+                if now != watches[i].last {
+                    watches[i].last = now
+                    return watches[i].request
+                }
+            }
+            return nil
+        }
+        guard let hit else { return false }
+        report(.watchpoint(.writeWatchpoint, address: hit.address), vcpu)
+        return true
+    }
+
+    /// Sets a write watchpoint the VMM checks by stepping; the range is translated now, page by page.
+    func addSteppedWatchpoint(_ request: BreakpointRequest, vcpu: VCPU) -> BreakpointReply {
+        guard request.type == .writeWatchpoint else { return .unsupported } // reads cannot be seen by comparing
+        guard request.length >= 1, request.length <= Self.steppedWatchLimit else { return .failed("length") }
+        if steppedWatchpoints.withLock({ $0.contains { $0.request == request } }) { return .ok }
+        guard steppedWatchpoints.withLock({ $0.count }) < Self.steppedWatchCount else { return .failed("too many") }
+        var pieces: [(physical: UInt64, length: Int)] = []
+        var last: [UInt8] = []
+        var offset = 0
+        while offset < request.length {
+            let (at, overflow) = request.address.addingReportingOverflow(UInt64(offset))
+            guard !overflow, case let .success(t)? = translate(at, vcpu: vcpu) else { return .failed("not mapped") }
+            let n = min(request.length - offset, Int(4096 - (at & 0xFFF)))
+            guard let bytes = try? machine.memory.readBytes(at: GuestAddress(t.physical), count: n) else { return .failed("not RAM") }
+            pieces.append((t.physical, n))
+            last += bytes
+            offset += n
+        }
+        steppedWatchpoints.withLock { $0.append(SteppedWatchpoint(request: request, pieces: pieces, last: last)) }
+        return .ok
+    }
+
+    func removeSteppedWatchpoint(_ request: BreakpointRequest) -> Bool {
+        steppedWatchpoints.withLock { watches in
+            guard let i = watches.firstIndex(where: { $0.request == request }) else { return false }
+            watches.remove(at: i)
+            return true
+        }
     }
 
     /// Takes the exits that belong to the debugger before the machine's own dispatch; returns the reason
@@ -165,8 +267,10 @@ final class GDBStub: @unchecked Sendable {
                     case .software, .hardware: report(.hardwareBreakpoint, vcpu)
                     default: report(.watchpoint(request.type, address: request.address), vcpu)
                     }
+                } else if debug.singleStep && isWatchStepping(vcpu) {
+                    checkSteppedWatchpoints(vcpu) // one instruction ran for the watchpoints: stop only on a change
                 } else if stepping || debug.singleStep {
-                    report(.step, vcpu)
+                    if !checkSteppedWatchpoints(vcpu) { report(.step, vcpu) }
                 } else {
                     reinject(vector: 1, vcpu)
                 }
@@ -200,11 +304,14 @@ final class GDBStub: @unchecked Sendable {
         history.record(exit, reason: reason, vcpu: vcpu.id)
         guard !machine.stopRequested.load(ordering: .acquiring) else { return }
         let stepping = currentAction(vcpu) == .step
+        let watching = isWatchStepping(vcpu)
         switch exit {
         case .io, .mmio:
             // The instruction is complete only after the next KVM_RUN; do that now, without running further,
-            // if the vCPU is about to stop (its step is done, or another vCPU stopped the machine).
-            if stepping || gate.isStopped { completePendingIO(vcpu) }
+            // if the vCPU is about to stop (its step is done, or another vCPU stopped the machine) or its
+            // result is to be compared (a stepped watchpoint: `rep insb` writes RAM).
+            if stepping || watching || gate.isStopped { completePendingIO(vcpu) }
+            if (stepping || watching) && checkSteppedWatchpoints(vcpu) { break }
             if stepping { report(.step, vcpu) }
         case .internalError:
             if stepping { report(.step, vcpu) } // finished by the VMM (int3, clac, stac, fwait)
@@ -268,6 +375,7 @@ final class GDBStub: @unchecked Sendable {
     }
 
     func removeAllBreakpoints() {
+        steppedWatchpoints.withLock { $0.removeAll() }
         let software = breakpoints.withLock { table in
             table.removeAllHardware()
             return table.removeAllSoftware()

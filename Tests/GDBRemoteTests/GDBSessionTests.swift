@@ -82,6 +82,10 @@ struct GDBSessionTests {
         let reply = Client.payloads(client.connection.stopped(StopEvent(thread: 2, reason: .softwareBreakpoint)))
         #expect(reply == ["T05thread:2;swbreak:;"])
         #expect(client.ask("qC") == "QC2")
+        // A stop with a notice: console output first, then the stop reply.
+        _ = client.send("c")
+        let noticed = Client.payloads(client.connection.stopped(StopEvent(thread: 1, reason: .step, notice: "hi")))
+        #expect(noticed == ["O" + String(decoding: Hex.encode(text: "hi\n"), as: UTF8.self), "T05thread:1;"])
         // Ctrl-C while stopped does nothing.
         #expect(client.connection.receive([0x03]).actions.isEmpty)
     }

@@ -40,6 +40,45 @@ struct GDBStubTests {
         #expect(r.stdout.contains("multiboot magic ok"))
     }
 
+    /// On hardware KVM a debug register watches; on kvm_pvm the VMM steps and compares. gdb sees the same.
+    @Test func aWriteWatchpointStopsRightAfterTheWrite() throws {
+        let (vmm, port) = try #require(GDBTestSupport.startVMM(["--guest", "hello", "--timeout", "60"]))
+        let gdb = try #require(GDBTestClient(port: port))
+        let txRoom = try #require(GDBTestSupport.symbol("tx_room", in: hello))
+        #expect(gdb.ask("Z2,\(Hex.string(txRoom)),1") == "OK")
+        #expect(gdb.ask("vCont;c") == "T05thread:1;watch:\(Hex.string(txRoom));")
+        #expect(gdb.ask("m\(Hex.string(txRoom)),1") == "10", "the 8250's FIFO depth, 16, written by the first put_char")
+        #expect(gdb.ask("z2,\(Hex.string(txRoom)),1") == "OK")
+        #expect(gdb.ask("c") == "W01")
+        #expect(vmm.wait().status == 1)
+    }
+
+    /// kvm_pvm runs user mode natively: a step there would hand the guest a #DB, so the stub refuses it
+    /// and says why, as console output before the stop reply.
+    @Test(.enabled(if: !KVMRequirement.hardware, "kvm_pvm only: hardware KVM steps user mode"))
+    func aStepInUserModeOnKvmPvmSaysWhyItDidNotMove() throws {
+        let (vmm, port) = try #require(GDBTestSupport.startVMM(["--guest", "doctor", "--timeout", "60"]))
+        let gdb = try #require(GDBTestClient(port: port))
+        let kmain = try #require(GDBTestSupport.symbol("kmain", in: GDBTestSupport.embeddedImage("doctor")))
+        // The drop to CPL3 is an iretq (48 cf) in kmain: break there, step over it.
+        let code = try #require(gdb.ask("m\(Hex.string(kmain)),200").flatMap { Hex.decode(Array($0.utf8)) })
+        let offset = try #require((0..<(code.count - 1)).first { code[$0] == 0x48 && code[$0 + 1] == 0xCF })
+        let iretq = kmain + UInt64(offset)
+        #expect(gdb.ask("Z0,\(Hex.string(iretq)),1") == "OK")
+        #expect(gdb.ask("c") == "T05thread:1;")
+        #expect(gdb.ask("z0,\(Hex.string(iretq)),1") == "OK")
+        #expect(gdb.ask("vCont;s:1") == "T05thread:1;")
+        let user = try #require(GDBTestSupport.rip(gdb))
+        gdb.send("vCont;s:1")
+        let notice = try #require(gdb.reply())
+        #expect(notice.hasPrefix("O"))
+        #expect(String(decoding: Hex.decode(Array(notice.utf8.dropFirst())) ?? [], as: UTF8.self).contains("user mode (CPL 3)"))
+        #expect(gdb.reply() == "T05thread:1;")
+        #expect(GDBTestSupport.rip(gdb) == user, "it did not move")
+        gdb.send("k")
+        #expect(vmm.wait().status == 128 + SIGKILL)
+    }
+
     @Test func ctrlCStopsARunningGuestAndKillEndsTheVM() throws {
         let (vmm, port) = try #require(GDBTestSupport.startVMM(["--guest", "loop", "--timeout", "60"]))
         let gdb = try #require(GDBTestClient(port: port))
