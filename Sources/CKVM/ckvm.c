@@ -48,6 +48,7 @@ const unsigned long CKVM_GET_FPU = KVM_GET_FPU;
 const unsigned long CKVM_SET_LAPIC = KVM_SET_LAPIC;
 const unsigned long CKVM_GET_LAPIC = KVM_GET_LAPIC;
 const unsigned long CKVM_SET_MP_STATE = KVM_SET_MP_STATE;
+const unsigned long CKVM_GET_MP_STATE = KVM_GET_MP_STATE;
 const unsigned long CKVM_TRANSLATE = KVM_TRANSLATE;
 const unsigned long CKVM_GET_MSRS = KVM_GET_MSRS;
 const unsigned long CKVM_SET_GUEST_DEBUG = KVM_SET_GUEST_DEBUG;

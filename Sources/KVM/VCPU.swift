@@ -199,6 +199,14 @@ extension VCPU {
         return request.valid != 0 ? request.physical_address : nil
     }
 
+    /// Whether the vCPU runs, halts or waits for INIT/SIPI (KVM_MP_STATE_*, api.rst §4.38).
+    /// The corresponding ioctl is `KVM_GET_MP_STATE`.
+    public func multiprocessingState() throws(KVMError) -> MultiprocessingState {
+        var state = kvm_mp_state()
+        _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_GET_MP_STATE, &state), "KVM_GET_MP_STATE")
+        return MultiprocessingState(rawValue: state.mp_state)
+    }
+
     /// Reads model-specific registers. The corresponding ioctl is `KVM_GET_MSRS`.
     public func msrs(_ indices: [UInt32]) throws(KVMError) -> [UInt64] {
         guard let table = ckvm_msrs_alloc(UInt32(indices.count)) else { throw KVMError.ioctl("KVM_GET_MSRS", .noMemory) }
@@ -206,6 +214,28 @@ extension VCPU {
         for (i, index) in indices.enumerated() { ckvm_msrs_entry(table, UInt32(i))?.pointee.index = index }
         let read = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_GET_MSRS, table), "KVM_GET_MSRS")
         return (0..<UInt32(read)).map { ckvm_msrs_entry(table, $0)?.pointee.data ?? 0 }
+    }
+}
+
+/// A vCPU's multiprocessing state (struct kvm_mp_state), as x86 uses it.
+public struct MultiprocessingState: Equatable, Sendable {
+    public var rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    /// What the state means for a learner, e.g. "waiting for INIT/SIPI (KVM_MP_STATE_UNINITIALIZED)".
+    public var description: String {
+        switch Int32(rawValue) {
+        case KVM_MP_STATE_RUNNABLE: "runnable (KVM_MP_STATE_RUNNABLE)"
+        case KVM_MP_STATE_UNINITIALIZED: "an application processor waiting for INIT (KVM_MP_STATE_UNINITIALIZED)"
+        case KVM_MP_STATE_INIT_RECEIVED: "got INIT, waiting for a SIPI (KVM_MP_STATE_INIT_RECEIVED)"
+        case KVM_MP_STATE_HALTED: "halted until an interrupt (KVM_MP_STATE_HALTED)"
+        case KVM_MP_STATE_SIPI_RECEIVED: "got its SIPI (KVM_MP_STATE_SIPI_RECEIVED)"
+        default: "state \(rawValue)"
+        }
+    }
+
+    public var isWaitingForStartup: Bool {
+        Int32(rawValue) == KVM_MP_STATE_UNINITIALIZED || Int32(rawValue) == KVM_MP_STATE_INIT_RECEIVED
     }
 }
 

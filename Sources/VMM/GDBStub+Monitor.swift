@@ -98,9 +98,12 @@ extension GDBStub {
         let linear = s.cr0 & 1 == 0 || s.efer & (1 << 10) == 0 ? s.cs.base &+ r.rip : r.rip
         lines.append("vCPU \(vcpu.id) stopped at RIP 0x\(hex(r.rip))\(linear != r.rip ? " (linear 0x\(hex(linear)): CS base 0x\(hex(s.cs.base)) + RIP)" : "")")
         lines.append("  mode: \(Self.modeName(s)), \(PagingMode(paging).rawValue); CPL \(cpl) (\(cpl == 0 ? "kernel mode" : cpl == 3 ? "user mode" : "ring \(cpl)"))")
+        if let state = try? vcpu.multiprocessingState() {
+            lines.append("  state: \(state.description)\(state.isWaitingForStartup ? "; the in-kernel LAPIC starts it when the kernel sends INIT and SIPI" : "")")
+        }
         if machine.backend == .pvm {
             lines.append(cpl == 0
-                ? "  kvm_pvm: CPL0 code runs in KVM's instruction emulator (~1 µs an instruction): breakpoints, single step and hardware execution breakpoints stop here; data watchpoints do not"
+                ? "  kvm_pvm: CPL0 code runs in KVM's instruction emulator (~1 µs an instruction): breakpoints, single step and hardware execution breakpoints stop here; write watchpoints work by the VMM's stepping"
                 : "  kvm_pvm: CPL\(cpl) code runs natively: KVM does not intercept int3, single steps or debug registers here, so breakpoints and steps in this code do not stop (the guest gets the #BP/#DB)")
         }
         if let bytes = try? readVirtual(linear, count: 15, vcpu: vcpu), !bytes.isEmpty {

@@ -235,6 +235,7 @@ extension GDBStub: GDBTarget {
         guard thread >= 1, thread <= machine.vcpus.count else { return "no such vCPU" }
         let vcpu = machine.vcpus[thread - 1]
         guard gate.isParked(thread - 1), let s = try? vcpu.specialRegisters() else { return "vCPU \(vcpu.id), running" }
+        if let state = try? vcpu.multiprocessingState(), state.isWaitingForStartup { return "vCPU \(vcpu.id), waiting for INIT/SIPI" }
         return "vCPU \(vcpu.id), \(Self.modeName(s)), CPL \(s.cs.dpl)"
     }
 

@@ -107,7 +107,9 @@ final class GDBStub: @unchecked Sendable {
 
     /// Starts the server thread; the vCPUs wait, stopped, until gdb resumes them.
     func start() {
-        printError("swiftlet: gdb: the guest waits before its first instruction; connect with: gdb -ex 'target remote \(server.address)'")
+        // gdb has no Unix-socket transport of its own; socat carries it (docs/09-gdb.md).
+        let target = if case .unix = endpoint { "| socat - UNIX-CONNECT:\(server.address)" } else { server.address }
+        printError("swiftlet: gdb: the guest waits before its first instruction; connect with: gdb -ex 'target remote \(target)'")
         server.start()
     }
 

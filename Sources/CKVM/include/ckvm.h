@@ -45,6 +45,7 @@ extern const unsigned long CKVM_GET_FPU;
 extern const unsigned long CKVM_SET_LAPIC;
 extern const unsigned long CKVM_GET_LAPIC;
 extern const unsigned long CKVM_SET_MP_STATE;
+extern const unsigned long CKVM_GET_MP_STATE;
 extern const unsigned long CKVM_TRANSLATE;
 extern const unsigned long CKVM_GET_MSRS;
 extern const unsigned long CKVM_SET_GUEST_DEBUG;
