@@ -79,6 +79,28 @@ struct GDBStubTests {
         #expect(vmm.wait().status == 128 + SIGKILL)
     }
 
+    /// Hardware KVM single-steps user mode: the same guest as above, stepped at CPL3 (not measured here).
+    @Test(.enabled(if: KVMRequirement.hardware, Comment(rawValue: KVMRequirement.hardwareReason)))
+    func userModeStepsOnHardwareKVM() throws {
+        let (vmm, port) = try #require(GDBTestSupport.startVMM(["--guest", "doctor", "--timeout", "60"]))
+        let gdb = try #require(GDBTestClient(port: port))
+        let doctor = GDBTestSupport.embeddedImage("doctor")
+        let kmain = try #require(GDBTestSupport.symbol("kmain", in: doctor))
+        let userMain = try #require(GDBTestSupport.symbol("user_main", in: doctor))
+        let code = try #require(gdb.ask("m\(Hex.string(kmain)),200").flatMap { Hex.decode(Array($0.utf8)) })
+        let offset = try #require((0..<(code.count - 1)).first { code[$0] == 0x48 && code[$0 + 1] == 0xCF })
+        #expect(gdb.ask("Z0,\(Hex.string(kmain + UInt64(offset))),1") == "OK")
+        #expect(gdb.ask("c") == "T05thread:1;")
+        #expect(gdb.ask("z0,\(Hex.string(kmain + UInt64(offset))),1") == "OK")
+        #expect(gdb.ask("vCont;s:1") == "T05thread:1;")
+        #expect(GDBTestSupport.rip(gdb) == userMain, "the iretq lands on user_main")
+        #expect(gdb.ask("vCont;s:1") == "T05thread:1;")
+        let stepped = try #require(GDBTestSupport.rip(gdb))
+        #expect(stepped != userMain, "one user-mode instruction ran")
+        gdb.send("k")
+        #expect(vmm.wait().status == 128 + SIGKILL)
+    }
+
     @Test func ctrlCStopsARunningGuestAndKillEndsTheVM() throws {
         let (vmm, port) = try #require(GDBTestSupport.startVMM(["--guest", "loop", "--timeout", "60"]))
         let gdb = try #require(GDBTestClient(port: port))
