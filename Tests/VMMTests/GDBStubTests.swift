@@ -40,6 +40,25 @@ struct GDBStubTests {
         #expect(r.stdout.contains("multiboot magic ok"))
     }
 
+    /// The firmware path starts at the reset vector in real mode: gdb's addresses are linear (CS base + IP).
+    @Test func theFirmwarePathStopsAtTheResetVector() throws {
+        let (vmm, port) = try #require(GDBTestSupport.startVMM(["--guest", "hello", "--boot", "firmware", "--timeout", "60"]))
+        let gdb = try #require(GDBTestClient(port: port))
+        let g = try #require(gdb.ask("g"))
+        #expect(GDBTestSupport.register(X86Registers.Number.rip, in: g) == 0xFFF0)
+        #expect(gdb.ask("p\(Hex.string(UInt64(X86Registers.Number.cs)))") == "00f00000")
+        #expect(gdb.ask("mfffffff0,1") == "e9", "the firmware's jmp at CS base 0xffff0000 + IP 0xfff0")
+        #expect(gdb.ask("vCont;s:1") == "T05thread:1;")
+        #expect(GDBTestSupport.rip(gdb) != 0xFFF0)
+        // Paging is off: the kernel's entry is a physical address, reached once the firmware is done.
+        #expect(gdb.ask("Z1,10000c,1") == "OK")
+        #expect(gdb.ask("c") == "T05thread:1;")
+        #expect(GDBTestSupport.rip(gdb) == 0x10_000C)
+        #expect(gdb.ask("z1,10000c,1") == "OK")
+        #expect(gdb.ask("c") == "W01")
+        #expect(vmm.wait().status == 1)
+    }
+
     /// On hardware KVM a debug register watches; on kvm_pvm the VMM steps and compares. gdb sees the same.
     @Test func aWriteWatchpointStopsRightAfterTheWrite() throws {
         let (vmm, port) = try #require(GDBTestSupport.startVMM(["--guest", "hello", "--timeout", "60"]))
