@@ -9,7 +9,15 @@ public final class ConsoleOutput: Sendable {
     private let buffer = Mutex<[UInt8]>([])
     private let fd: Int32
     private let capture: Mutex<[UInt8]>?
-    private let lineObserver = Mutex<(@Sendable (String) -> Void)?>(nil)
+    /// Held in a class box, not as a bare closure: a closure inside a generic Mutex is reabstracted on each
+    /// `withLock` access (its inout value goes out and back through thunks), and each access wrapped it in two
+    /// more thunks. A console flood built a chain of millions, slower with every byte, whose release at the
+    /// end overflowed the stack (SIGSEGV, measured with a guest printing in a loop for 40 s).
+    private let lineObserver = Mutex<LineObserver?>(nil)
+    private final class LineObserver: Sendable {
+        let call: @Sendable (String) -> Void
+        init(_ call: @escaping @Sendable (String) -> Void) { self.call = call }
+    }
     private let currentLine = Mutex<[UInt8]>([])
 
     /// - Parameter capture: also keep a copy of everything written (tests, compare).
@@ -20,7 +28,8 @@ public final class ConsoleOutput: Sendable {
 
     /// Calls `observer` with each complete line the guest prints (the VMM's boot-milestone scanner).
     public func observeLines(_ observer: @escaping @Sendable (String) -> Void) {
-        lineObserver.withLock { $0 = observer }
+        let box = LineObserver(observer)
+        lineObserver.withLock { $0 = box }
     }
 
     public func put(_ byte: UInt8) {
@@ -49,7 +58,7 @@ public final class ConsoleOutput: Sendable {
             if l.count < 1024 { l.append(byte) }
             return nil
         }
-        if let line { observer(String(decoding: line, as: UTF8.self)) }
+        if let line { observer.call(String(decoding: line, as: UTF8.self)) }
     }
 
     public func flush() {
