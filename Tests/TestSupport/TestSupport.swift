@@ -2,10 +2,15 @@
 //
 // - `KVMRequirement`: the rule for tests that need /dev/kvm: they run where it works, skip with a stated
 //   reason where it is absent, and run (and so fail) when SWIFTLET_REQUIRE_KVM=1 is set, as in CI.
+// - `Prerequisite`: the same rule for the files CI builds and the tools it installs (the minimal kernel,
+//   Debian's kernel, the rootfs, iasl, chromium, script(1)...), under SWIFTLET_REQUIRE_ARTEFACTS=1.
+// - `ProcessRunner`, `Spawned`: child processes with a deadline; a child still running at its deadline is
+//   killed and the test fails with what it printed.
 // - `SyntheticELF`: builds small multiboot ELF32 kernels from machine code, so loader error paths and
 //   special guests (one that runs int3, say) need no cross toolchain.
 import Glibc
 import KVM
+import Testing
 
 public enum KVMRequirement {
     /// True when /dev/kvm opens, or when CI demands KVM (then the test runs and fails loudly).
@@ -24,6 +29,52 @@ public enum KVMRequirement {
     /// True on hardware KVM (kvm_intel / kvm_amd).
     public static var hardware: Bool { KVMSystem.backend().isHardware }
     public static let hardwareReason = "needs hardware KVM (kvm_intel or kvm_amd); this host's /dev/kvm is \(KVMSystem.backend().rawValue)"
+}
+
+/// What a test needs besides /dev/kvm: a file CI builds (guest/linux/build.sh, guest/debian/fetch.sh,
+/// guest/rootfs/build.sh), a tool CI installs (setup.sh --deps, chromium), root, or a host property CI's
+/// machines have. Where it is missing the test skips with its reason; with SWIFTLET_REQUIRE_ARTEFACTS=1
+/// (.ci/run sets it) the test runs anyway and fails on what is missing, as SWIFTLET_REQUIRE_KVM=1 does
+/// for /dev/kvm, so CI cannot pass with a test skipped for want of something it was meant to build.
+public enum Prerequisite {
+    public static var required: Bool {
+        guard let value = getenv("SWIFTLET_REQUIRE_ARTEFACTS") else { return false }
+        return String(cString: value) == "1"
+    }
+
+    /// True when `met`, or when CI requires every prerequisite (then the test runs and fails loudly).
+    public static func available(_ met: Bool) -> Bool { met || required }
+
+    /// True when every file in `paths` is readable, or when CI requires them.
+    public static func files(_ paths: String...) -> Bool { available(paths.allSatisfy { access($0, R_OK) == 0 }) }
+
+    /// The first of `names` found as an executable in PATH, /usr/sbin or /sbin.
+    public static func tool(_ names: String...) -> String? {
+        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
+        let directories = path.split(separator: ":").map(String.init) + ["/usr/sbin", "/sbin"]
+        for name in names {
+            for directory in directories where access(directory + "/" + name, X_OK) == 0 { return directory + "/" + name }
+        }
+        return nil
+    }
+}
+
+/// Polls `condition` every `interval` seconds until it holds or `timeout` seconds pass; true when it held.
+/// For readiness ("the guest printed its marker"), never as a fixed sleep.
+public func pollUntil(timeout: Double, interval: Double = 0.02, _ condition: () -> Bool) -> Bool {
+    let deadline = monotonicSeconds() + timeout
+    while true {
+        if condition() { return true }
+        if monotonicSeconds() > deadline { return false }
+        usleep(UInt32(interval * 1_000_000))
+    }
+}
+
+/// Seconds on the monotonic clock.
+public func monotonicSeconds() -> Double {
+    var t = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &t)
+    return Double(t.tv_sec) + Double(t.tv_nsec) / 1e9
 }
 
 /// One Linux boot at a time, across every suite and test process on this machine: a boot under kvm_pvm
@@ -100,12 +151,14 @@ public enum ProcessRunner {
         return dir + "/swiftlet"
     }
 
-    /// Runs `path` with `arguments` (stdin /dev/null) and waits for it.
-    public static func run(_ path: String, _ arguments: [String]) -> ProcessResult {
+    /// Runs `path` with `arguments` (stdin /dev/null) and waits for it, at most `deadline` seconds: a child
+    /// still running then is killed (status 137) and the test fails with what it printed.
+    public static func run(_ path: String, _ arguments: [String], deadline: Double = Spawned.defaultDeadline,
+                           sourceLocation: SourceLocation = #_sourceLocation) -> ProcessResult {
         guard let child = Spawned.start(path, arguments) else {
             return ProcessResult(status: -1, stdout: "", stderr: "spawn \(path) failed")
         }
-        let r = child.wait()
+        let r = child.wait(deadline: deadline, sourceLocation: sourceLocation)
         return ProcessResult(status: r.status, stdout: r.stdout, stderr: r.stderr)
     }
 
@@ -139,6 +192,8 @@ extension ProcessRunner {
 /// in files read back by wait().
 public struct Spawned: Sendable {
     public let pid: pid_t
+    /// The command line, for messages.
+    public let command: String
     let outPath: String
     let errPath: String
 
@@ -158,7 +213,7 @@ public struct Spawned: Sendable {
             unlink(outPath); unlink(errPath)
             return nil
         }
-        return Spawned(pid: pid, outPath: outPath, errPath: errPath)
+        return Spawned(pid: pid, command: ([path] + arguments).joined(separator: " "), outPath: outPath, errPath: errPath)
     }
 
     /// What the child has written to stdout so far.
@@ -195,12 +250,52 @@ public struct Spawned: Sendable {
         return (found, r.status, r.stdout, r.stderr)
     }
 
-    /// Waits for the child; the status as a shell reports it (128 + signal when killed).
-    public func wait() -> (status: Int32, stdout: String, stderr: String) {
+    /// Polls until the child's stdout (or stderr) contains `text`, the child exits, or `timeout` seconds
+    /// pass; true when the text appeared. The child is left running (and unreaped) either way.
+    public func awaitOutput(_ text: String, onStderr: Bool = false, timeout: Double = 60) -> Bool {
+        var appeared = false
+        _ = pollUntil(timeout: timeout) {
+            appeared = (onStderr ? stderrSoFar() : stdoutSoFar()).contains(text)
+            return appeared || hasExited
+        }
+        return appeared || (onStderr ? stderrSoFar() : stdoutSoFar()).contains(text)
+    }
+
+    /// True once the child has exited (it stays a zombie for wait() to reap).
+    public var hasExited: Bool {
+        var info = siginfo_t()
+        return waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info._sifields._sigchld.si_pid == pid
+    }
+
+    /// How long a test's child process may run unless the test says otherwise: far beyond any test's own
+    /// timeouts (the longest Linux boot here is bounded at 150 s by swiftlet's --timeout), so that only a
+    /// hang reaches it.
+    public static let defaultDeadline: Double = 300
+
+    /// Waits for the child, at most `deadline` seconds from now; the status as a shell reports it (128 +
+    /// signal when killed). A child still running at the deadline is killed with SIGKILL and the test fails
+    /// with an issue that quotes its output.
+    public func wait(deadline: Double = Spawned.defaultDeadline,
+                     sourceLocation: SourceLocation = #_sourceLocation) -> (status: Int32, stdout: String, stderr: String) {
         var status: Int32 = 0
-        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let limit = monotonicSeconds() + deadline
+        var killed = false
+        while true {
+            let r = waitpid(pid, &status, WNOHANG)
+            if r == pid || (r < 0 && errno != EINTR) { break }
+            if r == 0 && !killed && monotonicSeconds() > limit {
+                kill(pid, SIGKILL)
+                killed = true
+            }
+            if r == 0 { usleep(killed ? 1000 : 10_000) }
+        }
         defer { unlink(outPath); unlink(errPath) }
         let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
-        return (exitStatus, ProcessRunner.readFile(outPath), ProcessRunner.readFile(errPath))
+        let out = ProcessRunner.readFile(outPath), err = ProcessRunner.readFile(errPath)
+        if killed {
+            Issue.record("\(command) was still running after its \(Int(deadline)) s deadline; the test killed it.\nstdout: \(out.suffix(4000))\nstderr: \(err.suffix(4000))",
+                         sourceLocation: sourceLocation)
+        }
+        return (exitStatus, out, err)
     }
 }
