@@ -3,26 +3,24 @@
 // Skipped when the binaries are not there (a test-only build).
 @testable import Container
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 enum CLI {
-    /// .build/<configuration>/swiftlet, beside the test bundle.
-    static let swiftlet: String? = {
-        var path = LauncherTests.testBinary
-        guard let slash = path.lastIndex(of: "/") else { return nil }
-        path = String(path[..<slash]) + "/swiftlet"
-        return FileSystemProbe.exists(path) && FileSystemProbe.exists(path + "-cli") ? path : nil
-    }()
+    /// .build/<configuration>/swiftlet, beside the test bundle (with swiftlet-cli, to which it hands `spec`).
+    static let swiftlet = ProcessRunner.swiftletPath
 
-    static var available: Bool { Fixtures.canRunContainers && swiftlet != nil }
+    static var available: Bool {
+        Prerequisite.available(Fixtures.canRunContainers && FileSystemProbe.exists(swiftlet) && FileSystemProbe.exists(swiftlet + "-cli"))
+    }
 
     /// Runs `swiftlet container ARGS` through sh; returns status, stdout and stderr separately.
     static func run(_ arguments: String) -> (status: Int32, stdout: String, stderr: String) {
         let directory = try! TemporaryDirectory()
-        let (status, _) = Shell.run("'\(swiftlet!)' container \(arguments) >'\(directory.path)/out' 2>'\(directory.path)/err'")
+        let (status, _) = Shell.run("'\(swiftlet)' container \(arguments) >'\(directory.path)/out' 2>'\(directory.path)/err'")
         return (status, FileSystemProbe.read(directory.path + "/out") ?? "", FileSystemProbe.read(directory.path + "/err") ?? "")
     }
 }
@@ -67,7 +65,7 @@ struct CLITests {
         // PID 1 with a handler gets the launcher's forwarded SIGTERM and exits 42; had the launcher
         // died of the signal instead, the shell would report 143.
         let script = """
-            '\(CLI.swiftlet!)' container run --rootfs \(rootfs) -- sh -c 'trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done' > /dev/null &
+            '\(CLI.swiftlet)' container run --rootfs \(rootfs) -- sh -c 'trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done' > /dev/null &
             p=$!; sleep 0.7; kill -TERM $p; wait $p; echo status=$?
             """
         let (_, output) = Shell.run(script)
@@ -76,17 +74,17 @@ struct CLITests {
 
     @Test func sigintIsForwardedThroughInit() {
         let script = """
-            '\(CLI.swiftlet!)' container run --init --rootfs \(rootfs) -- sleep 30 &
+            '\(CLI.swiftlet)' container run --init --rootfs \(rootfs) -- sleep 30 &
             p=$!; sleep 0.7; kill -INT $p; wait $p; echo status=$?
             """
         let (_, output) = Shell.run(script)
         #expect(output.contains("status=130"), "\(output)")
     }
 
-    @Test(.enabled(if: FileSystemProbe.exists("/usr/bin/script"), "needs script(1) for a terminal"))
+    @Test(.enabled(if: Prerequisite.available(FileSystemProbe.exists("/usr/bin/script")), "needs script(1) for a terminal"))
     func ttyGivesAPseudoTerminalFromTheContainersDevpts() {
         let (_, output) = Shell.run("""
-            script -qec "'\(CLI.swiftlet!)' container run -t --rootfs \(rootfs) -- sh -c 'tty; exit 3'; echo status=\\$?" /dev/null < /dev/null
+            script -qec "'\(CLI.swiftlet)' container run -t --rootfs \(rootfs) -- sh -c 'tty; exit 3'; echo status=\\$?" /dev/null < /dev/null
             """)
         #expect(output.contains("/dev/pts/0"), "\(output)")
         #expect(output.contains("status=3"), "\(output)")

@@ -3,6 +3,7 @@
 // because some compare the host's mount table and cgroup trees before and after.
 @testable import Container
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -198,7 +199,7 @@ struct LauncherTests {
         // with it (PR_SET_PDEATHSIG) and the next run removes the cgroup it left.
         let before = HostState.capture()
         let (_, output) = Shell.run("""
-            SWIFTLET_LAUNCHER_PROBE=1 SWIFTLET_PROBE_ROOTFS='\(Fixtures.rootfs!)' \(Self.testBinary) --testing-library swift-testing \
+            SWIFTLET_LAUNCHER_PROBE=1 SWIFTLET_PROBE_ROOTFS='\(Fixtures.rootfsPath)' \(Self.testBinary) --testing-library swift-testing \
             --filter launcherProbe >/dev/null 2>&1 & probe=$!
             for i in $(seq 100); do ps -eo args | grep -q '^[s]leep 4242' && break; sleep 0.05; done
             echo started=$(ps -eo args | grep -c '^[s]leep 4242')
@@ -254,13 +255,13 @@ struct LauncherTests {
     static var userNamespacesForUnprivileged: Bool {
         let max = Int(FileSystemProbe.read("/proc/sys/user/max_user_namespaces")?.trimmingCharacters(in: "\n") ?? "0") ?? 0
         let clone = FileSystemProbe.read("/proc/sys/kernel/unprivileged_userns_clone")?.trimmingCharacters(in: "\n") ?? "1"
-        return max > 0 && clone != "0" && FileSystemProbe.exists("/usr/bin/setpriv")
+        return Prerequisite.available(max > 0 && clone != "0" && FileSystemProbe.exists("/usr/bin/setpriv"))
     }
 
     @Test(.enabled(if: userNamespacesForUnprivileged, "needs unprivileged user namespaces and setpriv"))
     func rootlessRunAsNobody() {
         let (status, output) = Shell.run("""
-            SWIFTLET_ROOTLESS_PROBE=1 SWIFTLET_PROBE_ROOTFS='\(Fixtures.rootfs!)' setpriv --reuid 65534 --regid 65534 --clear-groups \
+            SWIFTLET_ROOTLESS_PROBE=1 SWIFTLET_PROBE_ROOTFS='\(Fixtures.rootfsPath)' setpriv --reuid 65534 --regid 65534 --clear-groups \
             \(Self.testBinary) --testing-library swift-testing --filter rootlessProbe
             """)
         #expect(status == 0, "\(output)")

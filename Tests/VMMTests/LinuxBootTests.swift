@@ -19,7 +19,7 @@ enum LinuxArtefacts {
     static var bzImage: String { directory + "/bzImage" }
     static var vmlinux: String { directory + "/vmlinux" }
     static var initramfs: String { directory + "/initramfs.cpio" }
-    static var present: Bool { [bzImage, vmlinux, initramfs].allSatisfy { (path: String) in access(path, R_OK) == 0 } }
+    static var present: Bool { Prerequisite.files(bzImage, vmlinux, initramfs) }
     static let reason = "guest/linux/out has no kernel: run guest/linux/build.sh (CI does), or set SWIFTLET_LINUX_DIR"
 }
 
@@ -152,7 +152,7 @@ struct LinuxBadInputTests {
 enum DebianKernel {
     static let directory = ProcessRunner.packageRoot + "/guest/debian/out"
     static var vmlinuz: String { directory + "/vmlinuz" }
-    static var present: Bool { access(vmlinuz, R_OK) == 0 }
+    static var present: Bool { Prerequisite.files(vmlinuz) }
     static let reason = "guest/debian/out has no vmlinuz: run guest/debian/fetch.sh (CI does)"
     /// "6.1.0-56-cloud-amd64" from the package name fetch.sh recorded.
     static var release: String? {

@@ -56,7 +56,7 @@ struct VirtioGuestTests {
         #expect(machine.tracer.table[.io] == nil || machine.tracer.table[.io]!.count < 10, "only the debug exit is port I/O")
     }
 
-    @Test(.enabled(if: access("/usr/bin/script", X_OK) == 0, "needs script(1) for a terminal"))
+    @Test(.enabled(if: Prerequisite.available(access("/usr/bin/script", X_OK) == 0), "needs script(1) for a terminal"))
     func aHostTerminalResizeReachesTheConsole() {
         // Under script(1) stdout is a pseudo-terminal, so the VMM forwards SIGWINCH to the virtio console.
         // `stty` changes the terminal's size, which sends SIGWINCH to the foreground process group (the

@@ -237,7 +237,7 @@ struct ACPIInMemory {
     static let iasl: String? = ["/usr/bin/iasl", "/usr/local/bin/iasl"].first { (path: String) in access(path, X_OK) == 0 }
     static let reason = "iasl is not installed (apt-get install acpica-tools; setup.sh does)"
 
-    @Test(.enabled(if: iasl != nil, Comment(rawValue: reason)), arguments: [false, true])
+    @Test(.enabled(if: Prerequisite.available(iasl != nil), Comment(rawValue: reason)), arguments: [false, true])
     func iaslDecompilesEveryTableWithoutErrors(pci: Bool) throws {
         let iasl = try #require(Self.iasl)
         let memory = try LinuxFixtures.memory(megabytes: 4)
