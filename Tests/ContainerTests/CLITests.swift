@@ -61,24 +61,31 @@ struct CLITests {
         #expect(oom.stderr.contains("swiftlet container: out of memory: the container reached its memory limit of 32 MiB"))
     }
 
-    @Test func sigtermReachesAPID1ThatHandlesIt() {
-        // PID 1 with a handler gets the launcher's forwarded SIGTERM and exits 42; had the launcher
-        // died of the signal instead, the shell would report 143.
-        let script = """
-            '\(CLI.swiftlet)' container run --rootfs \(rootfs) -- sh -c 'trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done' > /dev/null &
-            p=$!; sleep 0.7; kill -TERM $p; wait $p; echo status=$?
-            """
-        let (_, output) = Shell.run(script)
-        #expect(output.contains("status=42"), "\(output)")
+    /// Starts `swiftlet container ARGUMENTS` with default signal handling (as from a shell), output in files.
+    func start(_ arguments: [String]) throws -> Spawned {
+        try #require(Spawned.start(CLI.swiftlet, ["container"] + arguments, resetSignals: true))
     }
 
-    @Test func sigintIsForwardedThroughInit() {
-        let script = """
-            '\(CLI.swiftlet)' container run --init --rootfs \(rootfs) -- sleep 30 &
-            p=$!; sleep 0.7; kill -INT $p; wait $p; echo status=$?
-            """
-        let (_, output) = Shell.run(script)
-        #expect(output.contains("status=130"), "\(output)")
+    @Test func sigtermReachesAPID1ThatHandlesIt() throws {
+        // PID 1 with a handler gets the launcher's forwarded SIGTERM and exits 42; had the launcher
+        // died of the signal instead, the status would be 143. The signal goes only once "ready" shows that
+        // the trap is set: as PID 1 of its PID namespace, a shell without one ignores SIGTERM.
+        let child = try start(["run", "--rootfs", rootfs, "--", "sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done"])
+        #expect(child.awaitOutput("ready", timeout: 60), "the container's shell set its trap: \(child.stderrSoFar())")
+        kill(child.pid, SIGTERM)
+        let r = child.wait(deadline: 60)
+        #expect(r.status == 42, "stdout: \(r.stdout) stderr: \(r.stderr)")
+    }
+
+    @Test func sigintIsForwardedThroughInit() throws {
+        // --init blocks every signal before it starts the command, and the launcher forwards signals from
+        // before it releases the container, so once the command has printed "ready" both are in place. The
+        // command (PID 2 under init) exits 42 on SIGINT; a launcher killed by the signal would give 130.
+        let child = try start(["run", "--init", "--rootfs", rootfs, "--", "sh", "-c", "trap 'exit 42' INT; echo ready; while :; do sleep 0.05; done"])
+        #expect(child.awaitOutput("ready", timeout: 60), "the command runs: \(child.stderrSoFar())")
+        kill(child.pid, SIGINT)
+        let r = child.wait(deadline: 60)
+        #expect(r.status == 42, "stdout: \(r.stdout) stderr: \(r.stderr)")
     }
 
     @Test(.enabled(if: Prerequisite.available(FileSystemProbe.exists("/usr/bin/script")), "needs script(1) for a terminal"))

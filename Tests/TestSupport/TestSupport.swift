@@ -197,19 +197,59 @@ public struct Spawned: Sendable {
     let outPath: String
     let errPath: String
 
-    public static func start(_ path: String, _ arguments: [String]) -> Spawned? {
+    /// Starts `path`. `environment` is added to the test process's own; `resetSignals` gives the child an
+    /// empty signal mask and default dispositions (a child of the test runner otherwise inherits the mask of
+    /// the libdispatch thread that runs the test, which blocks nearly every signal); `terminal`, a pseudo-
+    /// terminal's slave path, makes it the child's stdin, stdout, stderr and controlling terminal (a new
+    /// session), and then nothing goes to the output files.
+    public static func start(_ path: String, _ arguments: [String], environment: [String: String] = [:],
+                             resetSignals: Bool = false, terminal: String? = nil) -> Spawned? {
         let tag = "\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         let outPath = "/tmp/swiftlet-test-\(tag).out", errPath = "/tmp/swiftlet-test-\(tag).err"
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
-        posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        if let terminal {
+            // Opened after setsid (glibc applies the attributes first): it becomes the controlling terminal.
+            close(open(outPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600))
+            close(open(errPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600))
+            posix_spawn_file_actions_addopen(&actions, 0, terminal, O_RDWR, 0)
+            posix_spawn_file_actions_adddup2(&actions, 0, 1)
+            posix_spawn_file_actions_adddup2(&actions, 0, 2)
+        } else {
+            posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+            posix_spawn_file_actions_addopen(&actions, 1, outPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+            posix_spawn_file_actions_addopen(&actions, 2, errPath, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var flags: Int32 = 0
+        if resetSignals || terminal != nil {
+            var none = sigset_t(), all = sigset_t()
+            sigemptyset(&none)
+            sigfillset(&all)
+            posix_spawnattr_setsigmask(&attributes, &none)
+            posix_spawnattr_setsigdefault(&attributes, &all)
+            flags |= Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+        }
+        if terminal != nil { flags |= 0x80 } // POSIX_SPAWN_SETSID (glibc's spawn.h, under _GNU_SOURCE: not imported)
+        posix_spawnattr_setflags(&attributes, Int16(flags))
         let argv = ([path] + arguments).map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
+        var env: [UnsafeMutablePointer<CChar>?] = []
+        var index = 0
+        while let entry = environ[index] {
+            let text = String(cString: entry)
+            let name = text.split(separator: "=", maxSplits: 1).first.map(String.init) ?? text
+            if environment[name] == nil { env.append(strdup(entry)) }
+            index += 1
+        }
+        env += environment.map { strdup("\($0.key)=\($0.value)") }
+        env.append(nil)
+        defer { env.forEach { free($0) } }
         var pid: pid_t = 0
-        guard posix_spawn(&pid, path, &actions, nil, argv, environ) == 0 else {
+        guard posix_spawn(&pid, path, &actions, &attributes, argv, env) == 0 else {
             unlink(outPath); unlink(errPath)
             return nil
         }
@@ -297,5 +337,75 @@ public struct Spawned: Sendable {
                          sourceLocation: sourceLocation)
         }
         return (exitStatus, out, err)
+    }
+}
+
+/// A pseudo-terminal pair for a child that needs a terminal (an interactive console): the test holds the
+/// master, writes what a user types and reads what the terminal shows, and reads the terminal's settings
+/// through a slave descriptor of its own (the same termios the child changes).
+public final class PseudoTerminal: @unchecked Sendable {
+    public let master: Int32
+    public let slavePath: String
+    /// The test's own descriptor on the slave side (O_NOCTTY), for tcgetattr.
+    public let slave: Int32
+    /// Everything read from the master so far.
+    public private(set) var output: [UInt8] = []
+
+    /// /dev/ptmx, unlocked, and its slave's path (what posix_openpt, unlockpt and ptsname do; Swift's Glibc
+    /// module does not import them, so the two ioctls of asm-generic/ioctls.h are spelled out).
+    public init?() {
+        let tiocsptlck: UInt = 0x4004_5431  // TIOCSPTLCK: _IOW('T', 0x31, int), lock or unlock the slave
+        let tiocgptn: UInt = 0x8004_5430    // TIOCGPTN: _IOR('T', 0x30, unsigned int), the pty number
+        master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC)
+        var unlock: Int32 = 0
+        var number: UInt32 = 0
+        guard master >= 0, ioctl(master, tiocsptlck, &unlock) == 0, ioctl(master, tiocgptn, &number) == 0 else { return nil }
+        slavePath = "/dev/pts/\(number)"
+        slave = open(slavePath, O_RDWR | O_NOCTTY | O_CLOEXEC)
+        guard slave >= 0 else { return nil }
+    }
+
+    deinit {
+        close(master)
+        close(slave)
+    }
+
+    /// The terminal's current settings.
+    public var attributes: termios {
+        var t = termios()
+        tcgetattr(slave, &t)
+        return t
+    }
+
+    /// Reads what is there to read, without waiting.
+    public func drain() {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            var pfd = pollfd(fd: master, events: Int16(POLLIN), revents: 0)
+            guard Glibc.poll(&pfd, 1, 0) > 0, pfd.revents & Int16(POLLIN) != 0 else { return }
+            let n = read(master, &buffer, buffer.count)
+            if n <= 0 { return }
+            output += buffer[0..<n]
+        }
+    }
+
+    public var text: String {
+        drain()
+        return String(decoding: output, as: UTF8.self)
+    }
+
+    /// Polls until the terminal has shown `needle`, `child` has exited, or `timeout` passes.
+    public func awaitOutput(_ needle: String, from child: Spawned, timeout: Double = 60) -> Bool {
+        var seen = false
+        _ = pollUntil(timeout: timeout) {
+            seen = text.contains(needle)
+            return seen || child.hasExited
+        }
+        return seen || text.contains(needle)
+    }
+
+    /// Types `bytes` at the terminal.
+    public func type(_ bytes: [UInt8]) {
+        _ = bytes.withUnsafeBytes { write(master, $0.baseAddress, $0.count) }
     }
 }
