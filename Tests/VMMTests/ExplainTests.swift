@@ -132,6 +132,8 @@ struct ExplainMultibootTests {
         let bytes = try machine.memory.readBytes(at: X86Layout.gdt, count: 48)
         #expect(gdt.entries.flatMap { entry in (0..<8).map { UInt8(truncatingIfNeeded: entry.raw >> (8 * $0)) } } == bytes)
         #expect(bytes == BootGDT.bytes)
+        let gdtr = try machine.vcpus[0].specialRegisters().gdt
+        #expect(gdtr.base == X86Layout.gdt.rawValue && gdtr.limit == 0x2F, "GDTR read back from the vCPU: six descriptors")
         #expect(gdt.entries.map(\.selector) == [0, 8, 0x10, 0x18, 0x20, 0x28])
         #expect(gdt.entries[1].loadedIn == ["CS"] && gdt.entries[1].meaning.hasPrefix("code, 32-bit"))
         #expect(gdt.entries[2].loadedIn == ["DS", "ES", "FS", "GS", "SS"])
