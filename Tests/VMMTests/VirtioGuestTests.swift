@@ -56,18 +56,22 @@ struct VirtioGuestTests {
         #expect(machine.tracer.table[.io] == nil || machine.tracer.table[.io]!.count < 10, "only the debug exit is port I/O")
     }
 
-    @Test(.enabled(if: Prerequisite.available(access("/usr/bin/script", X_OK) == 0), "needs script(1) for a terminal"))
-    func aHostTerminalResizeReachesTheConsole() {
-        // Under script(1) stdout is a pseudo-terminal, so the VMM forwards SIGWINCH to the virtio console.
-        // `stty` changes the terminal's size, which sends SIGWINCH to the foreground process group (the
-        // VMM, started in the background of a shell without job control); the explicit kill is a second one.
-        let command = "'\(swiftlet)' boot --guest loop --console virtio --trace-exits --timeout 5 & p=$!; "
-            + "sleep 2; stty cols 123 rows 45; sleep 0.3; kill -WINCH $p; wait $p; echo status=$?"
-        let r = ProcessRunner.run("/usr/bin/script", ["-qec", command, "/dev/null"])
-        let output = r.stdout + r.stderr
-        #expect(output.contains("virtio RESIZE         host terminal is now 123×45 (SIGWINCH)"), "\(output)")
-        #expect(output.contains("status=8"), "the loop guest ran until --timeout: \(output)")
-        #expect(!output.contains("Fatal error"))
+    @Test func aHostTerminalResizeReachesTheConsole() throws {
+        // On a pseudo-terminal (stdout a terminal) the VMM forwards SIGWINCH to the virtio console. Once the
+        // loop guest has printed its line the VMM watches the size; TIOCSWINSZ on the terminal then sends
+        // SIGWINCH to its foreground process group, the VMM's, and the trace shows the resize.
+        let terminal = try #require(PseudoTerminal())
+        let child = try #require(Spawned.start(swiftlet, ["boot", "--guest", "loop", "--console", "virtio", "--trace-exits", "--timeout", "60"],
+                                               terminal: terminal.slavePath))
+        #expect(terminal.awaitOutput("looping forever", from: child, timeout: 60), "the loop guest runs: \(terminal.text)")
+        var size = winsize(ws_row: 45, ws_col: 123, ws_xpixel: 0, ws_ypixel: 0)
+        #expect(ioctl(terminal.master, UInt(TIOCSWINSZ), &size) == 0)
+        let resized = terminal.awaitOutput("virtio RESIZE         host terminal is now 123×45 (SIGWINCH)", from: child, timeout: 60)
+        kill(child.pid, SIGTERM)
+        let r = child.wait(deadline: 60)
+        #expect(resized, "\(terminal.text)")
+        #expect(r.status == 143, "still running until stopped: \(terminal.text)")
+        #expect(!terminal.text.contains("Fatal error"))
     }
 
     @Test func theConsoleSocketCarriesTheOutputToItsClient() throws {
