@@ -239,7 +239,8 @@ struct LauncherTests {
         let gone = pollUntil(timeout: 30) { HostProcesses.count(commandLine: ["sleep", "4242"]) == 0 }
         #expect(gone, "the container's sleep died with its launcher")
         #expect(whileRunning.cgroups != before.cgroups, "the snapshot sees the probe's cgroup")
-        #expect(HostState.capture(launchers: [probe.pid]).cgroups == whileRunning.cgroups, "the killed launcher could not remove its cgroup")
+        // The killed launcher could not remove its cgroup; the next run's sweep does. (Any launcher sweeps:
+        // a CLITests or CompareTests container started meanwhile may have done it already.)
         #expect(Run.container(["true"]).status == 0)
         #expect(HostState.capture(launchers: [probe.pid]).cgroups == before.cgroups, "the next run removed it")
     }
