@@ -119,11 +119,45 @@ public enum SyntheticELF {
         return elf + mbHeader + code
     }
 
+    /// An ELF64 executable with a PVH entry note (XEN_ELFNOTE_PHYS32_ENTRY, owner "Xen", type 18) and one
+    /// PT_LOAD of `code` at physical `loadAddress`, entered in 32-bit protected mode at its first byte with
+    /// EBX = hvm_start_info: a "Linux" kernel to the VMM (the PVH path, backend profile and all), without Linux.
+    public static func pvh(code: [UInt8], loadAddress: UInt32 = 0x10_0000) -> [UInt8] {
+        let note = le32(4) + le32(4) + le32(18) + Array("Xen\0".utf8) + le32(loadAddress)
+        let phnum: UInt16 = 2
+        let noteOffset = 64 + 56 * Int(phnum)
+        let codeOffset = (noteOffset + note.count + 15) & ~15
+        var elf: [UInt8] = [0x7F, 0x45, 0x4C, 0x46, 2, 1, 1, 0] + [UInt8](repeating: 0, count: 8)
+        elf += le16(2) + le16(62) + le32(1)                     // ET_EXEC, EM_X86_64, version
+        elf += le64(UInt64(loadAddress)) + le64(64) + le64(0)   // e_entry, e_phoff, e_shoff
+        elf += le32(0) + le16(64) + le16(56) + le16(phnum) + le16(64) + le16(0) + le16(0)
+        // PT_NOTE, then PT_LOAD (RWX), both as p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, p_align.
+        elf += le32(4) + le32(4) + le64(UInt64(noteOffset)) + le64(0) + le64(0) + le64(UInt64(note.count)) + le64(UInt64(note.count)) + le64(4)
+        elf += le32(1) + le32(7) + le64(UInt64(codeOffset)) + le64(UInt64(loadAddress)) + le64(UInt64(loadAddress))
+            + le64(UInt64(code.count)) + le64(UInt64(code.count)) + le64(16)
+        elf += note
+        elf += [UInt8](repeating: 0, count: codeOffset - elf.count)
+        return elf + code
+    }
+
+    /// 32-bit PVH code: copies the kernel command line (hvm_start_info.cmdline_paddr, at EBX + 24) to COM1
+    /// byte by byte, then writes 0 to the debug-exit port: stdout is the command line the guest found.
+    public static let printCommandLine: [UInt8] = [
+        0x8B, 0x73, 0x18,             // mov esi, [ebx + 24]
+        0x66, 0xBA, 0xF8, 0x03,       // mov dx, 0x3f8
+        0xAC,                         // 1: lodsb
+        0x84, 0xC0,                   //    test al, al
+        0x74, 0x03,                   //    jz 2f
+        0xEE,                         //    out dx, al
+        0xEB, 0xF8,                   //    jmp 1b
+    ] + debugExit(0) + [0xF4]         // 2: debug exit 0; hlt
+
     /// 32-bit code: write `value` to the debug-exit port 0xF4 (mov eax, imm32; out 0xf4, eax).
     public static func debugExit(_ value: UInt32) -> [UInt8] { [0xB8] + le32(value) + [0xE7, 0xF4] }
 
     static func le16(_ v: UInt16) -> [UInt8] { [UInt8(v & 0xFF), UInt8(v >> 8)] }
     static func le32(_ v: UInt32) -> [UInt8] { (0..<4).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
+    static func le64(_ v: UInt64) -> [UInt8] { (0..<8).map { UInt8(truncatingIfNeeded: v >> (8 * $0)) } }
 }
 
 /// Runs a program to completion, capturing stdout and stderr (through temporary files) and its status.
