@@ -141,8 +141,9 @@ public enum SyntheticELF {
     }
 
     /// 32-bit PVH code: copies the kernel command line (hvm_start_info.cmdline_paddr, at EBX + 24) to COM1
-    /// byte by byte, then writes 0 to the debug-exit port: stdout is the command line the guest found.
-    public static let printCommandLine: [UInt8] = [
+    /// byte by byte; `printCommandLine` then writes 0 to the debug-exit port (stdout is the command line the
+    /// guest found), `printCommandLineThenLoop` a newline and spins forever with interrupts off.
+    static let copyCommandLineToCOM1: [UInt8] = [
         0x8B, 0x73, 0x18,             // mov esi, [ebx + 24]
         0x66, 0xBA, 0xF8, 0x03,       // mov dx, 0x3f8
         0xAC,                         // 1: lodsb
@@ -150,7 +151,9 @@ public enum SyntheticELF {
         0x74, 0x03,                   //    jz 2f
         0xEE,                         //    out dx, al
         0xEB, 0xF8,                   //    jmp 1b
-    ] + debugExit(0) + [0xF4]         // 2: debug exit 0; hlt
+    ]                                 // 2:
+    public static let printCommandLine: [UInt8] = copyCommandLineToCOM1 + debugExit(0) + [0xF4]
+    public static let printCommandLineThenLoop: [UInt8] = copyCommandLineToCOM1 + [0xB0, 0x0A, 0xEE, 0xEB, 0xFE] // mov al, 10; out dx, al; jmp $
 
     /// 32-bit code: write `value` to the debug-exit port 0xF4 (mov eax, imm32; out 0xf4, eax).
     public static func debugExit(_ value: UInt32) -> [UInt8] { [0xB8] + le32(value) + [0xE7, 0xF4] }
