@@ -191,3 +191,35 @@ func connectUnix(_ path: String) -> Int32 {
     return fd
 }
 
+
+/// The `console-bench` guest (bench/virtio.sh's workload): `kib=N` KiB of 64-byte lines, byte for byte,
+/// through the 8250 or the virtio console; over virtio its 16-entry transmit queue of 64 KiB buffers carries
+/// a whole MiB per kick (guest/tiny/console-bench.c).
+@Suite(.enabled(if: KVMRequirement.available, Comment(rawValue: KVMRequirement.reason)))
+struct ConsoleBenchGuestTests {
+    static let line = "console-bench 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLM\n"
+
+    @Test func itWritesKibKiBOfLinesThroughThe8250() {
+        let r = ProcessRunner.run(swiftlet, ["boot", "--guest", "console-bench", "--cmdline", "kib=16", "--trace-exits", "--timeout", "60"], deadline: 120)
+        #expect(r.status == 1, "\(r.stderr.suffix(1000))")
+        #expect(Self.line.utf8.count == 64)
+        #expect(r.stdout == String(repeating: Self.line, count: 16 * 1024 / 64), "\(r.stdout.count) bytes")
+        // One OUT to THR per byte, one LSR read per 16 (the 16550A's FIFO), the FIFO probe (an FCR write, an
+        // IIR read) and the debug exit: 16384 + 1024 + 3 port I/O exits, and no other kind.
+        #expect(r.stderr.contains("out port 0x03f8 1 byte ← 0x4d 'M'  → COM1 (8250 UART)"))
+        let table = r.stderr.split(separator: "\n").filter { $0.hasPrefix("  ") }.map { $0.split(separator: " ") }
+        #expect(table.first { $0.first == "IO" }?.dropFirst().first == "17411", "\(r.stderr.suffix(600))")
+        #expect(table.first { $0.first == "total" }?.dropFirst().first == "17411")
+        #expect(!r.stderr.contains("virtio"), "no virtio device on this machine")
+    }
+
+    @Test(arguments: ["mmio", "pci"])
+    func aMiBGoesThroughTheVirtioConsoleInOneKick(transport: String) {
+        let r = ProcessRunner.run(swiftlet, ["boot", "--guest", "console-bench", "--console", "virtio", "--virtio-transport", transport,
+                                             "-v", "--timeout", "60"], deadline: 120)
+        #expect(r.status == 1, "\(r.stderr.suffix(1000))")
+        #expect(r.stdout.utf8.count == 1 << 20)
+        #expect(r.stdout == String(repeating: Self.line, count: (1 << 20) / 64), "the default kib=1024, every line intact")
+        #expect(r.stderr.contains("virtio-console (virtio-\(transport)): 1 kick (ioeventfd, no VM exit), 1 interrupt ("), "\(r.stderr)")
+    }
+}
