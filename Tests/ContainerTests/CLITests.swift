@@ -112,6 +112,22 @@ struct CLITests {
         #expect(run.stdout.contains("CapEff:\t0000000020000420"))
     }
 
+    @Test func netHostSharesTheHostsNetworkNamespace() throws {
+        // The namespace's identity (the inode /proc/PID/ns/net names) and what it holds (its interfaces).
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = readlink("/proc/self/ns/net", &buffer, buffer.count - 1)
+        try #require(n > 0)
+        let hostNamespace = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let hostInterfaces = FileSystemProbe.directoryEntries("/sys/class/net").sorted().joined(separator: " ")
+        let script = "'readlink /proc/self/ns/net; ls /sys/class/net | tr \"\\n\" \" \"'"
+        let host = CLI.run("run --rootfs \(rootfs) --net host -- sh -c \(script)")
+        #expect(host.status == 0, "\(host.stderr)")
+        #expect(host.stdout == "\(hostNamespace)\n\(hostInterfaces) ", "\(host.stdout)")
+        let none = CLI.run("run --rootfs \(rootfs) --net none -- sh -c \(script)")
+        #expect(none.status == 0, "\(none.stderr)")
+        #expect(!none.stdout.hasPrefix(hostNamespace) && none.stdout.hasSuffix("\nlo "), "a namespace of its own, with lo only: \(none.stdout)")
+    }
+
     @Test func helpIsHelp() {
         let help = CLI.run("run --help")
         #expect(help.status == 0)

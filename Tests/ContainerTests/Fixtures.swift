@@ -216,6 +216,20 @@ enum FileSystemProbe {
         return text
     }
 
+    /// The names in a directory, without "." and "..".
+    static func directoryEntries(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
+    }
+
     /// Every directory below `root`, as paths relative to it.
     static func directories(under root: String) -> Set<String> {
         var result: Set<String> = []
