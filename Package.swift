@@ -81,7 +81,7 @@ let package = Package(
         .testTarget(name: "X86BootTests", dependencies: ["X86Boot", "GuestMemory", "CGuestImages", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "TestSupport"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices", "Virtio", "TestSupport"]),
-        .testTarget(name: "ContainerTests", dependencies: ["Container"]),
+        .testTarget(name: "ContainerTests", dependencies: ["Container", "TestSupport"]),
         .testTarget(name: "CompareTests", dependencies: ["Compare", "Container", "KVM", "X86Boot", "TestSupport"]),
     ]
 )

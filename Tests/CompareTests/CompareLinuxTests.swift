@@ -99,7 +99,7 @@ struct CompareLinuxTests {
 /// the command after `--` on the kernel command line (init's fallback when there is no /swiftlet/argv), and
 /// reads its console with compare's parsers. It tests compare's guest side, not Swiftlet's VMM.
 @Suite(.enabled(if: CompareFixtures.linuxPresent, Comment(rawValue: CompareFixtures.linuxReason)),
-       .enabled(if: ChildProcess.which("qemu-system-x86_64") != nil, "qemu-system-x86_64 is not installed (setup.sh installs qemu-system-x86)"))
+       .enabled(if: Prerequisite.available(ChildProcess.which("qemu-system-x86_64") != nil), "qemu-system-x86_64 is not installed (setup.sh installs qemu-system-x86)"))
 struct ProbeInLinuxUserspaceTests {
     @Test func theProbeAnswersFromARealLinuxUserspace() throws {
         let base = try #require(ChildProcess.readBytes(CompareFixtures.initramfs))

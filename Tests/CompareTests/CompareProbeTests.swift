@@ -100,7 +100,7 @@ struct CompareProbeTests {
         if ChildProcess.which("strace") != nil { #expect(calls.contains("host system calls"), "\(calls)") }
     }
 
-    @Test(.enabled(if: ChildProcess.which("chromium") != nil || ChildProcess.which("chromium-browser") != nil,
+    @Test(.enabled(if: Prerequisite.available(ChildProcess.which("chromium") != nil || ChildProcess.which("chromium-browser") != nil),
                    "chromium is not installed (bench/render-html.sh installs Debian's chromium with apt-get; .ci/run does)"))
     func theHTMLPageRendersInHeadlessChromium() {
         #expect(Self.run.status == 0, "the compare run that writes the page: \(Self.run.stderr)")

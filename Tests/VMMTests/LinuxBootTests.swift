@@ -20,7 +20,7 @@ enum LinuxArtefacts {
     static var bzImage: String { directory + "/bzImage" }
     static var vmlinux: String { directory + "/vmlinux" }
     static var initramfs: String { directory + "/initramfs.cpio" }
-    static var present: Bool { [bzImage, vmlinux, initramfs].allSatisfy { (path: String) in access(path, R_OK) == 0 } }
+    static var present: Bool { Prerequisite.files(bzImage, vmlinux, initramfs) }
     static let reason = "guest/linux/out has no kernel: run guest/linux/build.sh (CI does), or set SWIFTLET_LINUX_DIR"
 }
 
@@ -150,25 +150,26 @@ struct LinuxBootTests {
     }
 
     /// An interactive busybox shell on a terminal (a pseudo-terminal here): what is typed reaches the guest's
-    /// shell through the 8250, its answer comes back, `exit 5` ends the VM with 5, and the terminal's modes
+    /// shell through the 8250, its answer comes back, `exit 5` ends the VM with 5, and the terminal's settings
     /// are what they were before.
     @Test func anInteractiveShellOnATerminal() throws {
-        let tty = try #require(PseudoTerminal())
-        let before = tty.modes()
-        let status: Int32 = try LinuxBootLock.serialize {
-            try #require(tty.start(ProcessRunner.swiftletPath, ["boot", "--kernel", LinuxArtefacts.bzImage, "--initrd", LinuxArtefacts.initramfs,
-                                                               "--memory", "64M", "--timeout", "240", "--", "sh"]))
-            let prompt = tty.read(until: "# ", timeout: 200)
-            #expect(prompt, "the shell's prompt: \(tty.text.suffix(2000))")
-            tty.type("echo tty-$((6*7))\r")
-            #expect(tty.read(until: "tty-42", timeout: 60), "\(tty.text.suffix(2000))")
-            tty.type("exit 5\r")
-            return tty.wait(timeout: 60)
+        let terminal = try #require(PseudoTerminal())
+        let before = terminal.attributes
+        let (status, shown) = try LinuxBootLock.serialize { () throws -> (Int32, String) in
+            let child = try #require(Spawned.start(ProcessRunner.swiftletPath, ["boot", "--kernel", LinuxArtefacts.bzImage, "--initrd", LinuxArtefacts.initramfs,
+                                                                               "--memory", "64M", "--timeout", "240", "--", "sh"], terminal: terminal.slavePath))
+            #expect(terminal.awaitOutput("swiftlet-init: nproc=", from: child, timeout: 200), "init runs: \(terminal.text.suffix(2000))")
+            #expect(terminal.awaitOutput("# ", from: child, timeout: 60), "the shell's prompt: \(terminal.text.suffix(2000))")
+            terminal.type(Array("echo tty-$((6*7))\r".utf8))
+            #expect(terminal.awaitOutput("tty-42", from: child, timeout: 60), "\(terminal.text.suffix(2000))")
+            terminal.type(Array("exit 5\r".utf8))
+            let r = child.wait(deadline: 60)
+            return (r.status, terminal.text)
         }
-        #expect(status == 5, "\(tty.text.suffix(2000))")
-        let after = tty.modes()
+        #expect(status == 5, "\(shown.suffix(2000))")
+        let after = terminal.attributes
         #expect(after.c_lflag == before.c_lflag && after.c_iflag == before.c_iflag && after.c_oflag == before.c_oflag,
-                "the terminal's modes are restored")
+                "the terminal's settings are back")
     }
 }
 
@@ -230,7 +231,7 @@ struct LinuxBadInputTests {
 enum DebianKernel {
     static let directory = ProcessRunner.packageRoot + "/guest/debian/out"
     static var vmlinuz: String { directory + "/vmlinuz" }
-    static var present: Bool { access(vmlinuz, R_OK) == 0 }
+    static var present: Bool { Prerequisite.files(vmlinuz) }
     static let reason = "guest/debian/out has no vmlinuz: run guest/debian/fetch.sh (CI does)"
     /// "6.1.0-56-cloud-amd64" from the package name fetch.sh recorded.
     static var release: String? {

@@ -123,6 +123,6 @@ enum DebianVirtioInitramfs {
     static var path: String {
         getenv("SWIFTLET_DEBIAN_VIRTIO_INITRD").map { String(cString: $0) } ?? DebianKernel.directory + "/virtio-initramfs.cpio"
     }
-    static var present: Bool { access(path, R_OK) == 0 }
+    static var present: Bool { Prerequisite.files(path) }
     static let reason = "no initramfs with Debian's virtio modules: run guest/debian/fetch.sh after guest/linux/build.sh (CI does)"
 }
