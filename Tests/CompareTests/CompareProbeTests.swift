@@ -13,7 +13,7 @@ import TestSupport
        .enabled(if: CompareFixtures.canRunContainers, Comment(rawValue: CompareFixtures.containerReason)))
 struct CompareProbeTests {
     static let htmlPath = "/tmp/swiftlet-test-compare-probe-\(getpid()).html"
-    static let run = CompareFixtures.compare(["--probe", "--json", "--rootfs", CompareFixtures.rootfs ?? "", "--html", htmlPath], deadline: 120)
+    static let run = CompareFixtures.compare(["--probe", "--tiny-vm", "--json", "--rootfs", CompareFixtures.rootfs ?? "", "--html", htmlPath], deadline: 120)
     static let parsed = CompareFixtures.document(run)
     var document: JSONValue { Self.parsed.0 }
 
