@@ -39,7 +39,9 @@ let package = Package(
         .target(name: "Devices", swiftSettings: lean),
         // Virtio: virtqueues, the device core, the MMIO and PCI transports, the console; no KVM, no threads.
         .target(name: "Virtio", dependencies: ["GuestMemory", "Devices"], swiftSettings: lean),
-        .target(name: "X86Boot", dependencies: ["GuestMemory"], swiftSettings: lean),
+        // Optimised in debug builds too: unpacking a kernel's LZ4 payload on the host (the kvm_pvm profile does
+        // it for every Linux boot) took 7.7 s unoptimised vs 70 ms, in every test that boots Linux.
+        .target(name: "X86Boot", dependencies: ["GuestMemory"], swiftSettings: lean + [.unsafeFlags(["-O"], .when(configuration: .debug))]),
         // GDBRemote: the GDB remote serial protocol (framing, packets, the all-stop session, the x86-64
         // register file and target.xml, page walks, breakpoint bookkeeping); pure, no fds, no KVM.
         .target(name: "GDBRemote", swiftSettings: lean),
@@ -83,7 +85,7 @@ let package = Package(
         .testTarget(name: "KVMTests", dependencies: ["KVM", "TestSupport"]),
         .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices", "Virtio", "GDBRemote", "CGuestImages", "TestSupport"]),
         .testTarget(name: "GDBRemoteTests", dependencies: ["GDBRemote"]),
-        .testTarget(name: "ContainerTests", dependencies: ["Container"]),
+        .testTarget(name: "ContainerTests", dependencies: ["Container", "TestSupport"]),
         .testTarget(name: "CompareTests", dependencies: ["Compare", "Container", "KVM", "X86Boot", "TestSupport"]),
     ]
 )

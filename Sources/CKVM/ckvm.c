@@ -40,6 +40,7 @@ const unsigned long CKVM_SET_REGS = KVM_SET_REGS;
 const unsigned long CKVM_GET_SREGS = KVM_GET_SREGS;
 const unsigned long CKVM_SET_SREGS = KVM_SET_SREGS;
 const unsigned long CKVM_SET_CPUID2 = KVM_SET_CPUID2;
+const unsigned long CKVM_GET_CPUID2 = KVM_GET_CPUID2;
 const unsigned long CKVM_SET_MSRS = KVM_SET_MSRS;
 const unsigned long CKVM_GET_VCPU_EVENTS = KVM_GET_VCPU_EVENTS;
 const unsigned long CKVM_SET_VCPU_EVENTS = KVM_SET_VCPU_EVENTS;

@@ -25,6 +25,8 @@ import KVM
 public struct CompareOptions: Sendable {
     public var command: [String] = []
     public var probe = false
+    /// With `probe`: the probe tiny guest answers, not the minimal Linux (`--tiny-vm`).
+    public var tinyVM = false
     public var kernel: String?
     public var initrd: String?
     public var rootfs: String?
@@ -172,10 +174,10 @@ public enum CompareRunner {
         let directory = CompareOptions.defaultLinuxDirectory
         let kernel = options.kernel ?? directory + "/bzImage"
         let initrd = options.initrd ?? directory + "/initramfs.cpio"
-        let linux = !options.probe || options.kernel != nil || (access(kernel, R_OK) == 0 && access(initrd, R_OK) == 0)
+        let linux = !options.probe || (!options.tinyVM && (options.kernel != nil || (access(kernel, R_OK) == 0 && access(initrd, R_OK) == 0)))
         if !linux {
             arguments += ["--guest", "probe"]
-            progress("vm: swiftlet boot --guest probe (no Linux kernel in \(directory): the probe tiny guest, which has no operating system)")
+            progress("vm: swiftlet boot --guest probe (\(options.tinyVM ? "--tiny-vm" : "no Linux kernel in \(directory)"): the probe tiny guest, which has no operating system)")
         } else {
             side.kernel = kernel
             guard let base = ChildProcess.readBytes(initrd) else {

@@ -120,6 +120,20 @@ public final class VCPU: @unchecked Sendable {
         _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_SET_CPUID2, table), "KVM_SET_CPUID2")
     }
 
+    /// The CPUID table KVM holds for this vCPU, as the last `setCPUID` left it. The corresponding ioctl is
+    /// `KVM_GET_CPUID2` (E2BIG while the buffer is too small: it is doubled and the call repeated).
+    public func cpuid() throws(KVMError) -> [CPUIDEntry] {
+        var capacity: UInt32 = 128
+        while true {
+            guard let table = ckvm_cpuid_alloc(capacity) else { throw KVMError.ioctl("KVM_GET_CPUID2", .noMemory) }
+            defer { ckvm_cpuid_free(table) }
+            let result = ckvm_ioctl_ptr(fd, CKVM_GET_CPUID2, table)
+            if result == -Errno.argListTooLong.rawValue && capacity < 4096 { capacity *= 2; continue }
+            _ = try KVMError.check(result, "KVM_GET_CPUID2")
+            return (0..<table.pointee.nent).map { CPUIDEntry(ckvm_cpuid_entry(table, $0).pointee) }
+        }
+    }
+
     /// Writes model-specific registers. The corresponding ioctl is `KVM_SET_MSRS`.
     public func setMSRs(_ msrs: [(index: UInt32, value: UInt64)]) throws(KVMError) {
         guard let table = ckvm_msrs_alloc(UInt32(msrs.count)) else { throw KVMError.ioctl("KVM_SET_MSRS", .noMemory) }

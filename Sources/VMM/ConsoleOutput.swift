@@ -1,26 +1,39 @@
 // ConsoleOutput: where the guest's serial bytes go on the host: stdout, line-buffered.
 //
 // One write(2) per line instead of per byte keeps the console cheap; a partial line is flushed when the
-// buffer fills and when the VM stops, so nothing the guest printed is lost.
+// buffer fills and when the VM stops, so nothing the guest printed is lost. On a terminal every byte goes
+// out at once: a shell's prompt ("/ # ") ends without a newline and must show before the user types.
 import Glibc
 import Synchronization
 
 public final class ConsoleOutput: Sendable {
     private let buffer = Mutex<[UInt8]>([])
     private let fd: Int32
+    /// The output is a terminal: write each byte (or virtio buffer) as it comes.
+    private let unbuffered: Bool
     private let capture: Mutex<[UInt8]>?
-    private let lineObserver = Mutex<(@Sendable (String) -> Void)?>(nil)
+    /// Held in a class box, not as a bare closure: a closure inside a generic Mutex is reabstracted on each
+    /// `withLock` access (its inout value goes out and back through thunks), and each access wrapped it in two
+    /// more thunks. A console flood built a chain of millions, slower with every byte, whose release at the
+    /// end overflowed the stack (SIGSEGV, measured with a guest printing in a loop for 40 s).
+    private let lineObserver = Mutex<LineObserver?>(nil)
+    private final class LineObserver: Sendable {
+        let call: @Sendable (String) -> Void
+        init(_ call: @escaping @Sendable (String) -> Void) { self.call = call }
+    }
     private let currentLine = Mutex<[UInt8]>([])
 
     /// - Parameter capture: also keep a copy of everything written (tests, compare).
     public init(fd: Int32 = 1, capture: Bool = false) {
         self.fd = fd
+        self.unbuffered = fd >= 0 && isatty(fd) == 1
         self.capture = capture ? Mutex([]) : nil
     }
 
     /// Calls `observer` with each complete line the guest prints (the VMM's boot-milestone scanner).
     public func observeLines(_ observer: @escaping @Sendable (String) -> Void) {
-        lineObserver.withLock { $0 = observer }
+        let box = LineObserver(observer)
+        lineObserver.withLock { $0 = box }
     }
 
     public func put(_ byte: UInt8) {
@@ -28,7 +41,7 @@ public final class ConsoleOutput: Sendable {
         observe(byte)
         buffer.withLock { b in
             b.append(byte)
-            if byte == 0x0A || b.count >= 4096 { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
+            if byte == 0x0A || b.count >= 4096 || unbuffered { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
         }
     }
 
@@ -38,7 +51,7 @@ public final class ConsoleOutput: Sendable {
         if lineObserver.withLock({ $0 }) != nil { for byte in bytes { observe(byte) } }
         buffer.withLock { b in
             b.append(contentsOf: bytes)
-            if b.count >= 4096 || bytes.contains(0x0A) { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
+            if b.count >= 4096 || bytes.contains(0x0A) || unbuffered { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
         }
     }
 
@@ -49,7 +62,7 @@ public final class ConsoleOutput: Sendable {
             if l.count < 1024 { l.append(byte) }
             return nil
         }
-        if let line { observer(String(decoding: line, as: UTF8.self)) }
+        if let line { observer.call(String(decoding: line, as: UTF8.self)) }
     }
 
     public func flush() {

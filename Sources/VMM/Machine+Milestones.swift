@@ -34,9 +34,16 @@ extension Machine {
         }
     }
 
-    /// The timeline as text.
+    /// What Swiftlet's Linux init (guest/linux/init.c) means by each lab marker it writes.
+    static let initMarkerNames: [UInt32: String] = [3: "init reached (lab marker 3)", 4: "command starts: init's execve (lab marker 4)"]
+
+    /// The timeline as text: the milestones read off the console and the guest's lab markers, in order.
     public func timeline() -> String {
-        let marks = milestones.withLock { $0 }
+        var marks = milestones.withLock { $0 }
+        for marker in markers.withLock({ $0 }) where marker.nanoseconds >= started {
+            marks.append((Self.initMarkerNames[marker.code] ?? "lab marker \(marker.code)", marker.nanoseconds - started))
+        }
+        marks.sort { $0.nanoseconds < $1.nanoseconds }
         var lines = ["boot timeline (ms since swiftlet started building the VM):"]
         for m in marks { lines.append("  \(pad(fixed(Double(m.nanoseconds) / 1e6, 1), 9)) ms  \(m.name)") }
         return lines.joined(separator: "\n")

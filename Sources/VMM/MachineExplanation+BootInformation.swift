@@ -87,6 +87,7 @@ extension MachineExplanation {
             FieldSpec(0x234, "relocatable_kernel", 1) { $0 != 0 ? "yes: it may run at any kernel_alignment boundary" : "no" },
             FieldSpec(0x236, "xloadflags", 2) { flagNames($0, xloadflags) },
             FieldSpec(0x238, "cmdline_size", 4) { "the longest command line this kernel keeps: \($0) bytes" },
+            FieldSpec(0x250, "setup_data", 8) { $0 == 0 ? "none" : "0x\(hex($0)): a list of setup_data blocks (Swiftlet's: one SETUP_RNG_SEED, 32 random bytes, for a kernel it unpacked on the host)" },
             FieldSpec(0x258, "pref_address", 8) { "0x\(hex($0)): where it runs if not relocated" },
             FieldSpec(0x260, "init_size", 4) { "\(sizeText($0)) needed from the run address while it decompresses" },
         ]

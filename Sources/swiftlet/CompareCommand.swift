@@ -10,14 +10,18 @@ struct CompareCommand: ParsableCommand {
         abstract: "Run COMMAND as a container and in a VM and compare them side by side (or --probe: ask both the same questions).",
         discussion: """
         The container runs with `swiftlet container run --rootfs DIR`; the VM boots the minimal Linux kernel \
-        (guest/linux) with the initramfs built from the same rootfs, or with --probe the probe tiny guest. Every \
+        (guest/linux) with the initramfs built from the same rootfs (with --probe, the probe script and helper \
+        run in its user space), or with --probe --tiny-vm (or no kernel) the probe tiny guest. Every \
         value is measured; a value that could not be measured says why. Exit status: 0 when both columns ran to \
         the end with status 0, 1 when a column failed (the report still shows both), 2 for bad usage.
         """
     )
 
-    @Flag(help: "Ask the probe tiny guest and a probe container the same questions instead of running a command.")
+    @Flag(help: "Ask a probe container and the VM (the minimal Linux's user space) the same questions instead of running a command.")
     var probe = false
+
+    @Flag(name: .customLong("tiny-vm"), help: "With --probe: ask the probe tiny guest (no operating system, a 21 KB multiboot kernel) instead of the minimal Linux.")
+    var tinyVM = false
 
     @Option(help: ArgumentHelp("Linux kernel for the VM (default: $SWIFTLET_LINUX_DIR or guest/linux/out, bzImage).", valueName: "FILE"))
     var kernel: String?
@@ -58,6 +62,7 @@ struct CompareCommand: ParsableCommand {
     /// What is wrong with the options, in one line; nil when nothing is.
     var usageProblem: String? {
         if probe && !command.isEmpty { return "give --probe or a command after --, not both" }
+        if tinyVM && !probe { return "--tiny-vm goes with --probe" }
         if !probe && command.isEmpty { return "give a command after -- (e.g. -- uname -r), or --probe" }
         if cpus < 1 { return "--cpus \(cpus): give 1 or more" }
         if !(timeout > 0) { return "--timeout must be a positive number of seconds" }
@@ -71,6 +76,7 @@ struct CompareCommand: ParsableCommand {
         }
         var options = CompareOptions(swiftlet: Self.swiftletExecutable())
         options.probe = probe
+        options.tinyVM = tinyVM
         options.command = command
         options.kernel = kernel
         options.initrd = initrd

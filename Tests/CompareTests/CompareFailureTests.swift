@@ -59,7 +59,7 @@ struct CompareFailureTests {
     }
 
     @Test func aRootFilesystemThatDoesNotExist() {
-        let r = CompareFixtures.compare(["--json", "--probe", "--rootfs", "/nonexistent/rootfs"], deadline: 120)
+        let r = CompareFixtures.compare(["--json", "--probe", "--tiny-vm", "--rootfs", "/nonexistent/rootfs"], deadline: 120)
         expectRenderedWithFailures(r, container: "rootfs: cannot use /nonexistent/rootfs", vm: nil)
         let (document, _) = CompareFixtures.document(r)
         #expect(document.column("vm")?["completed"]?.bool == true, "the probe guest still answers")
@@ -77,7 +77,7 @@ struct CompareFailureTests {
         #expect(page.contains("rootfs: cannot use /nonexistent/rootfs") && page.contains("</html>"))
     }
 
-    @Test(arguments: [[String](), ["--probe", "--", "true"], ["--cpus", "0", "--", "true"]])
+    @Test(arguments: [[String](), ["--probe", "--", "true"], ["--tiny-vm", "--", "true"], ["--cpus", "0", "--", "true"]])
     func badUsageIsStatusTwoWithOneMessage(arguments: [String]) {
         let r = CompareFixtures.compare(arguments, deadline: 30)
         #expect(r.status == 2, "\(r.stderr)")

@@ -13,7 +13,7 @@ import TestSupport
        .enabled(if: CompareFixtures.canRunContainers, Comment(rawValue: CompareFixtures.containerReason)))
 struct CompareProbeTests {
     static let htmlPath = "/tmp/swiftlet-test-compare-probe-\(getpid()).html"
-    static let run = CompareFixtures.compare(["--probe", "--json", "--rootfs", CompareFixtures.rootfs ?? "", "--html", htmlPath], deadline: 120)
+    static let run = CompareFixtures.compare(["--probe", "--tiny-vm", "--json", "--rootfs", CompareFixtures.rootfs ?? "", "--html", htmlPath], deadline: 120)
     static let parsed = CompareFixtures.document(run)
     var document: JSONValue { Self.parsed.0 }
 
@@ -100,7 +100,7 @@ struct CompareProbeTests {
         if ChildProcess.which("strace") != nil { #expect(calls.contains("host system calls"), "\(calls)") }
     }
 
-    @Test(.enabled(if: ChildProcess.which("chromium") != nil || ChildProcess.which("chromium-browser") != nil,
+    @Test(.enabled(if: Prerequisite.available(ChildProcess.which("chromium") != nil || ChildProcess.which("chromium-browser") != nil),
                    "chromium is not installed (bench/render-html.sh installs Debian's chromium with apt-get; .ci/run does)"))
     func theHTMLPageRendersInHeadlessChromium() {
         #expect(Self.run.status == 0, "the compare run that writes the page: \(Self.run.stderr)")

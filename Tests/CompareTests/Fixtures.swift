@@ -24,7 +24,7 @@ enum CompareFixtures {
         return path
     }()
 
-    static var canRunContainers: Bool { geteuid() == 0 && rootfs != nil }
+    static var canRunContainers: Bool { Prerequisite.available(geteuid() == 0 && rootfs != nil) }
     static let containerReason = "needs root and the busybox rootfs (guest/rootfs/build.sh; apt-get install busybox-static)"
 
     static var linuxDirectory: String {
@@ -33,7 +33,7 @@ enum CompareFixtures {
     }
     static var bzImage: String { linuxDirectory + "/bzImage" }
     static var initramfs: String { linuxDirectory + "/initramfs.cpio" }
-    static var linuxPresent: Bool { access(bzImage, R_OK) == 0 && access(initramfs, R_OK) == 0 }
+    static var linuxPresent: Bool { Prerequisite.files(bzImage, initramfs) }
     static let linuxReason = "no minimal Linux kernel in guest/linux/out or $SWIFTLET_LINUX_DIR: run guest/linux/build.sh (CI does)"
 
     static let schema: JSONValue = {

@@ -3,26 +3,24 @@
 // Skipped when the binaries are not there (a test-only build).
 @testable import Container
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 enum CLI {
-    /// .build/<configuration>/swiftlet, beside the test bundle.
-    static let swiftlet: String? = {
-        var path = LauncherTests.testBinary
-        guard let slash = path.lastIndex(of: "/") else { return nil }
-        path = String(path[..<slash]) + "/swiftlet"
-        return FileSystemProbe.exists(path) && FileSystemProbe.exists(path + "-cli") ? path : nil
-    }()
+    /// .build/<configuration>/swiftlet, beside the test bundle (with swiftlet-cli, to which it hands `spec`).
+    static let swiftlet = ProcessRunner.swiftletPath
 
-    static var available: Bool { Fixtures.canRunContainers && swiftlet != nil }
+    static var available: Bool {
+        Prerequisite.available(Fixtures.canRunContainers && FileSystemProbe.exists(swiftlet) && FileSystemProbe.exists(swiftlet + "-cli"))
+    }
 
     /// Runs `swiftlet container ARGS` through sh; returns status, stdout and stderr separately.
     static func run(_ arguments: String) -> (status: Int32, stdout: String, stderr: String) {
         let directory = try! TemporaryDirectory()
-        let (status, _) = Shell.run("'\(swiftlet!)' container \(arguments) >'\(directory.path)/out' 2>'\(directory.path)/err'")
+        let (status, _) = Shell.run("'\(swiftlet)' container \(arguments) >'\(directory.path)/out' 2>'\(directory.path)/err'")
         return (status, FileSystemProbe.read(directory.path + "/out") ?? "", FileSystemProbe.read(directory.path + "/err") ?? "")
     }
 }
@@ -63,30 +61,37 @@ struct CLITests {
         #expect(oom.stderr.contains("swiftlet container: out of memory: the container reached its memory limit of 32 MiB"))
     }
 
-    @Test func sigtermReachesAPID1ThatHandlesIt() {
+    /// Starts `swiftlet container ARGUMENTS` with default signal handling (as from a shell), output in files.
+    func start(_ arguments: [String]) throws -> Spawned {
+        try #require(Spawned.start(CLI.swiftlet, ["container"] + arguments, resetSignals: true))
+    }
+
+    @Test func sigtermReachesAPID1ThatHandlesIt() throws {
         // PID 1 with a handler gets the launcher's forwarded SIGTERM and exits 42; had the launcher
-        // died of the signal instead, the shell would report 143.
-        let script = """
-            '\(CLI.swiftlet!)' container run --rootfs \(rootfs) -- sh -c 'trap "exit 42" TERM; echo ready; while :; do sleep 0.05; done' > /dev/null &
-            p=$!; sleep 0.7; kill -TERM $p; wait $p; echo status=$?
-            """
-        let (_, output) = Shell.run(script)
-        #expect(output.contains("status=42"), "\(output)")
+        // died of the signal instead, the status would be 143. The signal goes only once "ready" shows that
+        // the trap is set: as PID 1 of its PID namespace, a shell without one ignores SIGTERM.
+        let child = try start(["run", "--rootfs", rootfs, "--", "sh", "-c", "trap 'exit 42' TERM; echo ready; while :; do sleep 0.05; done"])
+        #expect(child.awaitOutput("ready", timeout: 60), "the container's shell set its trap: \(child.stderrSoFar())")
+        kill(child.pid, SIGTERM)
+        let r = child.wait(deadline: 60)
+        #expect(r.status == 42, "stdout: \(r.stdout) stderr: \(r.stderr)")
     }
 
-    @Test func sigintIsForwardedThroughInit() {
-        let script = """
-            '\(CLI.swiftlet!)' container run --init --rootfs \(rootfs) -- sleep 30 &
-            p=$!; sleep 0.7; kill -INT $p; wait $p; echo status=$?
-            """
-        let (_, output) = Shell.run(script)
-        #expect(output.contains("status=130"), "\(output)")
+    @Test func sigintIsForwardedThroughInit() throws {
+        // --init blocks every signal before it starts the command, and the launcher forwards signals from
+        // before it releases the container, so once the command has printed "ready" both are in place. The
+        // command (PID 2 under init) exits 42 on SIGINT; a launcher killed by the signal would give 130.
+        let child = try start(["run", "--init", "--rootfs", rootfs, "--", "sh", "-c", "trap 'exit 42' INT; echo ready; while :; do sleep 0.05; done"])
+        #expect(child.awaitOutput("ready", timeout: 60), "the command runs: \(child.stderrSoFar())")
+        kill(child.pid, SIGINT)
+        let r = child.wait(deadline: 60)
+        #expect(r.status == 42, "stdout: \(r.stdout) stderr: \(r.stderr)")
     }
 
-    @Test(.enabled(if: FileSystemProbe.exists("/usr/bin/script"), "needs script(1) for a terminal"))
+    @Test(.enabled(if: Prerequisite.available(FileSystemProbe.exists("/usr/bin/script")), "needs script(1) for a terminal"))
     func ttyGivesAPseudoTerminalFromTheContainersDevpts() {
         let (_, output) = Shell.run("""
-            script -qec "'\(CLI.swiftlet!)' container run -t --rootfs \(rootfs) -- sh -c 'tty; exit 3'; echo status=\\$?" /dev/null < /dev/null
+            script -qec "'\(CLI.swiftlet)' container run -t --rootfs \(rootfs) -- sh -c 'tty; exit 3'; echo status=\\$?" /dev/null < /dev/null
             """)
         #expect(output.contains("/dev/pts/0"), "\(output)")
         #expect(output.contains("status=3"), "\(output)")
@@ -105,6 +110,22 @@ struct CLITests {
         let run = CLI.run("run --bundle \(directory.path) -- cat /proc/self/status")
         #expect(run.status == 0)
         #expect(run.stdout.contains("CapEff:\t0000000020000420"))
+    }
+
+    @Test func netHostSharesTheHostsNetworkNamespace() throws {
+        // The namespace's identity (the inode /proc/PID/ns/net names) and what it holds (its interfaces).
+        var buffer = [CChar](repeating: 0, count: 256)
+        let n = readlink("/proc/self/ns/net", &buffer, buffer.count - 1)
+        try #require(n > 0)
+        let hostNamespace = String(decoding: buffer[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let hostInterfaces = FileSystemProbe.directoryEntries("/sys/class/net").sorted().joined(separator: " ")
+        let script = "'readlink /proc/self/ns/net; ls /sys/class/net | tr \"\\n\" \" \"'"
+        let host = CLI.run("run --rootfs \(rootfs) --net host -- sh -c \(script)")
+        #expect(host.status == 0, "\(host.stderr)")
+        #expect(host.stdout == "\(hostNamespace)\n\(hostInterfaces) ", "\(host.stdout)")
+        let none = CLI.run("run --rootfs \(rootfs) --net none -- sh -c \(script)")
+        #expect(none.status == 0, "\(none.stderr)")
+        #expect(!none.stdout.hasPrefix(hostNamespace) && none.stdout.hasSuffix("\nlo "), "a namespace of its own, with lo only: \(none.stdout)")
     }
 
     @Test func helpIsHelp() {

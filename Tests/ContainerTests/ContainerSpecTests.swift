@@ -2,6 +2,7 @@
 // clear error naming the field or flag; unknown fields are warnings.
 @testable import Container
 import Testing
+import TestSupport
 
 @Suite struct ContainerSpecTests {
     func decode(_ text: String) throws(ContainerError) -> (ContainerSpec, [String]) {
@@ -29,7 +30,8 @@ import Testing
         #expect(spec.process.capabilities.inheritable.isEmpty)
         #expect(spec.process.rlimits == [.init(type: "RLIMIT_NOFILE", soft: 1024, hard: 1024)])
         #expect(Set(spec.namespaces) == [.pid, .network, .ipc, .uts, .mount, .cgroup])
-        #expect(spec.maskedPaths == ContainerSpec.defaultMaskedPaths)
+        #expect(spec.maskedPaths == CrunTemplate.maskedPaths)
+        #expect(spec.readonlyPaths == CrunTemplate.readonlyPaths)
         #expect(spec.mounts.map(\.destination) == ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/sys/fs/cgroup"])
     }
 
@@ -180,6 +182,71 @@ import Testing
         #expect(Capability(name: "NET_RAW")?.number == 13)
         #expect(Capability(name: "CAP_NOPE") == nil)
         #expect(CapabilitySet.ociDefault.names == ["CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_AUDIT_WRITE"])
+    }
+}
+
+/// crun 1.8.1's `crun spec` (Debian 12), written out: the paths its template masks and makes read-only.
+/// `theTemplateIsCrunsWhereCrunIsInstalled` checks swiftlet's template against the installed crun itself.
+enum CrunTemplate {
+    static let maskedPaths = [
+        "/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+        "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi",
+    ]
+    static let readonlyPaths = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+}
+
+/// `crun spec` against `swiftlet container spec`'s template, field by field, as JSON. Swiftlet's template is
+/// crun's with two differences it documents: hostname "swiftlet", and a cgroup namespace (so the container
+/// sees its own cgroup as /); the capability lists are sets (crun lists them in another order).
+@Suite struct CrunTemplateTests {
+    static let crun = Prerequisite.tool("crun")
+
+    static func field(_ value: JSONValue, _ path: String...) -> JSONValue? { field(value, path) }
+
+    static func field(_ value: JSONValue, _ path: [String]) -> JSONValue? {
+        var current = value
+        for key in path {
+            guard case let .object(fields) = current, let next = fields.first(where: { $0.0 == key })?.1 else { return nil }
+            current = next
+        }
+        return current
+    }
+
+    static func strings(_ value: JSONValue?) -> [String] {
+        guard case let .array(items)? = value else { return [] }
+        return items.compactMap { if case let .string(s) = $0 { s } else { nil } }
+    }
+
+    @Test(.enabled(if: Prerequisite.available(crun != nil), "crun is not installed (apt-get install crun; setup.sh does)"),
+          arguments: [false, true])
+    func theTemplateIsCrunsWhereCrunIsInstalled(rootless: Bool) throws {
+        let crun = try #require(Self.crun, "crun is not installed")
+        let directory = try TemporaryDirectory()
+        let (status, output) = Shell.run("cd '\(directory.path)' && '\(crun)' spec \(rootless ? "--rootless" : "")", deadline: 60)
+        try #require(status == 0, "crun spec: \(output)")
+        let theirs = try JSONParser.parse(FileSystemProbe.read(directory.path + "/config.json") ?? "")
+        let ours = ContainerSpec.ociTemplate(rootless: rootless, host: HostIdentity(uid: rootless ? 1000 : 0, gid: rootless ? 1000 : 0))
+        for path in [["linux", "maskedPaths"], ["linux", "readonlyPaths"], ["mounts"], ["root"], ["ociVersion"],
+                     ["process", "args"], ["process", "env"], ["process", "cwd"], ["process", "terminal"], ["process", "user"],
+                     ["process", "rlimits"], ["process", "noNewPrivileges"], ["process", "capabilities", "inheritable"]] {
+            #expect(Self.field(ours, path) == Self.field(theirs, path), "\(path.joined(separator: ".")): crun's \(String(describing: Self.field(theirs, path)))")
+        }
+        for set in ["bounding", "effective", "permitted", "ambient"] {
+            #expect(Set(Self.strings(Self.field(ours, "process", "capabilities", set))) == Set(Self.strings(Self.field(theirs, "process", "capabilities", set))),
+                    "capabilities.\(set)")
+        }
+        var namespaces = Self.field(theirs, "linux", "namespaces")
+        if case var .array(items)? = namespaces {
+            items.append(.object([("type", .string("cgroup"))]))
+            namespaces = .array(items)
+        }
+        func types(_ value: JSONValue?) -> Set<String> {
+            guard case let .array(items)? = value else { return [] }
+            return Set(items.compactMap { Self.field($0, "type") }.compactMap { if case let .string(s) = $0 { s } else { nil } })
+        }
+        #expect(types(Self.field(ours, "linux", "namespaces")) == types(namespaces), "crun's namespaces and cgroup")
+        #expect(Self.field(ours, "hostname") == .string("swiftlet"))
+        #expect(Self.strings(Self.field(ours, "linux", "maskedPaths")) == CrunTemplate.maskedPaths, "the literal list above is crun's")
     }
 }
 

@@ -2,7 +2,9 @@
 // the same recipe the VM's initramfs uses), and a helper that runs one container and captures what
 // it printed.
 import Container
+import Synchronization
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -29,9 +31,14 @@ enum Fixtures {
 
     static let rootfsProblem = "needs the busybox rootfs (guest/rootfs/build.sh; apt-get install busybox-static)"
 
-    /// Root and a rootfs: what the tests with real namespaces and cgroups need.
-    static var canRunContainers: Bool { isRoot && rootfs != nil }
+    /// Root and a rootfs: what the tests with real namespaces and cgroups need (in CI they run without,
+    /// and fail: SWIFTLET_REQUIRE_ARTEFACTS=1).
+    static var canRunContainers: Bool { Prerequisite.available(isRoot && rootfs != nil) }
     static let containerProblem = "needs root and " + rootfsProblem
+
+    /// The rootfs, or a path that does not exist when there is none, so that a test CI runs without it
+    /// fails with the launcher's "rootfs: cannot use" error rather than trapping.
+    static var rootfsPath: String { rootfs ?? "/nonexistent-swiftlet-test-rootfs" }
 }
 
 /// The outcome of one container run in a test.
@@ -46,7 +53,7 @@ enum Run {
     /// Runs `command` in a standard spec on the fixture rootfs, stdout and stderr captured together.
     static func container(_ command: [String], configure: (inout ContainerSpec) -> Void = { _ in },
                           options configureOptions: (inout LaunchOptions) -> Void = { _ in }) -> ContainerRun {
-        var spec = ContainerSpec.standard(rootPath: Fixtures.rootfs!, args: command)
+        var spec = ContainerSpec.standard(rootPath: Fixtures.rootfsPath, args: command)
         configure(&spec)
         return container(spec: spec, options: configureOptions)
     }
@@ -60,8 +67,9 @@ enum Run {
         defer { close(fd) }
         var options = LaunchOptions()
         options.forwardSignals = false
-        options.stdin = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        defer { close(options.stdin!) }
+        let devNull = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { close(devNull) }
+        options.stdin = devNull
         options.stdout = fd
         options.stderr = fd
         configureOptions(&options)
@@ -85,20 +93,60 @@ enum Run {
     }
 }
 
+/// Keeps a container's command alive until the test has looked at it: the command's stdin is a pipe whose
+/// write end the test holds, the command waits on it (`read _`), and release() closes it (EOF), typically
+/// at the end of LaunchOptions.onStart. Readiness instead of a sleep that must outlast a slow machine.
+final class Hold: @unchecked Sendable {
+    let readEnd: Int32
+    private let writeEnd: Int32
+    private let released = Mutex(false)
+
+    init() {
+        let fds = Shell.closeOnExecPipe()
+        precondition(fds.read >= 0, "pipe failed")
+        readEnd = fds.read
+        writeEnd = fds.write
+    }
+
+    /// Writes a line (what `read` waits for, even should another process hold a copy of the write end)
+    /// and closes the write end.
+    func release() {
+        guard released.withLock({ done in defer { done = true }; return !done }) else { return }
+        _ = write(writeEnd, "\n", 1)
+        close(writeEnd)
+    }
+
+    deinit {
+        release()
+        close(readEnd)
+    }
+}
+
 enum Shell {
+    /// A pipe whose ends close on exec (pipe2 is not in Swift's Glibc module; the window between pipe and
+    /// fcntl is all a concurrent spawn could inherit them in).
+    static func closeOnExecPipe() -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        guard pipe(&fds) == 0 else { return (-1, -1) }
+        for fd in fds { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }
+        return (fds[0], fds[1])
+    }
+
     /// Runs a shell command line; returns its status and stdout+stderr. posix_spawn with an empty
     /// signal mask and default dispositions: Swift Testing runs tests on libdispatch threads, which
-    /// block nearly every signal, and a shell that inherits a blocked SIGCHLD waits forever.
-    static func run(_ commandLine: String) -> (Int32, String) {
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { return (-1, "") }
+    /// block nearly every signal, and a shell that inherits a blocked SIGCHLD waits forever. The shell
+    /// leads a process group of its own; if it has not finished after `deadline` seconds the whole group
+    /// is killed and the test fails with what it printed (a container's processes die with their launcher).
+    static func run(_ commandLine: String, deadline: Double = 120,
+                    sourceLocation: SourceLocation = #_sourceLocation) -> (Int32, String) {
+        let (readEnd, writeEnd) = closeOnExecPipe()
+        guard readEnd >= 0 else { return (-1, "") }
+        let fds = [readEnd, writeEnd]
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, fds[1], 1)
         posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
-        posix_spawn_file_actions_addclose(&actions, fds[0])
-        posix_spawn_file_actions_addclose(&actions, fds[1])
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -108,7 +156,8 @@ enum Shell {
         sigfillset(&all)
         posix_spawnattr_setsigmask(&attributes, &none)
         posix_spawnattr_setsigdefault(&attributes, &all)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
         let words: [UnsafeMutablePointer<CChar>?] = ["/bin/sh", "-c", commandLine].map { (word: String) in strdup(word) }
         defer { words.forEach { free($0) } }
         var argv: [UnsafeMutablePointer<CChar>?] = words + [nil]
@@ -121,16 +170,37 @@ enum Shell {
         }
         var bytes: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 4096)
+        let limit = monotonicSeconds() + deadline
+        var killed = false
         while true {
-            let n = read(fds[0], &buffer, buffer.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes += buffer[..<n]
+            var pfd = pollfd(fd: fds[0], events: Int16(POLLIN), revents: 0)
+            let ready = poll(&pfd, 1, 100)
+            if ready < 0 && errno != EINTR { break }
+            if ready > 0 {
+                let n = read(fds[0], &buffer, buffer.count)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { break }
+                bytes += buffer[..<n]
+            }
+            if !killed && monotonicSeconds() > limit {
+                // The group, then the shell itself (in case it moved a child elsewhere, it still goes).
+                kill(-pid, SIGKILL)
+                kill(pid, SIGKILL)
+                killed = true
+            }
+            // A killed group's stragglers in other groups may hold the pipe: stop reading a while later.
+            if killed && monotonicSeconds() > limit + 10 { break }
         }
         close(fds[0])
         var status: Int32 = 0
         while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
-        return ((status >> 8) & 0xff, String(decoding: bytes, as: UTF8.self))
+        let output = String(decoding: bytes, as: UTF8.self)
+        if killed {
+            Issue.record("sh -c \(commandLine)\nwas still running after its \(Int(deadline)) s deadline; the test killed it. Output:\n\(output.suffix(4000))",
+                         sourceLocation: sourceLocation)
+        }
+        let exitStatus: Int32 = (status & 0x7F) == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+        return (exitStatus, output)
     }
 }
 
@@ -144,6 +214,20 @@ enum FileSystemProbe {
         var buffer = [CChar](repeating: 0, count: 4096)
         while fgets(&buffer, Int32(buffer.count), file) != nil { text += buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) } }
         return text
+    }
+
+    /// The names in a directory, without "." and "..".
+    static func directoryEntries(_ path: String) -> [String] {
+        guard let dir = opendir(path) else { return [] }
+        defer { closedir(dir) }
+        var names: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafePointer(to: &entry.pointee.d_name) {
+                $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
+            }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names
     }
 
     /// Every directory below `root`, as paths relative to it.

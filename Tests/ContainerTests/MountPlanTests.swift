@@ -21,8 +21,10 @@ import Testing
         #expect(plan.prefix(6).map(\.target) == ["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"])
         #expect(plan.prefix(6).allSatisfy { $0.kind == .filesystem })
         #expect(plan[2].data == "newinstance,ptmxmode=0666,mode=0620,gid=5")
-        #expect(plan.filter { $0.kind == .bind }.map(\.target) == MountPlan.devices.map { "/dev/" + $0 })
-        #expect(plan.filter { $0.kind == .mask }.map(\.target) == ContainerSpec.defaultMaskedPaths)
+        // The OCI runtime spec's "Default Devices" (config-linux.md), bound from the host's.
+        #expect(plan.filter { $0.kind == .bind }.map(\.target) == ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom", "/dev/tty"])
+        #expect(plan.filter { $0.kind == .mask }.map(\.target) == CrunTemplate.maskedPaths)
+        #expect(plan.filter { $0.kind == .readonly }.map(\.target) == CrunTemplate.readonlyPaths)
         #expect(plan.last?.kind == .readonly)
         #expect(plan.first { $0.target == "/sys" }?.sysfsFallbackBind == false)
     }

@@ -92,9 +92,26 @@ final class Recorder: BusDevice, @unchecked Sendable {
         #expect(wires.irq.withLock { $0.last } == false)
     }
 
-    @Test func fifoOverflowSetsOverrun() {
+    /// Host input is flow-controlled: a full 16-byte FIFO takes nothing more, reports no overrun (the host
+    /// keeps the bytes), and takes the rest once the guest has read.
+    @Test func aFullFIFOTakesNoMoreAndLosesNothing() {
         let (uart, _) = makeUART()
-        #expect(uart.enqueueInput([UInt8](repeating: 0x41, count: 20)) == Serial8250.fifoSize)
+        let input = (0..<20).map { UInt8(0x41 + $0) }
+        #expect(uart.enqueueInput(input) == 16)
+        #expect(uart.read(offset: Serial8250.lsr, size: 1) & 0x02 == 0, "no overrun: nothing was dropped")
+        var received: [UInt8] = []
+        for _ in 0..<16 { received.append(UInt8(uart.read(offset: Serial8250.rbr, size: 1))) }
+        #expect(uart.read(offset: Serial8250.lsr, size: 1) & 0x01 == 0, "empty")
+        #expect(uart.enqueueInput(input[16...]) == 4)
+        for _ in 0..<4 { received.append(UInt8(uart.read(offset: Serial8250.rbr, size: 1))) }
+        #expect(received == input)
+    }
+
+    /// In loopback mode (MCR bit 4) the transmitter feeds the receiver: a 17th byte overruns it.
+    @Test func loopbackPastTheFIFOSetsOverrun() {
+        let (uart, _) = makeUART()
+        uart.write(offset: Serial8250.mcr, size: 1, value: 0x10)
+        for i in 0..<17 { uart.write(offset: Serial8250.thr, size: 1, value: UInt64(i)) }
         #expect(uart.read(offset: Serial8250.lsr, size: 1) & 0x02 == 0x02)
         #expect(uart.read(offset: Serial8250.lsr, size: 1) & 0x02 == 0) // cleared by the read
     }

@@ -29,6 +29,34 @@ struct KVMSystemTests {
         #expect(try vcpu.registers().rip == 0xFFF0)
     }
 
+    /// KVM_GET_CPUID2 after KVM_SET_CPUID2. Leaf 0 and leaf 1's EAX and EBX come back as set everywhere.
+    /// Hardware KVM keeps the table (updating only the bits that follow guest state: APIC, EDX[9], from the
+    /// APIC base MSR); kvm_pvm, measured here, rewrites leaf 1's ECX and EDX with the host's features (the
+    /// hypervisor bit kept) and adds leaf 0xD's subleaves 0-2: the table it holds is partly the host's.
+    @Test func aVCPUsCPUIDTableReadsBackAsTheBackendKeepsIt() throws {
+        let kvm = try KVMSystem()
+        let vcpu = try kvm.createVirtualMachine().createVCPU(id: 0)
+        // Leaf 0 with a made-up vendor and leaf 1 with only the hypervisor bit: nothing KVM would invent.
+        let set1 = CPUIDEntry(function: 1, eax: 0x0A_0F11, ebx: 0x0001_0800, ecx: 1 << 31, edx: 0)
+        try vcpu.setCPUID([CPUIDEntry(function: 0, eax: 1, ebx: 0x7466_6957, ecx: 0x6574_6C74, edx: 0x4C5F_5453), set1])
+        let back = try vcpu.cpuid()
+        #expect(back.first { $0.function == 0 }.map { [$0.eax, $0.ebx, $0.ecx, $0.edx] } == [1, 0x7466_6957, 0x6574_6C74, 0x4C5F_5453])
+        let leaf1 = try #require(back.first { $0.function == 1 })
+        #expect(leaf1.eax == set1.eax && leaf1.ebx == set1.ebx)
+        #expect(leaf1.ecx & (1 << 31) != 0, "the hypervisor bit stays")
+        switch KVMSystem.backend() {
+        case .intel, .amd:
+            #expect(back.map(\.function) == [0, 1])
+            #expect(leaf1.ecx == set1.ecx && leaf1.edx & ~(1 << 9) == 0, "\(leaf1)")
+        case .pvm:
+            #expect(back.map(\.function) == [0, 1, 0xD, 0xD, 0xD])
+            #expect(leaf1.ecx != set1.ecx && leaf1.edx != set1.edx, "the host's features: \(leaf1)")
+            #expect(leaf1.edx & 1 != 0, "EDX[0], the FPU every x86-64 host has")
+        case .unknown:
+            break // only what every backend does, above
+        }
+    }
+
     @Test func signalsAnMSIToTheLocalAPICItNames() throws {
         let vm = try KVMSystem().createVirtualMachine()
         try vm.createIRQChip()

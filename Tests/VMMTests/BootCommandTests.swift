@@ -1,5 +1,6 @@
 // End-to-end tests of the `swiftlet` binary: exit statuses, one-line errors for bad input, the tracer.
 import Glibc
+import KVM
 import Testing
 import TestSupport
 import VMM
@@ -112,5 +113,114 @@ struct BootCommandTests {
         #expect(r.stdout.contains("KVM API version: 12"))
         #expect(r.stdout.contains("CPL0 (guest kernel mode):"))
         #expect(r.stdout.contains("CPL3 (guest user mode):"))
+    }
+}
+
+/// The exit statuses the README promises that no embedded guest produces: 0 (the guest halted or reset the
+/// machine) and 4 (/dev/kvm unusable), through the `swiftlet` binary.
+@Suite(.enabled(if: KVMRequirement.available, Comment(rawValue: KVMRequirement.reason)))
+struct ExitStatusZeroAndFourTests {
+    func bootSynthetic(_ name: String, _ code: [UInt8]) -> ProcessResult {
+        let path = writeTemp(name, SyntheticELF.multiboot(code: code))
+        defer { unlink(path) }
+        return ProcessRunner.run(swiftlet, ["boot", "--kernel", path, "--timeout", "30"], deadline: 60)
+    }
+
+    @Test func aGuestThatHaltsWithInterruptsOffEndsWithStatus0() {
+        let r = bootSynthetic("halt", [0xFA, 0xF4])                                  // cli; hlt
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr == "swiftlet: guest halted (vCPU 0 executed HLT with nothing to wake it)\n", "\(r.stderr)")
+    }
+
+    @Test func aGuestThatResetsThroughTheKeyboardControllerEndsWithStatus0() {
+        let r = bootSynthetic("reset", [0xB0, 0xFE, 0xE6, 0x64, 0xFA, 0xF4])           // mov al, 0xfe; out 0x64, al; cli; hlt
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("guest reset the machine (i8042 reset command 0xFE on port 0x64); Swiftlet stops instead of rebooting"), "\(r.stderr)")
+    }
+
+    static var canHideDevKVM: Bool { Prerequisite.available(geteuid() == 0 && Prerequisite.tool("unshare") != nil) }
+
+    /// /dev/kvm made unusable for one swiftlet process only, in a mount namespace of its own (unshare -m
+    /// makes its mounts private): a /dev without kvm, or /dev/null bound over /dev/kvm.
+    func bootWithout(_ setUp: String) throws -> ProcessResult {
+        let unshare = try #require(Prerequisite.tool("unshare"))
+        return ProcessRunner.run(unshare, ["-m", "/bin/sh", "-c", "\(setUp) && exec '\(swiftlet)' boot"], deadline: 60)
+    }
+
+    @Test(.enabled(if: canHideDevKVM, "needs root and unshare(1) to hide /dev/kvm in a mount namespace"))
+    func aMissingDevKVMIsStatus4WithAHint() throws {
+        let r = try bootWithout("mount -t tmpfs none /dev")
+        #expect(r.status == 4, "\(r.stderr)")
+        #expect(r.stderr.hasPrefix("swiftlet: cannot open /dev/kvm: No such file or directory (is the kvm module loaded?"), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1)
+    }
+
+    @Test(.enabled(if: canHideDevKVM, "needs root and unshare(1) to hide /dev/kvm in a mount namespace"))
+    func aDeviceThatIsNotKVMIsStatus4() throws {
+        let r = try bootWithout("mount --bind /dev/null /dev/kvm")
+        #expect(r.status == 4, "\(r.stderr)")
+        #expect(r.stderr == "swiftlet: KVM_GET_API_VERSION failed: Inappropriate ioctl for device\n", "\(r.stderr)")
+    }
+}
+
+@Suite(.enabled(if: KVMRequirement.available, Comment(rawValue: KVMRequirement.reason)))
+struct DoctorCommandTests {
+    /// The backend a CPU can have: kvm_intel needs VT-x (vmx in /proc/cpuinfo), kvm_amd AMD-V (svm); a
+    /// working /dev/kvm without either is a software KVM, kvm_pvm on this project's machines.
+    static var moduleTheCPUAllows: String {
+        let flags = Set(ProcessRunner.readFile("/proc/cpuinfo").split(separator: "\n")
+            .first { $0.hasPrefix("flags") }?.split(separator: " ").map(String.init) ?? [])
+        return flags.contains("vmx") ? "kvm_intel" : flags.contains("svm") ? "kvm_amd" : "kvm_pvm"
+    }
+
+    @Test func noSpeedTestNamesTheModuleAndRunsNoGuest() {
+        let started = monotonicSeconds()
+        let r = ProcessRunner.run(swiftlet, ["doctor", "--no-speed-test"], deadline: 60)
+        let seconds = monotonicSeconds() - started
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.hasPrefix("/dev/kvm: usable\nbackend: \(Self.moduleTheCPUAllows): "), "\(r.stdout)")
+        #expect(r.stdout.contains("KVM API version: 12\n"))
+        #expect(r.stdout.contains("  KVM_CAP_USER_MEMORY            1\n"))
+        #expect(!r.stdout.contains("speed test") && !r.stdout.contains("CPL0"), "no guest ran: \(r.stdout)")
+        // The speed test boots a guest for about 100 ms (kvm_pvm) to seconds; without it doctor only asks KVM.
+        #expect(seconds < 10, "doctor --no-speed-test took \(seconds) s")
+    }
+
+    @Test func theFullDoctorNamesTheSameModule() {
+        let r = ProcessRunner.run(swiftlet, ["doctor"], deadline: 120)
+        #expect(r.status == 0, "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("backend: \(Self.moduleTheCPUAllows): "), "\(r.stdout)")
+    }
+}
+
+/// `--no-backend-profile` on a PVH kernel that is not Linux: a few instructions that print the command line
+/// they find through hvm_start_info, so the test reads what reached the guest, not what the VMM says it sent.
+@Suite(.enabled(if: KVMRequirement.available, Comment(rawValue: KVMRequirement.reason)))
+struct BackendProfileFlagTests {
+    func boot(_ options: [String]) -> ProcessResult {
+        let path = writeTemp("pvh-cmdline", SyntheticELF.pvh(code: SyntheticELF.printCommandLine))
+        defer { unlink(path) }
+        return ProcessRunner.run(swiftlet, ["boot", "--kernel", path, "--timeout", "30", "-v"] + options, deadline: 60)
+    }
+
+    @Test func theProfileReachesThePVHGuestOnlyWithoutTheFlag() {
+        let profile = ExpectedBackendProfile.parameters(KVMSystem.backend())
+        let with = boot([])
+        #expect(with.status == 0, "a PVH kernel is booted as Linux: the debug-exit value 0 is the status: \(with.stderr)")
+        #expect(with.stdout == (["console=ttyS0", "reboot=k", "panic=-1", "pci=off"] + profile).joined(separator: " "), "\(with.stdout)")
+        #expect(with.stderr.contains("backend profile kvm_pvm:") == (KVMSystem.backend() == .pvm), "\(with.stderr)")
+
+        let without = boot(["--no-backend-profile"])
+        #expect(without.status == 0, "\(without.stderr)")
+        #expect(without.stdout == "console=ttyS0 reboot=k panic=-1 pci=off", "\(without.stdout)")
+        #expect(!without.stderr.contains("backend profile"), "\(without.stderr)")
+    }
+
+    @Test func theFlagChangesNothingForAMultibootGuest() {
+        let plain = ProcessRunner.run(swiftlet, ["boot", "-v"], deadline: 60)
+        let flagged = ProcessRunner.run(swiftlet, ["boot", "-v", "--no-backend-profile"], deadline: 60)
+        #expect(plain.status == 1 && flagged.status == 1)
+        #expect(plain.stdout == flagged.stdout && plain.stdout.hasPrefix("Swiftlet tiny guest: hello from a multiboot kernel\n"))
+        #expect(!plain.stderr.contains("backend profile") && !flagged.stderr.contains("backend profile"))
     }
 }

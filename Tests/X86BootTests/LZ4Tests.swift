@@ -73,7 +73,7 @@ struct LZ4Tests {
 
     /// The minimal kernel's bzImage (guest/linux/build.sh, CONFIG_KERNEL_LZ4) unpacks to the kernel's own
     /// ELF, whose PVH entry is the one the separately built vmlinux declares.
-    @Test(.enabled(if: access(MinimalKernel.bzImage, R_OK) == 0 && access(MinimalKernel.vmlinux, R_OK) == 0,
+    @Test(.enabled(if: Prerequisite.files(MinimalKernel.bzImage, MinimalKernel.vmlinux),
                    "guest/linux/out has no kernel: run guest/linux/build.sh (CI does)"))
     func minimalKernelPayloadUnpacksToItsPVHKernel() throws {
         let kernel = try LinuxBzImage(MinimalKernel.read(MinimalKernel.bzImage))

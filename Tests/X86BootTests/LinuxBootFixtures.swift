@@ -104,28 +104,4 @@ enum LinuxFixtures {
     static func pvhNote(_ entry: UInt64) -> (name: String, type: UInt32, descriptor: [UInt8]) {
         ("Xen", 18, le64(entry))
     }
-
-    /// The repository root, from this file's path (Tests/X86BootTests/<file>).
-    static var repositoryRoot: String {
-        var path = "\(#filePath)"
-        for _ in 0..<3 { if let slash = path.lastIndex(of: "/") { path = String(path[..<slash]) } }
-        return path
-    }
-
-    static func fileExists(_ relativePath: String) -> Bool {
-        access(repositoryRoot + "/" + relativePath, R_OK) == 0
-    }
-
-    static func readFile(_ relativePath: String) -> [UInt8]? {
-        guard let file = fopen(repositoryRoot + "/" + relativePath, "rb") else { return nil }
-        defer { fclose(file) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 1 << 20)
-        while true {
-            let n = fread(&chunk, 1, chunk.count, file)
-            if n <= 0 { break }
-            bytes += chunk[0..<n]
-        }
-        return bytes
-    }
 }

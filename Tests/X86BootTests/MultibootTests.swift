@@ -135,10 +135,21 @@ func embedded(_ name: String) -> [UInt8] {
         #expect(SegmentDescriptor(encoded: 0x00CF_9B00_0000_FFFF).byteLimit == 0xFFFF_FFFF)
     }
 
+    /// The boot GDT as the CPU reads it (Intel SDM vol. 3A §3.4.5, §7.2.2): six 8-byte descriptors, GDTR.limit
+    /// one less than the table's 48 bytes, and at each selector the descriptor it names, written out here.
     @Test func bootGDTSelectorsMatchTheirEntries() {
-        #expect(BootGDT.bytes.count == BootGDT.entries.count * 8)
-        #expect(BootGDT.entries[Int(BootGDT.code32Selector / 8)] == .flatCode32)
-        #expect(BootGDT.entries[Int(BootGDT.code64Selector / 8)].long)
-        #expect(BootGDT.limit == UInt16(BootGDT.entries.count * 8 - 1))
+        let bytes = BootGDT.bytes
+        #expect(bytes.count == 48)
+        #expect(BootGDT.limit == 0x2F)
+        func descriptor(_ selector: UInt16) -> UInt64 {
+            let at = Int(selector & ~7)
+            return (0..<8).reduce(UInt64(0)) { $0 | UInt64(bytes[at + $1]) << (8 * UInt64($1)) }
+        }
+        #expect(descriptor(0) == 0, "the null descriptor")
+        #expect(BootGDT.code32Selector == 0x08 && descriptor(0x08) == 0x00CF_9B00_0000_FFFF, "flat 32-bit code, execute/read, accessed")
+        #expect(BootGDT.data32Selector == 0x10 && descriptor(0x10) == 0x00CF_9300_0000_FFFF, "flat data, read/write, accessed")
+        #expect(BootGDT.code64Selector == 0x18 && descriptor(0x18) == 0x00AF_9B00_0000_FFFF, "64-bit code: L set, D clear")
+        #expect(BootGDT.data64Selector == 0x20 && descriptor(0x20) == 0x00CF_9300_0000_FFFF)
+        #expect(BootGDT.tssSelector == 0x28 && descriptor(0x28) == 0x0000_8B00_0000_0067, "busy 32-bit TSS, base 0, limit 0x67")
     }
 }

@@ -1,17 +1,18 @@
-// Tests against the minimal kernel that guest/linux/build.sh produces in guest/linux/out/: parse and
-// load its bzImage and vmlinux. Skipped, with the reason, where the kernel has not been built.
+// Tests against the minimal kernel that guest/linux/build.sh produces in guest/linux/out/ (or
+// $SWIFTLET_LINUX_DIR, as every other test finds it): parse and load its bzImage and vmlinux. Skipped, with
+// the reason, where the kernel has not been built; in CI (SWIFTLET_REQUIRE_ARTEFACTS=1) a failure instead.
 import GuestMemory
 import Testing
+import TestSupport
 @testable import X86Boot
 
 @Suite struct RealKernelTests {
     typealias F = LinuxFixtures
-    static let bzImagePath = "guest/linux/out/bzImage"
-    static let vmlinuxPath = "guest/linux/out/vmlinux"
 
-    @Test(.enabled(if: F.fileExists(bzImagePath), "guest/linux/out/bzImage is absent: build it with guest/linux/build.sh"))
+    @Test(.enabled(if: Prerequisite.files(MinimalKernel.bzImage), "guest/linux/out/bzImage is absent: build it with guest/linux/build.sh (CI does), or set SWIFTLET_LINUX_DIR"))
     func loadsTheMinimalKernelsBzImage() throws {
-        let bytes = try #require(F.readFile(Self.bzImagePath))
+        let bytes = MinimalKernel.read(MinimalKernel.bzImage)
+        try #require(!bytes.isEmpty, "cannot read \(MinimalKernel.bzImage)")
         let image = try LinuxBzImage(bytes)
         #expect(image.protocolVersion >= 0x020C)
         #expect(image.xLoadFlags & LinuxBzImage.xlfKernel64 != 0)
@@ -27,9 +28,10 @@ import Testing
         for placement in layout.placements { print("bzImage: \(placement)") }
     }
 
-    @Test(.enabled(if: F.fileExists(vmlinuxPath), "guest/linux/out/vmlinux is absent: build it with guest/linux/build.sh"))
+    @Test(.enabled(if: Prerequisite.files(MinimalKernel.vmlinux), "guest/linux/out/vmlinux is absent: build it with guest/linux/build.sh (CI does), or set SWIFTLET_LINUX_DIR"))
     func loadsTheMinimalKernelsVmlinuxAtItsPVHEntry() throws {
-        let bytes = try #require(F.readFile(Self.vmlinuxPath))
+        let bytes = MinimalKernel.read(MinimalKernel.vmlinux)
+        try #require(!bytes.isEmpty, "cannot read \(MinimalKernel.vmlinux)")
         let kernel = try PVHKernel(bytes)
         #expect(kernel.elf.is64Bit)
         let memory = try F.memory(megabytes: 128)

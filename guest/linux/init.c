@@ -11,8 +11,10 @@
  *      initramfs guest/debian/fetch.sh builds for Debian's stock kernel lists virtio_pci and
  *      virtio_console) and, when the kernel was told console=hvc0 and /dev/hvc0 appeared, moves its
  *      standard streams there;
- *   3. prints "swiftlet-init: started", "swiftlet-init: uptime U I" and "swiftlet-init: nproc=N
- *      memtotal=M kB", and writes byte 3 to the lab marker port 0x440 ("init reached");
+ *   3. prints "swiftlet-init: started, N arguments from the kernel" (words the kernel passed to init: 0
+ *      unless the command line has "--" or parameters the kernel does not know), "swiftlet-init: uptime
+ *      U I" and "swiftlet-init: nproc=N memtotal=M kB", and writes byte 3 to the lab marker port 0x440
+ *      ("init reached");
  *   4. runs the command: the NUL-separated words of /swiftlet/argv (the VMM appends that file to the
  *      initramfs as a second cpio archive, so every argument arrives exactly as given, spaces and quotes
  *      kept), or else init's own arguments (the words after "--" on the kernel command line, as under
@@ -268,7 +270,10 @@ int main(int argc, char **argv)
 	}
 	load_modules();
 
-	say("started", "", "");
+	char arguments[48] = ", ";
+	append(arguments, itoa(argc - 1), sizeof(arguments));
+	append(arguments, " arguments from the kernel", sizeof(arguments));
+	say("started", arguments, "");
 	if (slurp("/proc/uptime", text, sizeof(text)) > 0) {
 		text[span_until(text, "\n")] = 0;
 		say("uptime ", text, "");

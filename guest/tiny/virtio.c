@@ -15,6 +15,7 @@ uint64_t virtio_base;
 uint64_t virtio_pci_isr, virtio_pci_device_config, virtio_pci_notify;
 uint32_t virtio_pci_notify_multiplier, virtio_pci_address;
 int virtio_console_ready;
+static uint32_t msix_capability;    /* configuration-space offset of the MSI-X capability (ID 0x11), 0 if none */
 
 /* Port 0's transmitq (queue 1), page-aligned so the rings are easy to spot in a memory dump. */
 static struct virtq console_tx __attribute__((aligned(4096)));
@@ -88,6 +89,8 @@ static int virtio_pci_find(void)
         uint32_t found = 0;
         for (uint32_t cap = pci_read(address, 0x34) & 0xFC; cap; cap = (pci_read(address, cap) >> 8) & 0xFC) {
             uint32_t head = pci_read(address, cap);
+            if ((head & 0xFF) == 0x11)
+                msix_capability = cap;
             if ((head & 0xFF) != 0x09 || (pci_read(address, cap + 4) & 0xFF) != 0)
                 continue;               /* not a virtio capability, or not in BAR 0 */
             uint64_t where = bar0 + pci_read(address, cap + 8);
@@ -278,6 +281,41 @@ uint32_t virtio_ack_interrupt(void)
     if (status)
         virtio_write(VIRTIO_MMIO_INTERRUPT_ACK, status);
     return status;
+}
+
+#define LAPIC_SVR 0xFEE000F0ul          /* Spurious Interrupt Vector Register; bit 8: APIC software enable */
+#define LAPIC_IRR 0xFEE00200ul          /* Interrupt Request Register: 8 dwords, 16 bytes apart */
+
+int virtio_pci_msix_setup(uint16_t entry, uint8_t apic_vector)
+{
+    if (virtio_transport != VIRTIO_PCI || !msix_capability)
+        return -1;
+    /* Table Offset/BIR (capability + 4): the table is at that offset in BAR BIR (32-bit memory BARs here). */
+    uint32_t table = pci_read(virtio_pci_address, msix_capability + 4);
+    uint64_t bar = pci_read(virtio_pci_address, 0x10 + 4 * (table & 7)) & ~0xFul;
+    volatile uint32_t *slot = (volatile uint32_t *)(bar + (table & ~7u) + 16ul * entry);
+    slot[0] = 0xFEE00000u;              /* Message Address: local APIC 0, physical destination */
+    slot[1] = 0;                        /* Message Upper Address */
+    slot[2] = apic_vector;              /* Message Data: fixed delivery, edge, this vector */
+    slot[3] = 0;                        /* Vector Control: unmasked */
+    /* Message Control is the upper half of the capability's first dword: bit 15 enable, bit 14 function mask. */
+    uint32_t head = pci_read(virtio_pci_address, msix_capability);
+    pci_write(virtio_pci_address, msix_capability, (head & ~(1u << 30)) | (1u << 31));
+    *(volatile uint32_t *)LAPIC_SVR |= 1u << 8;
+    set_common16(VIRTIO_PCI_CONFIG_MSIX_VECTOR, VIRTIO_MSI_NO_VECTOR);
+    set_common16(VIRTIO_PCI_QUEUE_SELECT, console_tx.index);
+    set_common16(VIRTIO_PCI_QUEUE_MSIX_VECTOR, entry);
+    return common16(VIRTIO_PCI_QUEUE_MSIX_VECTOR) == entry ? 0 : -2;
+}
+
+int virtio_pci_msix_pending(uint8_t apic_vector)
+{
+    /* The device publishes the used entry, then signals: the message may trail what the driver polled. */
+    volatile uint32_t *irr = (volatile uint32_t *)(LAPIC_IRR + 0x10ul * (apic_vector / 32));
+    for (uint32_t spins = 0; spins < 100000; spins++)
+        if ((*irr >> (apic_vector % 32)) & 1)
+            return 1;
+    return 0;
 }
 
 void virtio_console_write(const void *data, uint32_t len)

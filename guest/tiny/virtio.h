@@ -78,11 +78,14 @@ struct virtq {
 #define VIRTIO_PCI_DEVICE_FEATURE   0x04
 #define VIRTIO_PCI_DRIVER_FEATURE_SELECT 0x08
 #define VIRTIO_PCI_DRIVER_FEATURE   0x0C
+#define VIRTIO_PCI_CONFIG_MSIX_VECTOR 0x10
 #define VIRTIO_PCI_NUM_QUEUES       0x12
 #define VIRTIO_PCI_DEVICE_STATUS    0x14
 #define VIRTIO_PCI_QUEUE_SELECT     0x16
 #define VIRTIO_PCI_QUEUE_SIZE       0x18
+#define VIRTIO_PCI_QUEUE_MSIX_VECTOR 0x1A
 #define VIRTIO_PCI_QUEUE_ENABLE     0x1C
+#define VIRTIO_MSI_NO_VECTOR        0xFFFF
 #define VIRTIO_PCI_QUEUE_NOTIFY_OFF 0x1E
 #define VIRTIO_PCI_QUEUE_DESC       0x20
 #define VIRTIO_PCI_QUEUE_DRIVER     0x28
@@ -126,6 +129,16 @@ uint32_t virtq_wait(struct virtq *vq, uint32_t count, uint32_t spins);
 /* Reads the interrupt status and acknowledges it (what an interrupt handler does); returns it.
  * virtio-mmio: InterruptStatus, then InterruptACK; virtio-pci: reading ISR clears it and deasserts INTx. */
 uint32_t virtio_ack_interrupt(void);
+
+/* virtio-pci with MSI-X (PCI 3.0 §6.8.2, virtio 1.2 §4.1.4.3, §4.1.5.1.2): points the transmitq's vector at
+ * MSI-X table entry `entry`, whose message goes to local APIC 0 (address 0xFEE00000) with `apic_vector`,
+ * turns MSI-X on and software-enables the local APIC. Interrupts stay off (no IDT): a message that arrives
+ * sits in the APIC's IRR, which virtio_pci_msix_pending() reads. Returns 0, or -1 without MSI-X, -2 when
+ * the device refuses the vector (reads back VIRTIO_MSI_NO_VECTOR). */
+int virtio_pci_msix_setup(uint16_t entry, uint8_t apic_vector);
+/* 1 when `apic_vector` is pending in local APIC 0's Interrupt Request Register (polled a while: the message
+ * may arrive just after the used entry it announces). */
+int virtio_pci_msix_pending(uint8_t apic_vector);
 
 /* Port 0 output: queues `len` bytes at `data`, kicks, waits until the device consumed them. */
 void virtio_console_write(const void *data, uint32_t len);

@@ -37,6 +37,7 @@ extern const unsigned long CKVM_SET_REGS;
 extern const unsigned long CKVM_GET_SREGS;
 extern const unsigned long CKVM_SET_SREGS;
 extern const unsigned long CKVM_SET_CPUID2;
+extern const unsigned long CKVM_GET_CPUID2;
 extern const unsigned long CKVM_SET_MSRS;
 extern const unsigned long CKVM_GET_VCPU_EVENTS;
 extern const unsigned long CKVM_SET_VCPU_EVENTS;
