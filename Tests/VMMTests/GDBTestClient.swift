@@ -5,6 +5,7 @@
 import CGuestImages
 import GDBRemote
 import Glibc
+import Testing
 import TestSupport
 
 final class GDBTestClient {

@@ -11,8 +11,13 @@ import VMM
 
 enum GDBSessions {
     static let helloELF = ProcessRunner.packageRoot + "/guest/tiny/out/debug/hello.elf"
-    static var ready: Bool { GDBTestSupport.gdbPath != nil && access(helloELF, R_OK) == 0 }
-    static let reason = "needs gdb (apt-get install gdb; setup.sh does) and guest/tiny/out/debug/hello.elf (run guest/build.sh)"
+    /// The debug ELF describes the embedded guest only if guest/build.sh ran since the guests last changed:
+    /// its stripped twin must be the embedded image, byte for byte.
+    static var ready: Bool {
+        GDBTestSupport.gdbPath != nil && access(helloELF, R_OK) == 0
+            && ProcessRunner.readBytes(ProcessRunner.packageRoot + "/guest/tiny/out/hello.elf") == GDBTestSupport.embeddedImage("hello")
+    }
+    static let reason = "needs gdb (apt-get install gdb; setup.sh does) and a guest/tiny/out/debug/hello.elf built from the embedded guest's sources (run guest/build.sh)"
     static var gccPresent: Bool { access("/usr/bin/gcc", X_OK) == 0 }
 
     /// Boots with `--gdb 127.0.0.1:0`, runs gdb -batch with `commands` (after `target remote`), returns
