@@ -160,8 +160,8 @@ extension Machine {
             switch format {
             case .bzImage:
                 let kernel = try LinuxBzImage(image)
-                let layout = if let unpackedKernel {
-                    try UnpackedLinuxKernel(setup: kernel, kernel: unpackedKernel)
+                let layout = if let unpacked = unpackedKernel {
+                    try UnpackedLinuxKernel(setup: kernel, kernel: unpacked)
                         .load(into: memory, commandLine: kernelCommandLine, initrd: initrd, acpiRSDP: rsdp, randomSeed: Self.randomSeed())
                 } else {
                     try kernel.load(into: memory, commandLine: kernelCommandLine, initrd: initrd, acpiRSDP: rsdp)
@@ -189,6 +189,7 @@ extension Machine {
         } catch {
             throw .invalidOption("kernel \(name): \(error)")
         }
+        unpackedKernel = nil // in guest memory now: the host copy is not needed for the run
         note("kernel command line: \(kernelCommandLine)")
         if configuration.backendProfile, backend == .pvm {
             note("backend profile kvm_pvm: every vCPU is kicked out of KVM_RUN every \(BackendProfile.pvmTickMilliseconds) ms so interrupts that became pending inside KVM's emulator are delivered")
