@@ -1,16 +1,18 @@
 // ConsoleOutput: where the guest's serial bytes go on the host: stdout, line-buffered.
 //
-// One write(2) per line instead of per byte keeps the console cheap; a partial line is flushed when the
-// buffer fills and when the VM stops, so nothing the guest printed is lost. On a terminal every byte goes
-// out at once: a shell's prompt ("/ # ") ends without a newline and must show before the user types.
+// One write(2) per line instead of per byte keeps the console cheap (and keeps a guest's line whole between
+// --trace-exits lines); a partial line is flushed when the buffer fills, when the guest has been quiet for a
+// moment (the run loop calls flushIfQuiet: a shell's prompt "/ # " ends without a newline and must show
+// before the user types), and when the VM stops, so nothing the guest printed is lost or held back.
+import CKVM
 import Glibc
 import Synchronization
 
 public final class ConsoleOutput: Sendable {
     private let buffer = Mutex<[UInt8]>([])
     private let fd: Int32
-    /// The output is a terminal: write each byte (or virtio buffer) as it comes.
-    private let unbuffered: Bool
+    /// When the last byte arrived (monotonic ns), for flushIfQuiet.
+    private let lastPut = Atomic<UInt64>(0)
     private let capture: Mutex<[UInt8]>?
     /// Held in a class box, not as a bare closure: a closure inside a generic Mutex is reabstracted on each
     /// `withLock` access (its inout value goes out and back through thunks), and each access wrapped it in two
@@ -26,7 +28,6 @@ public final class ConsoleOutput: Sendable {
     /// - Parameter capture: also keep a copy of everything written (tests, compare).
     public init(fd: Int32 = 1, capture: Bool = false) {
         self.fd = fd
-        self.unbuffered = fd >= 0 && isatty(fd) == 1
         self.capture = capture ? Mutex([]) : nil
     }
 
@@ -41,8 +42,9 @@ public final class ConsoleOutput: Sendable {
         observe(byte)
         buffer.withLock { b in
             b.append(byte)
-            if byte == 0x0A || b.count >= 4096 || unbuffered { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
+            if byte == 0x0A || b.count >= 4096 { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
         }
+        lastPut.store(ckvm_monotonic_ns(), ordering: .relaxed)
     }
 
     /// Many bytes at once (a virtio buffer): one write(2) for the lot when it completes a line or fills the buffer.
@@ -51,8 +53,9 @@ public final class ConsoleOutput: Sendable {
         if lineObserver.withLock({ $0 }) != nil { for byte in bytes { observe(byte) } }
         buffer.withLock { b in
             b.append(contentsOf: bytes)
-            if b.count >= 4096 || bytes.contains(0x0A) || unbuffered { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
+            if b.count >= 4096 || bytes.contains(0x0A) { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
         }
+        lastPut.store(ckvm_monotonic_ns(), ordering: .relaxed)
     }
 
     private func observe(_ byte: UInt8) {
@@ -63,6 +66,13 @@ public final class ConsoleOutput: Sendable {
             return nil
         }
         if let line { observer.call(String(decoding: line, as: UTF8.self)) }
+    }
+
+    /// Writes a partial line once nothing has arrived for `quiet` nanoseconds (the guest is waiting, e.g.
+    /// at a prompt).
+    public func flushIfQuiet(_ quiet: UInt64 = 20_000_000) {
+        guard ckvm_monotonic_ns() - lastPut.load(ordering: .relaxed) >= quiet else { return }
+        flush()
     }
 
     public func flush() {

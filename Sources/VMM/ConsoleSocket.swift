@@ -17,34 +17,7 @@ final class ConsoleSocket: @unchecked Sendable {
     static let backlogLimit = 1 << 20
 
     init(path: String) throws(VMMError) {
-        var info = stat()
-        if lstat(path, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFSOCK else {
-                throw .invalidOption("--console-socket \(path): a file that is not a socket is in the way; remove it or give another path")
-            }
-            unlink(path)
-        }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard bytes.count < capacity else {
-            throw .invalidOption("--console-socket \(path): longer than the \(capacity - 1) bytes a Unix socket path may have")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .invalidOption("--console-socket \(path): cannot create a socket: \(String(cString: strerror(errno)))") }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, listen(fd, 1) == 0 else {
-            let error = String(cString: strerror(errno))
-            close(fd)
-            throw .invalidOption("--console-socket \(path): cannot listen there: \(error)")
-        }
+        let fd = try UnixSocketListener.listen(path: path, option: "--console-socket")
         self.path = path
         self.listenFD = fd
     }

@@ -80,35 +80,9 @@ final class GDBServer: @unchecked Sendable {
         return (fd, ipv6 ? "[\(host)]:\(actualPort)" : "\(host):\(actualPort)")
     }
 
-    /// Like ConsoleSocket: a stale socket file is replaced, any other file in the way is refused.
+    /// A stale socket file is replaced, any other file in the way is refused (UnixSocketListener).
     static func listenUnix(path: String) throws(VMMError) -> Int32 {
-        var info = stat()
-        if lstat(path, &info) == 0 {
-            guard info.st_mode & S_IFMT == S_IFSOCK else {
-                throw .invalidOption("--gdb \(path): a file that is not a socket is in the way; remove it or give another path")
-            }
-            unlink(path)
-        }
-        var a = sockaddr_un()
-        a.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: a.sun_path)
-        guard bytes.count < capacity else {
-            throw .invalidOption("--gdb \(path): longer than the \(capacity - 1) bytes a Unix socket path may have")
-        }
-        withUnsafeMutableBytes(of: &a.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw failure("create a socket", path) }
-        let bound = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        guard bound == 0, listen(fd, 1) == 0 else {
-            let error = failure("listen there", path)
-            close(fd)
-            throw error
-        }
-        return fd
+        try UnixSocketListener.listen(path: path, option: "--gdb")
     }
 
     deinit {

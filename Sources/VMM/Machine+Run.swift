@@ -70,14 +70,16 @@ extension Machine {
         if threads.isEmpty { finish(.vmmFailure("no vCPU could be started")) }
         // Periodic kicks: for RIP sampling, and on kvm_pvm to get pending interrupts delivered (see tickInterval()).
         let tickMs = [ripSampleInterval(), tickInterval()].compactMap { $0 }.min()
+        // At least every 50 ms: a partial console line (a prompt) is written once the guest has gone quiet.
+        let consolePollMs: Int32 = 50
         while !stopRequested.load(ordering: .acquiring) {
-            var timeoutMs: Int32 = tickMs ?? -1
+            var timeoutMs: Int32 = min(tickMs ?? consolePollMs, consolePollMs)
             if let deadline {
                 let now = ckvm_monotonic_ns()
                 if now >= deadline { finish(.timeout(seconds: configuration.timeout!)); break }
-                timeoutMs = Int32(min((deadline - now) / 1_000_000 + 1, 1_000_000))
-                if let tickMs { timeoutMs = min(timeoutMs, tickMs) }
+                timeoutMs = min(timeoutMs, Int32(min((deadline - now) / 1_000_000 + 1, 1_000_000)))
             }
+            console.flushIfQuiet()
             if tickMs != nil { for thread in threads { _ = ckvm_kick_thread(UInt(thread), kickSignal) } }
             var fds = [pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0), pollfd(fd: stopSignals.fd, events: Int16(POLLIN), revents: 0)]
             if poll(&fds, stopSignals.fd >= 0 ? 2 : 1, timeoutMs) > 0 {
