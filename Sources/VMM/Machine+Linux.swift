@@ -71,6 +71,31 @@ extension Machine {
         throw .invalidOption("kernel \(name): not a kernel Swiftlet can boot: neither an ELF file (multiboot or PVH vmlinux) nor a Linux bzImage (no \"HdrS\" at offset 0x202)")
     }
 
+    /// The recipe's unpacking step: with `--decompress`, or on kvm_pvm with the backend profile (whose
+    /// guest-side decompressor is emulated CPL0 code: ~27 s for the minimal kernel, minutes for Debian's),
+    /// a bzImage's LZ4 payload is unpacked here, to be loaded instead of the bzImage's protected-mode code
+    /// and entered at its startup_64. The profile leaves any other kernel as it is. Returns the ELF (or nil)
+    /// and a note for -v.
+    static func unpackOnHost(_ image: [UInt8], format: KernelFormat, _ configuration: MachineConfiguration,
+                             started: UInt64) throws(VMMError) -> (elf: [UInt8]?, note: String?) {
+        let profile = !configuration.decompressKernel
+        guard configuration.decompressKernel || (format == .bzImage && configuration.backendProfile && KVMSystem.backend() == .pvm) else {
+            return (nil, nil)
+        }
+        let result: (elf: [UInt8], compressed: Int)
+        if profile {
+            guard let unpacked = try? decompressOnHost(image, format: format) else {
+                return (nil, "backend profile kvm_pvm: the bzImage's payload is not an LZ4-compressed x86-64 ELF, so its own decompressor runs in the guest (slow on this backend)")
+            }
+            result = unpacked
+        } else {
+            result = try decompressOnHost(image, format: format)
+        }
+        let milliseconds = (ckvm_monotonic_ns() - started) / 1_000_000
+        let why = profile ? "the guest's decompressor would run in KVM's emulator; --no-backend-profile boots the bzImage as it is" : "--decompress"
+        return (result.elf, "\(profile ? "backend profile kvm_pvm: " : "")bzImage payload (lz4, \(result.compressed) bytes) unpacked on the host into a \(result.elf.count)-byte ELF in \(milliseconds) ms; entering its startup_64 through the 64-bit boot protocol (\(why))")
+    }
+
     /// `--decompress`: the kernel ELF inside an LZ4 bzImage, checked to be an x86-64 ELF.
     static func decompressOnHost(_ image: [UInt8], format: KernelFormat) throws(VMMError) -> (elf: [UInt8], compressed: Int) {
         let name = "bzImage"

@@ -73,23 +73,7 @@ public final class Machine: @unchecked Sendable {
         let started = ckvm_monotonic_ns()
         let image = try readKernelImage(configuration.kernel)
         let format = try detectFormat(image, name: configuration.kernel.displayName)
-        var unpackNote: String? = nil
-        var unpacked: [UInt8]? = nil
-        if configuration.decompressKernel {
-            let result = try decompressOnHost(image, format: format)
-            unpackNote = "bzImage payload (lz4, \(result.compressed) bytes) unpacked on the host into a \(result.elf.count)-byte ELF in \((ckvm_monotonic_ns() - started) / 1_000_000) ms; entering its startup_64 through the 64-bit boot protocol (--decompress)"
-            unpacked = result.elf
-        } else if format == .bzImage, configuration.backendProfile, KVMSystem.backend() == .pvm {
-            // The kvm_pvm profile: the guest-side decompressor is emulated CPL0 code (~27 s for the minimal
-            // kernel, minutes for Debian's), so an LZ4 kernel is unpacked here instead; any other kernel
-            // boots as it is.
-            if let result = try? decompressOnHost(image, format: format) {
-                unpackNote = "backend profile kvm_pvm: bzImage payload (lz4, \(result.compressed) bytes) unpacked on the host into a \(result.elf.count)-byte ELF in \((ckvm_monotonic_ns() - started) / 1_000_000) ms; entering its startup_64 through the 64-bit boot protocol (the guest's decompressor would run in KVM's emulator; --no-backend-profile boots the bzImage as it is)"
-                unpacked = result.elf
-            } else {
-                unpackNote = "backend profile kvm_pvm: the bzImage's payload is not an LZ4-compressed x86-64 ELF, so its own decompressor runs in the guest (slow on this backend)"
-            }
-        }
+        let (unpacked, unpackNote) = try unpackOnHost(image, format: format, configuration, started: started)
         try validate(configuration, format: format)
         let kvm = try openKVM()
         let vm = try createVM(kvm)
