@@ -159,8 +159,13 @@ int sl_release_finish(sl_process *process, int begin_result, int *terminal_maste
 /* Kills a child that was never released and reaps it. */
 void sl_abort(sl_process *process);
 
-/* waitpid(pid, status, 0), retried on EINTR. Returns the pid or -errno. */
+/* waitpid(pid, status, 0) until the child exits or is killed, retried on EINTR. A ptrace stop (PID 1 made
+ * the launcher its tracer with PTRACE_TRACEME) is not an end: the launcher detaches, passing the signal on,
+ * and waits on. Returns the pid or -errno. */
 int sl_wait(pid_t pid, int *status);
+
+/* sl_wait with WNOHANG: the pid once the child has ended, 0 while it runs, or -errno. */
+int sl_wait_nohang(pid_t pid, int *status);
 
 /* Decodes a wait status: returns the exit code, or 128+N for signal N (sets *signal to N, else 0). */
 int sl_exit_status(int status, int *signal);
