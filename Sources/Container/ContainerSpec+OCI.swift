@@ -14,14 +14,19 @@ extension ContainerSpec {
         for warning in reader.warnings { warn(warning) }
     }
 
-    /// Reads `bundle`/config.json from disk.
+    /// The largest config.json swiftlet reads: 16 MiB. `crun spec` writes about 3 KiB; annotations and
+    /// long seccomp profiles stay far below this.
+    public static let configLimit = 16 << 20
+
+    /// Reads `bundle`/config.json from disk: a regular file of at most `configLimit` bytes.
     public static func load(bundle: String, warn: (String) -> Void) throws(ContainerError) -> ContainerSpec {
         let path = bundle.hasSuffix("/") ? bundle + "config.json" : bundle + "/config.json"
         let bytes: [UInt8]
         do {
-            bytes = try FileSystem.readAll(path)
+            bytes = try FileSystem.readRegularFile(path, limit: configLimit)
         } catch {
-            throw ContainerError(step: "bundle", "cannot read \(path)", errno: error)
+            if case let .system(errno) = error { throw ContainerError(step: "bundle", "cannot read \(path)", errno: errno) }
+            throw ContainerError(step: "bundle", "cannot read \(path): \(error)")
         }
         let document: JSONValue
         do {
