@@ -199,6 +199,25 @@ uint32_t sl_audit_arch(void);
 /* statfs(2)'s f_type for `path` (the filesystem's magic number), or -errno. */
 long sl_filesystem_type(const char *path);
 
+/*
+ * Device rules (OCI linux.resources.devices) for cgroup v2, as a BPF_PROG_TYPE_CGROUP_DEVICE program
+ * (device_filter.c). A rule: allow or deny; type 'a' (all), 'c' or 'b'; major and minor, -1 for any;
+ * access bits 1 = mknod, 2 = read, 4 = write (BPF_DEVCG_ACC_*). The last rule that matches decides;
+ * none matching denies.
+ */
+#define SL_DEVICE_RULES_MAX 256
+typedef struct sl_device_rule {
+    int32_t allow;
+    int32_t type;
+    int64_t major;
+    int64_t minor;
+    uint32_t access;
+} sl_device_rule;
+/* Loads the program; returns its fd or -errno. `log` (may be NULL) receives the verifier's log. */
+int sl_device_program_load(const sl_device_rule *rules, size_t count, char *log, size_t log_size);
+/* Attaches it to the cgroup2 directory `cgroup_path` (BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI). 0 or -errno. */
+int sl_device_program_attach(int program_fd, const char *cgroup_path);
+
 /* The highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap), or -errno. */
 int sl_cap_last_cap(void);
 
