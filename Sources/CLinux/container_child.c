@@ -571,6 +571,11 @@ static __attribute__((noreturn)) void run_init(const sl_plan *p, int error_fd)
             int status;
             pid_t reaped;
             while ((reaped = waitpid(-1, &status, WNOHANG)) > 0) {
+                /* A child that made this reaper its tracer (PTRACE_TRACEME) stopped: let it go on. */
+                if (WIFSTOPPED(status)) {
+                    sl_release_traced(reaped, status);
+                    continue;
+                }
                 if (reaped == child) {
                     int signal = 0;
                     _exit(sl_exit_status(status, &signal));

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -196,13 +197,49 @@ void sl_abort(sl_process *process)
     process->sync_fd = process->error_fd = -1;
 }
 
+/*
+ * A container's PID 1 that calls ptrace(PTRACE_TRACEME) makes the launcher, its parent, its tracer: from then
+ * on every signal it gets stops it, and waitpid reports the stop (WIFSTOPPED) even without WUNTRACED. The
+ * launcher is no debugger, so it detaches at the first such stop and hands the signal on, and PID 1 runs as
+ * if it had never asked to be traced. One signal is not handed on: the SIGTRAP the kernel sends a traced
+ * process after a successful execve (ptrace(2), "execve(2) under ptrace"; SI_USER from the process itself),
+ * which an untraced process never receives and which would kill it.
+ */
+void sl_release_traced(pid_t pid, int status)
+{
+    int signal = WSTOPSIG(status);
+    if (signal == SIGTRAP) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (ptrace(PTRACE_GETSIGINFO, pid, NULL, &info) == 0 && info.si_code == SI_USER && (info.si_pid == 1 || info.si_pid == pid)) {
+            signal = 0;
+        }
+    }
+    ptrace(PTRACE_DETACH, pid, NULL, (void *)(long)signal);
+}
+
+static int wait_for_exit(pid_t pid, int *status, int options)
+{
+    for (;;) {
+        pid_t r = waitpid(pid, status, options);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) return -errno;
+        if (r == pid && WIFSTOPPED(*status)) {
+            sl_release_traced(pid, *status);
+            continue;
+        }
+        return (int)r;
+    }
+}
+
 int sl_wait(pid_t pid, int *status)
 {
-    pid_t r;
-    do {
-        r = waitpid(pid, status, 0);
-    } while (r < 0 && errno == EINTR);
-    return r < 0 ? -errno : (int)r;
+    return wait_for_exit(pid, status, 0);
+}
+
+int sl_wait_nohang(pid_t pid, int *status)
+{
+    return wait_for_exit(pid, status, WNOHANG);
 }
 
 int sl_exit_status(int status, int *signal)

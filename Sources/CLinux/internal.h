@@ -7,4 +7,8 @@
 /* The child's side of sl_spawn: runs the plan's steps and execs; never returns. */
 __attribute__((noreturn)) void sl_child_main(const sl_plan *plan, int sync_fd, int error_fd);
 
+/* A child reported stopped by waitpid is in a ptrace stop (it made its parent its tracer with
+ * PTRACE_TRACEME): detach, handing the signal on (container_spawn.c says which one is not). */
+void sl_release_traced(pid_t pid, int status);
+
 #endif

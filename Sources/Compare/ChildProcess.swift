@@ -56,7 +56,8 @@ public enum ChildProcess {
         var status: Int32 = 0
         var usage = rusage()
         var timedOut = false
-        let limit = deadline.map { spawned + UInt64($0 * 1e9) }
+        // Saturating: a deadline of inf or 1e308 seconds is "never", not a trap converting it to UInt64.
+        let limit = deadline.map { $0 * 1e9 < 1.8e19 ? spawned &+ UInt64(max(0, $0 * 1e9)) : UInt64.max }
         while true {
             let options: Int32 = limit == nil ? 0 : WNOHANG
             let r = wait4(pid, &status, options, &usage)

@@ -227,7 +227,7 @@ public enum CompareRunner {
     }
 
     static func formatTimeout(_ seconds: Double) -> String {
-        seconds == seconds.rounded() ? String(Int(seconds)) : String(seconds)
+        seconds == seconds.rounded() && abs(seconds) < 1e15 ? String(Int(seconds)) : String(seconds)
     }
 
     static func isDirectory(_ path: String) -> Bool {

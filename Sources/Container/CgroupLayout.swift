@@ -8,6 +8,8 @@
 /// The controllers the launcher sets limits with.
 public enum CgroupController: String, CaseIterable, Sendable {
     case memory, pids, cpu
+    /// Device access (v1 only: cgroup v2 has no devices controller, a BPF program on the cgroup does it).
+    case devices
 }
 
 public enum CgroupVersion: String, Sendable {

@@ -11,6 +11,11 @@
 // hierarchy's root (the only cgroup exempt from "no internal processes"), rootless next to the
 // launcher's own cgroup when that is delegated; memory.max (+ memory.swap.max 0), pids.max, cpu.max;
 // memory.events "oom_kill", pids.events "max".
+//
+// Device rules (DeviceRule): v1's devices controller (devices.deny "a", then each rule to devices.allow or
+// devices.deny); v2 has no devices controller, so a BPF_PROG_TYPE_CGROUP_DEVICE program is attached to the
+// container's cgroup2 directory instead (the unified hierarchy of a hybrid host when v1 has no devices).
+import CLinux
 import Synchronization
 import SystemPackage
 
@@ -29,6 +34,8 @@ public protocol CgroupFilesystem: Sendable {
     func read(_ path: String) throws(Errno) -> String
     func exists(_ path: String) -> Bool
     func list(_ path: String) throws(Errno) -> [String]
+    /// Attaches `rules` to the cgroup2 directory `path` as a BPF_PROG_TYPE_CGROUP_DEVICE program.
+    func attachDeviceProgram(_ rules: [DeviceRule], to path: String) throws(Errno)
 }
 
 /// The real cgroup filesystems.
@@ -40,6 +47,13 @@ public struct HostCgroupFilesystem: CgroupFilesystem {
     public func read(_ path: String) throws(Errno) -> String { try FileSystem.readString(path) }
     public func exists(_ path: String) -> Bool { FileSystem.exists(path) }
     public func list(_ path: String) throws(Errno) -> [String] { try FileSystem.list(path) }
+    public func attachDeviceProgram(_ rules: [DeviceRule], to path: String) throws(Errno) {
+        let program = rules.map(\.cRule).withUnsafeBufferPointer { sl_device_program_load($0.baseAddress, $0.count, nil, 0) }
+        guard program >= 0 else { throw Errno(rawValue: -program) }
+        defer { close(program) }   // the attachment holds the program while the cgroup exists
+        let attached = sl_device_program_attach(program, path)
+        guard attached == 0 else { throw Errno(rawValue: -attached) }
+    }
 }
 
 /// What the container's cgroup counted during the run.
@@ -62,14 +76,17 @@ public final class ContainerCgroup {
     public let name: String
     public private(set) var directories: [Directory] = []
     private let limits: ResourceLimits
+    /// The device rules to enforce (DeviceRule.effective), or nil to leave device access alone.
+    private let devices: [DeviceRule]?
     private let fs: any CgroupFilesystem
 
     private static let sequence = Atomic<Int>(0)
     static let prefix = "swiftlet-"
 
-    private init(name: String, limits: ResourceLimits, filesystem: any CgroupFilesystem) {
+    private init(name: String, limits: ResourceLimits, devices: [DeviceRule]?, filesystem: any CgroupFilesystem) {
         self.name = name
         self.limits = limits
+        self.devices = devices
         self.fs = filesystem
     }
 
@@ -101,19 +118,27 @@ public final class ContainerCgroup {
         !limits.isEmpty || !pidNamespace
     }
 
-    /// Creates the container's cgroup and writes its limits. Returns nil when there is nothing to do:
-    /// rootless without limits (an unprivileged user usually cannot create cgroups).
+    /// Creates the container's cgroup and writes its limits and `devices` rules (nil: device access is
+    /// left alone). `memoryAndPids` false: only the device rules are wanted, so only their hierarchy gets a
+    /// directory (limits and process tracking need the memory and pids ones). Returns nil when there is
+    /// nothing to do: rootless without limits (an unprivileged user usually cannot create cgroups).
     public static func create(layout: CgroupLayout, limits: ResourceLimits, rootless: Bool,
-                              name: String? = nil,
+                              devices: [DeviceRule]? = nil, memoryAndPids: Bool = true, name: String? = nil,
                               filesystem: any CgroupFilesystem = HostCgroupFilesystem()) throws(ContainerError) -> ContainerCgroup? {
         if rootless && limits.isEmpty { return nil }
-        var wanted: [CgroupController] = [.memory, .pids]
+        var wanted: [CgroupController] = memoryAndPids || !limits.isEmpty ? [.memory, .pids] : []
         if limits.cpuQuotaMicroseconds != nil { wanted.append(.cpu) }
+        if devices != nil { wanted.append(.devices) }
 
         // Controllers sharing a hierarchy (v2, or co-mounted v1 like cpu,cpuacct) share a directory.
         var groups: [(hierarchy: CgroupHierarchy, controllers: [CgroupController])] = []
         for controller in wanted {
-            guard let hierarchy = layout.controllers[controller] else {
+            // Device rules without a v1 devices controller: a BPF program in the cgroup2 hierarchy.
+            guard let hierarchy = layout.controllers[controller] ?? (controller == .devices ? layout.unified : nil) else {
+                if controller == .devices {
+                    throw ContainerError(step: "cgroup", "cannot confine the container's device access: no cgroup v1 devices controller and no cgroup2 hierarchy for a device program",
+                                         hint: layout.unavailableReason(controller))
+                }
                 if isLimited(controller, limits) {
                     throw ContainerError(step: "cgroup", "cannot limit \(controller.rawValue): the \(controller.rawValue) controller is unavailable",
                                          hint: layout.unavailableReason(controller))
@@ -127,7 +152,7 @@ public final class ContainerCgroup {
             }
         }
 
-        let cgroup = ContainerCgroup(name: name ?? uniqueName(), limits: limits, filesystem: filesystem)
+        let cgroup = ContainerCgroup(name: name ?? uniqueName(), limits: limits, devices: devices, filesystem: filesystem)
         do throws(ContainerError) {
             for group in groups {
                 let parent = parentDirectory(of: group.hierarchy, rootless: rootless)
@@ -156,6 +181,7 @@ public final class ContainerCgroup {
         case .memory: return limits.memoryBytes != nil
         case .pids: return limits.pids != nil
         case .cpu: return limits.cpuQuotaMicroseconds != nil
+        case .devices: return true
         }
     }
 
@@ -164,7 +190,7 @@ public final class ContainerCgroup {
                                           _ fs: any CgroupFilesystem) throws(ContainerError) {
         let file = parent + "/cgroup.subtree_control"
         let enabled = Set(((try? fs.read(file)) ?? "").split(whereSeparator: { $0 == " " || $0 == "\n" }).map(String.init))
-        for controller in controllers where !enabled.contains(controller.rawValue) {
+        for controller in controllers where controller != .devices && !enabled.contains(controller.rawValue) {
             do {
                 try fs.write("+\(controller.rawValue)", to: file)
             } catch {
@@ -206,6 +232,14 @@ public final class ContainerCgroup {
             case (.cpu, .v2):
                 guard let quota = limits.cpuQuotaMicroseconds else { continue }
                 try write("\(quota) \(limits.cpuPeriodMicroseconds ?? ResourceLimits.defaultCPUPeriod)", "cpu.max", in: directory)
+            case (.devices, .v1):
+                // In order: the first rule is the deny-all ("a" to devices.deny empties the allow list).
+                for rule in devices ?? [] { try write(rule.cgroupV1Line, rule.allow ? "devices.allow" : "devices.deny", in: directory) }
+            case (.devices, .v2):
+                guard let devices else { continue }
+                do { try fs.attachDeviceProgram(devices, to: directory.path) } catch {
+                    throw ContainerError(step: "cgroup", "cannot attach the device rules (a BPF_PROG_TYPE_CGROUP_DEVICE program) to \(directory.path)", errno: error)
+                }
             }
         }
     }
@@ -237,7 +271,7 @@ public final class ContainerCgroup {
                     report.memoryPeakBytes = Self.number(in: directory.path + "/memory.peak", fs)
                 case (.pids, _):
                     report.pidsLimitHits = Self.counter("max", in: directory.path + "/pids.events", fs) ?? 0
-                case (.cpu, _):
+                case (.cpu, _), (.devices, _):
                     continue
                 }
             }

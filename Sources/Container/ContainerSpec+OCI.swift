@@ -14,14 +14,19 @@ extension ContainerSpec {
         for warning in reader.warnings { warn(warning) }
     }
 
-    /// Reads `bundle`/config.json from disk.
+    /// The largest config.json swiftlet reads: 16 MiB. `crun spec` writes about 3 KiB; annotations and
+    /// long seccomp profiles stay far below this.
+    public static let configLimit = 16 << 20
+
+    /// Reads `bundle`/config.json from disk: a regular file of at most `configLimit` bytes.
     public static func load(bundle: String, warn: (String) -> Void) throws(ContainerError) -> ContainerSpec {
         let path = bundle.hasSuffix("/") ? bundle + "config.json" : bundle + "/config.json"
         let bytes: [UInt8]
         do {
-            bytes = try FileSystem.readAll(path)
+            bytes = try FileSystem.readRegularFile(path, limit: configLimit)
         } catch {
-            throw ContainerError(step: "bundle", "cannot read \(path)", errno: error)
+            if case let .system(errno) = error { throw ContainerError(step: "bundle", "cannot read \(path)", errno: errno) }
+            throw ContainerError(step: "bundle", "cannot read \(path): \(error)")
         }
         let document: JSONValue
         do {
@@ -273,18 +278,38 @@ struct OCIReader {
             if let period = fields["period"] { spec.resources.cpuPeriodMicroseconds = try integer(period, "linux.resources.cpu.period", as: UInt64.self) }
         }
         if let devices = resources["devices"] {
-            // `crun spec` writes one rule denying all device access. Swiftlet's /dev holds only the
-            // bind-mounted safe devices and the container lacks CAP_MKNOD, which has the same effect;
-            // anything else is beyond what Swiftlet implements.
-            let rules = try array(devices, "linux.resources.devices")
-            let denyAll: Bool = {
-                guard rules.count == 1, case .object(let members) = rules[0] else { return false }
-                let fields = Dictionary(members, uniquingKeysWith: { a, _ in a })
-                return fields["allow"] == .bool(false) && (fields["access"] == nil || fields["access"] == .string("rwm"))
-                    && fields["type"] == nil && fields["major"] == nil && fields["minor"] == nil
-            }()
-            if !denyAll { warnings.append("config.json: linux.resources.devices rules other than deny-all are not supported; ignored") }
+            // Enforced through the container's cgroup, after a deny-all and before the default devices
+            // (DeviceRule.effective): `crun spec`'s single deny-all rule changes nothing, an allow widens.
+            for (i, element) in try array(devices, "linux.resources.devices").enumerated() {
+                spec.deviceRules.append(try deviceRule(element, "linux.resources.devices[\(i)]"))
+            }
         }
+    }
+
+    private mutating func deviceRule(_ value: JSONValue, _ field: String) throws(ContainerError) -> DeviceRule {
+        let fields = try object(value, field, known: ["allow", "type", "major", "minor", "access"])
+        guard let allow = fields["allow"] else { throw fail("\(field).allow", "missing") }
+        var rule = DeviceRule(allow: try bool(allow, "\(field).allow"))
+        if let type = fields["type"] {
+            let text = try string(type, "\(field).type")
+            guard let kind = DeviceRule.Kind(rawValue: text) else { throw fail("\(field).type", "\"\(text)\" is not a, c or b") }
+            rule.kind = kind
+        }
+        // Absent or -1 (as some runtimes write it): any. The kernel's majors have 12 bits and minors 20.
+        for (key, isMajor) in [("major", true), ("minor", false)] {
+            guard let value = fields[key] else { continue }
+            let number = try integer(value, "\(field).\(key)", as: Int64.self)
+            guard number >= -1, number <= Int64(Int32.max) else { throw fail("\(field).\(key)", "\(number) is not a device number (or -1 for any)") }
+            if isMajor { rule.major = number < 0 ? nil : number } else { rule.minor = number < 0 ? nil : number }
+        }
+        if let access = fields["access"] {
+            let text = try string(access, "\(field).access")
+            guard !text.isEmpty, text.allSatisfy({ "rwm".contains($0) }) else {
+                throw fail("\(field).access", "\"\(text)\" is not a combination of r, w and m")
+            }
+            rule.access = text
+        }
+        return rule
     }
 }
 

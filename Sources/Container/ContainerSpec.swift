@@ -69,6 +69,9 @@ public struct ContainerSpec: Equatable, Sendable {
     public var uidMappings: [IDMapping] = []
     public var gidMappings: [IDMapping] = []
     public var resources = ResourceLimits()
+    /// linux.resources.devices: the spec's own device rules, enforced between a deny-all and the default
+    /// devices (DeviceRule.effective).
+    public var deviceRules: [DeviceRule] = []
     public var maskedPaths: [String] = []
     public var readonlyPaths: [String] = []
 

@@ -35,6 +35,57 @@ enum FileSystem {
         return result
     }
 
+    /// Why `readRegularFile` refused a file.
+    enum ReadFailure: Error, Equatable, CustomStringConvertible {
+        case system(Errno)
+        /// Not a regular file: "a FIFO (named pipe)", "a character device", ...
+        case notRegular(String)
+        case tooLarge(limit: Int)
+
+        var description: String {
+            switch self {
+            case let .system(errno): errno.description
+            case let .notRegular(kind): "it is \(kind), not a regular file"
+            case let .tooLarge(limit): "it is larger than \(limit >> 20) MiB, the most swiftlet reads"
+            }
+        }
+    }
+
+    /// A regular file's content, at most `limit` bytes: an input from the user (a bundle's config.json).
+    /// Opened with O_NONBLOCK, so a FIFO cannot hold open(2) until a writer comes, and checked with fstat(2)
+    /// before a byte is read: a FIFO, a device (/dev/zero, or a link to it) or a socket is refused by its
+    /// type, a file over the limit by its size, and one that grows while read stops at the limit.
+    static func readRegularFile(_ path: String, limit: Int) throws(ReadFailure) -> [UInt8] {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
+        guard fd >= 0 else { throw .system(Errno(rawValue: errno)) }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw .system(Errno(rawValue: errno)) }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: break
+        case S_IFDIR: throw .system(.isDirectory)
+        case S_IFIFO: throw .notRegular("a FIFO (named pipe)")
+        case S_IFCHR: throw .notRegular("a character device")
+        case S_IFBLK: throw .notRegular("a block device")
+        case S_IFSOCK: throw .notRegular("a socket")
+        default: throw .notRegular("a special file")
+        }
+        guard info.st_size <= limit else { throw .tooLarge(limit: limit) }
+        var result: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        while true {
+            let count = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw .system(Errno(rawValue: errno))
+            }
+            if count == 0 { break }
+            guard count <= limit - result.count else { throw .tooLarge(limit: limit) }
+            result.append(contentsOf: chunk[..<count])
+        }
+        return result
+    }
+
     static func readString(_ path: String) throws(Errno) -> String {
         String(decoding: try readAll(path), as: UTF8.self)
     }

@@ -306,7 +306,8 @@ public struct JSONParser {
             if digits(&self) == 0 { throw error("invalid number: digits expected in the exponent") }
         }
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
-        guard let value = Double(text) else {
+        // Finite only: 1e400 would read as infinity, which no JSON document can hold (formatted() would write "inf").
+        guard let value = Double(text), value.isFinite else {
             index = start
             throw error("invalid number")
         }

@@ -4,6 +4,7 @@
 //   validate        the spec on its own: rootfs, command, ids, namespaces that go together
 //   kernel support  every namespace type exists here; user namespaces are enabled
 //   cgroup          detect v1/v2, remove what crashed launchers left, create the cgroup, write limits
+//                   and device rules (root only: DeviceRule; a rootless container cannot mknod devices)
 //   plan            mounts, seccomp program, the C plan the child will read
 //   terminal        with -t: the launcher's terminal in raw mode (the pty comes from the container)
 //   clone           the child, in its new user, pid, mount, uts, ipc and network namespaces
@@ -70,6 +71,9 @@ public struct LaunchOptions: Sendable {
     public var host: HostIdentity = .current
     /// Measure every step (`swiftlet container run --timings`).
     public var recordTimings = false
+    /// The cgroup layout to use instead of the host's, detected (tests: a hybrid host's cgroup2 hierarchy
+    /// alone, to run the device rules as a BPF program).
+    public var cgroupLayout: CgroupLayout?
 
     public init() {}
 }
@@ -84,20 +88,31 @@ public enum Launcher {
         // namespace type or the disabled user namespaces are named; reading /proc/sys up front would
         // cost every run.
 
-        // cgroup: a cgroup of our own only when a limit asks for one or there is no pid namespace
-        // to end every process (see ContainerCgroup.isNeeded). The host's layout is read here when
-        // the cgroup or a "cgroup" mount needs it, otherwise while the child sets itself up.
+        // cgroup: a cgroup of our own when a limit asks for one, when there is no pid namespace to end
+        // every process (see ContainerCgroup.isNeeded), and whenever root launches: the device rules live
+        // there (without them a container with CAP_MKNOD and no user namespace could mknod and open any
+        // host device). The host's layout is read here when the cgroup or a "cgroup" mount needs it,
+        // otherwise while the child sets itself up.
         let rootless = options.host.isRootless
-        let needsCgroup = ContainerCgroup.isNeeded(limits: spec.resources, pidNamespace: spec.namespaces.contains(.pid))
+        let devices = rootless ? nil : DeviceRule.effective(spec.deviceRules)
+        let tracking = ContainerCgroup.isNeeded(limits: spec.resources, pidNamespace: spec.namespaces.contains(.pid))
+        let needsCgroup = tracking || devices != nil
         var layout: CgroupLayout?
         var cgroup: ContainerCgroup?
+        var swept = false
         if needsCgroup || spec.mounts.contains(where: { $0.type == "cgroup" || $0.type == "cgroup2" }) {
-            let detected = try CgroupLayout.detect()
+            let detected: CgroupLayout
+            if let given = options.cgroupLayout { detected = given } else { detected = try CgroupLayout.detect() }
             layout = detected
             if needsCgroup {
-                // Remove what killed launchers left before adding ours.
-                if !rootless { ContainerCgroup.sweepStale(layout: detected, rootless: rootless) }
-                cgroup = try ContainerCgroup.create(layout: detected, limits: spec.resources, rootless: rootless)
+                // Remove what killed launchers left before adding ours (a devices-only cgroup: while the
+                // child sets itself up, below).
+                if tracking && !rootless {
+                    ContainerCgroup.sweepStale(layout: detected, rootless: rootless)
+                    swept = true
+                }
+                cgroup = try ContainerCgroup.create(layout: detected, limits: spec.resources, rootless: rootless, devices: devices,
+                                                    memoryAndPids: tracking)
             }
             timeline.mark("cgroup")
         }
@@ -168,8 +183,8 @@ public enum Launcher {
         var childError = sl_child_error()
         var master: Int32 = -1
         let go = sl_release_begin(&process)
-        if layout == nil && !rootless {
-            if let detected = try? CgroupLayout.detect() { ContainerCgroup.sweepStale(layout: detected, rootless: false) }
+        if !swept && !rootless {
+            if let detected = layout ?? (try? CgroupLayout.detect()) { ContainerCgroup.sweepStale(layout: detected, rootless: false) }
             timeline.mark("sweep (overlapped)")
         }
         let released: Int32 = terminal == nil

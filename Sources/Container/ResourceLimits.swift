@@ -63,9 +63,10 @@ public struct ResourceLimits: Equatable, Sendable {
         guard text.allSatisfy({ $0.isASCII && ($0.isNumber || $0 == ".") }), let cpus = Double(text), cpus.isFinite, cpus > 0 else {
             throw .invalid("--cpus: invalid CPU count \"\(text)\"", hint: "use a positive decimal such as 0.5")
         }
+        // The upper bound first: 1e24 CPUs would make a quota no Int64 holds (a trap, issue 14).
+        guard cpus <= 4096 else { throw .invalid("--cpus: \(text) is too large") }
         let quota = Int64((cpus * Double(defaultCPUPeriod)).rounded())
         guard quota >= 1000 else { throw .invalid("--cpus: \(text) is below the kernel's minimum of 0.01") }
-        guard cpus <= 4096 else { throw .invalid("--cpus: \(text) is too large") }
         return quota
     }
 

@@ -67,7 +67,7 @@ final class Terminal {
                     break loop
                 }
             }
-            if !exited, waitpid(pid, &status, WNOHANG) == pid {
+            if !exited, sl_wait_nohang(pid, &status) == pid {
                 exited = true
                 // Drain what the container wrote before it exited, without blocking.
                 _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)

@@ -60,6 +60,7 @@ public struct BootArguments: Sendable {
         if let guest = raw["--guest"] { configuration.kernel = .embedded(guest) }
         if let timeout = raw["--timeout"] {
             guard let seconds = Double(timeout) else { throw .invalidOption("--timeout \(timeout): not a number of seconds") }
+            try MachineConfiguration.validateTimeout(seconds, as: timeout)
             configuration.timeout = seconds
         }
         if let cmdline = raw["--cmdline"] { configuration.commandLine = cmdline }
@@ -119,6 +120,7 @@ public enum BootRunner {
         if arguments.verbose && machine.format.isLinux { printError(machine.timeline()) }
         if let samples = machine.ripSampleReport() { printError(samples) }
         if let finished = machine.finishedInstructionSummary() { printError("swiftlet: \(finished)") }
+        if let loss = machine.virtioConsole?.file?.lossReport() { printError("swiftlet: \(loss)") }
         if let message = outcome.message { printError("swiftlet: \(message)") }
         if let diagnosis = machine.diagnosis() { printError("swiftlet: \(diagnosis)") }
         if let path = arguments.reportPath { writeReport(machine.runReport(outcome: outcome), to: path) }

@@ -22,16 +22,28 @@ final class ConsoleSocket: @unchecked Sendable {
         self.listenFD = fd
     }
 
+    /// How waiting for the first client ended.
+    enum ClientWait: Equatable {
+        case connected(Int32)
+        /// No client within the timeout.
+        case timedOut
+        /// `stopFD` became readable: the VMM was asked to stop.
+        case stopped
+        /// poll(2) or accept(2) failed.
+        case failed
+    }
+
     /// Waits up to `timeoutMilliseconds` (-1: forever) for the first client, so the guest's first bytes have
-    /// somewhere to go; returns its fd, or nil when none came.
-    /// A readable `stopFD` (the VMM was asked to stop) ends the wait with nil too.
-    func waitForClient(timeoutMilliseconds: Int32, stopFD: Int32 = -1) -> Int32? {
+    /// somewhere to go. A readable `stopFD` (the VMM was asked to stop) ends the wait.
+    func waitForClient(timeoutMilliseconds: Int32, stopFD: Int32 = -1) -> ClientWait {
         var fds = [pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0), pollfd(fd: stopFD, events: Int16(POLLIN), revents: 0)]
         while true {
             let n = poll(&fds, stopFD >= 0 ? 2 : 1, timeoutMilliseconds)
             if n < 0 && errno == EINTR { continue }
-            guard n > 0, fds[1].revents == 0 else { return nil }
-            return acceptClient()
+            if n == 0 { return .timedOut }
+            guard n > 0 else { return .failed }
+            if fds[1].revents != 0 { return .stopped }
+            return acceptClient().map { .connected($0) } ?? .failed
         }
     }
 

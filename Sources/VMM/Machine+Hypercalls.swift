@@ -82,7 +82,7 @@ extension Machine {
         case nil:
             regs.rax = KVMHypercall.notImplemented
         }
-        regs.rip += 3
+        regs.rip &+= 3 // wrapping: a guest RIP at the top of the address space must not trap the VMM
         guard (try? vcpu.setRegisters(regs)) != nil else { return nil }
         return call?.name ?? "hypercall \(regs.rax)"
     }

@@ -293,7 +293,7 @@ extension Machine {
         let ac: UInt64 = 1 << 18
         do {
             if bytes[0] == 0xCC {
-                regs.rip += 1
+                regs.rip &+= 1 // wrapping: a guest RIP at the top of the address space must not trap the VMM
                 try vcpu.setRegisters(regs)
                 var events = try vcpu.events()
                 events.exception.injected = 1
@@ -308,14 +308,14 @@ extension Machine {
                 let monitorAndTaskSwitched = cr0 & 0x2 != 0 && cr0 & 0x8 != 0
                 let pendingException = try vcpu.fpu().fsw & 0x80 != 0
                 guard !monitorAndTaskSwitched, !pendingException else { return nil }
-                regs.rip += 1
+                regs.rip &+= 1 // wrapping: a guest RIP at the top of the address space must not trap the VMM
                 try vcpu.setRegisters(regs)
                 return "fwait"
             }
             if bytes.count >= 3, bytes[0] == 0x0F, bytes[1] == 0x01, bytes[2] == 0xCA || bytes[2] == 0xCB {
                 let stac = bytes[2] == 0xCB
                 regs.rflags = stac ? regs.rflags | ac : regs.rflags & ~ac
-                regs.rip += 3
+                regs.rip &+= 3 // wrapping: a guest RIP at the top of the address space must not trap the VMM
                 try vcpu.setRegisters(regs)
                 return stac ? "stac" : "clac"
             }

@@ -37,6 +37,7 @@ extension Machine {
             do { try virtioConsole.start(timeout: configuration.timeout, stopFD: stopSignals.fd) } catch {
                 virtioConsole.stop()    // removes the console socket's file
                 if let signal = stopSignals.take() { return .stoppedBySignal(signal) }
+                if case let .noConsoleClient(path, seconds) = error { return .noConsoleClient(path: path, seconds: seconds) }
                 return .vmmFailure("\(error)")
             }
         }
@@ -66,7 +67,7 @@ extension Machine {
         // Wait until something ends the run (a vCPU, a device, the console) or the timeout passes. The pipe
         // only wakes this thread; `stopRequested` is the truth.
         wakeFD.store(doneFD, ordering: .releasing)
-        let deadline = configuration.timeout.map { ckvm_monotonic_ns() + UInt64($0 * 1e9) }
+        let deadline = configuration.timeout.map { Self.deadline(after: $0, from: ckvm_monotonic_ns()) }
         if threads.isEmpty { finish(.vmmFailure("no vCPU could be started")) }
         // Periodic kicks: for RIP sampling, and on kvm_pvm to get pending interrupts delivered (see tickInterval()).
         let tickMs = [ripSampleInterval(), tickInterval()].compactMap { $0 }.min()
@@ -112,6 +113,17 @@ extension Machine {
             }
         }
         return result
+    }
+
+    /// `now` + `seconds` in monotonic nanoseconds, saturating at UInt64.max (never: the guest runs on):
+    /// the options refuse a timeout beyond MachineConfiguration.maximumTimeout, but a configuration built in
+    /// code may hold any Double, and converting inf or 1e308 * 1e9 to UInt64 would trap.
+    static func deadline(after seconds: Double, from now: UInt64) -> UInt64 {
+        let nanoseconds = seconds * 1e9
+        guard nanoseconds > 0 else { return now }          // and NaN
+        guard nanoseconds < 1.8e19 else { return UInt64.max } // 2^64 is about 1.845e19
+        let (sum, overflow) = now.addingReportingOverflow(UInt64(nanoseconds))
+        return overflow ? UInt64.max : sum
     }
 
     /// Records the outcome if none is recorded yet and asks every vCPU to stop.

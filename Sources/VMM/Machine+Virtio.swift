@@ -73,25 +73,25 @@ public final class VirtioConsoleAttachment: @unchecked Sendable {
     /// The PCI function, with --virtio-transport pci.
     public internal(set) var pciTransport: VirtioPCITransport?
     let socket: ConsoleSocket?
-    let fileFD: Int32
+    /// The console file (`--console-file`), which reports output it could not write.
+    let file: ConsoleFile?
     var eventFDs: [Int32] = []
     /// The eventfd SIGWINCH is forwarded to, while the console is the host terminal.
     var resizeFD: Int32 = -1
 
     init(device: VirtioDevice<VirtioConsole>, transport: VirtioTransportKind, paths: VirtioNotificationPaths,
-         control: VirtioControlChannel, thread: VirtioDeviceThread, socket: ConsoleSocket?, fileFD: Int32) {
+         control: VirtioControlChannel, thread: VirtioDeviceThread, socket: ConsoleSocket?, file: ConsoleFile?) {
         self.device = device
         self.transport = transport
         self.paths = paths
         self.control = control
         self.thread = thread
         self.socket = socket
-        self.fileFD = fileFD
+        self.file = file
     }
 
     deinit {
         for fd in eventFDs { _ = ckvm_close(fd) }
-        if fileFD >= 0 { _ = ckvm_close(fileFD) }
         if resizeFD >= 0 {
             _ = ckvm_forward_signal_to_eventfd(SIGWINCH, -1)
             _ = ckvm_close(resizeFD)
@@ -104,10 +104,11 @@ public final class VirtioConsoleAttachment: @unchecked Sendable {
         if let socket {
             printError("swiftlet: waiting for a client on \(socket.path) (e.g. socat - UNIX-CONNECT:\(socket.path))")
             let ms = timeout.map { Int32(min($0 * 1000, 2_000_000_000)) } ?? -1
-            guard let fd = socket.waitForClient(timeoutMilliseconds: ms, stopFD: stopFD) else {
-                throw .invalidOption("--console-socket \(socket.path): no client connected before --timeout")
+            switch socket.waitForClient(timeoutMilliseconds: ms, stopFD: stopFD) {
+            case let .connected(fd): watchClient?(fd)
+            case .timedOut: throw .noConsoleClient(path: socket.path, seconds: timeout ?? 0)
+            case .stopped, .failed: throw .invalidOption("--console-socket \(socket.path): no client connected")
             }
-            watchClient?(fd)
         }
         try thread.start()
     }
@@ -159,17 +160,16 @@ extension Machine {
         // Host side of port 0. Lines also go past the boot-milestone scanner (the terminal's ConsoleOutput
         // has it already; a file or socket gets a scanner of its own that writes nowhere).
         var socket: ConsoleSocket? = nil
-        var fileFD: Int32 = -1
+        var file: ConsoleFile? = nil
         let send: @Sendable ([UInt8]) -> Void
         var scanner: ConsoleOutput? = nil
         switch configuration.consoleEndpoint {
         case .terminal:
             send = { console.put(contentsOf: $0) }
         case let .file(path):
-            let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-            guard fd >= 0 else { throw .invalidOption("--console-file \(path): cannot open it for writing: \(String(cString: strerror(errno)))") }
-            fileFD = fd
-            send = { ConsoleOutput.writeAll(fd, $0) }
+            let opened = try ConsoleFile(path: path)
+            file = opened
+            send = { opened.write($0) }
             scanner = ConsoleOutput(fd: -1)
         case let .socket(path):
             let s = try ConsoleSocket(path: path)
@@ -199,7 +199,7 @@ extension Machine {
         let transport = configuration.virtioTransport ?? .mmio
         let attachment = VirtioConsoleAttachment(device: device, transport: transport,
                                                  paths: VirtioNotificationPaths(kicksByEventFD: false, interruptsByEventFD: false),
-                                                 control: control, thread: thread, socket: socket, fileFD: fileFD)
+                                                 control: control, thread: thread, socket: socket, file: file)
         virtioConsole = attachment
         let eventFDs = configuration.virtioEventFDs && Self.eventFDsAllowedByEnvironment()
         // One eventfd per queue, watched by the device thread; each transport registers them with KVM_IOEVENTFD.

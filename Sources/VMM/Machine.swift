@@ -116,7 +116,7 @@ public final class Machine: @unchecked Sendable {
 
     static func validate(_ c: MachineConfiguration, format: KernelFormat) throws(VMMError) {
         guard c.memorySize >= X86Layout.minimumRAM else {
-            throw .invalidOption("--memory \(c.memorySize >> 10)K is too small: the guest needs at least \(X86Layout.minimumRAM >> 20)M")
+            throw .invalidOption("--memory \(MachineConfiguration.describeSize(c.memorySize)) is too small: the guest needs at least \(X86Layout.minimumRAM >> 20)M")
         }
         let host = hostMemoryBytes()
         if host > 0 && c.memorySize > host {

@@ -97,6 +97,18 @@ public struct MachineConfiguration: Sendable {
 
     public init() {}
 
+    /// The longest --timeout: 365 days. Anything longer is not a timeout, and a deadline in nanoseconds
+    /// must stay far from 2^64 (`inf` or 1e308 seconds cannot be one).
+    public static let maximumTimeout: Double = 365 * 86_400
+
+    /// Checks a --timeout value: a positive number of seconds, at most `maximumTimeout`.
+    public static func validateTimeout(_ seconds: Double, as text: String? = nil, option: String = "--timeout") throws(VMMError) {
+        guard seconds > 0 else { throw .invalidOption("\(option) must be a positive number of seconds") }
+        guard seconds <= maximumTimeout else {
+            throw .invalidOption("\(option) \(text ?? "\(seconds)"): at most \(Int(maximumTimeout)) seconds (365 days)")
+        }
+    }
+
     /// Parses a size with an optional K/M/G suffix (powers of 1024), e.g. "64M", "1G", "65536".
     public static func parseSize(_ text: String, option: String = "--memory") throws(VMMError) -> UInt64 {
         var digits = Substring(text)
@@ -121,6 +133,15 @@ public struct MachineConfiguration: Sendable {
         let (bytes, overflow) = value.multipliedReportingOverflow(by: 1 << shift)
         guard !overflow else { throw .invalidOption("\(option) \(text): too large") }
         return bytes
+    }
+
+    /// A size as --memory spells it, exactly: "1 byte", "1000 bytes", "512K", "64M", "2G".
+    public static func describeSize(_ bytes: UInt64) -> String {
+        if bytes == 1 { return "1 byte" }
+        for (shift, unit) in [(30, "G"), (20, "M"), (10, "K")] where bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+            return "\(bytes >> shift)\(unit)"
+        }
+        return "\(bytes) bytes"
     }
 
     /// Embedded images that are not guests: the reset-vector firmware, and the probe helper (a Linux

@@ -22,6 +22,8 @@ public enum MachineOutcome: Sendable, Equatable {
     case crashed(vcpu: UInt32, report: String)
     /// --timeout expired while the guest was running.
     case timeout(seconds: Double)
+    /// --timeout expired before a client connected to --console-socket: the guest never ran.
+    case noConsoleClient(path: String, seconds: Double)
     /// The VMM itself failed while running (an ioctl error).
     case vmmFailure(String)
     /// The user pressed Ctrl-A x.
@@ -35,7 +37,7 @@ public enum MachineOutcome: Sendable, Equatable {
         case let .commandExited(status): status
         case .halted, .reset: ExitStatus.success
         case .tripleFault, .emulationFailure, .crashed, .kernelPanic: ExitStatus.guestCrashed
-        case .timeout: ExitStatus.timeout
+        case .timeout, .noConsoleClient: ExitStatus.timeout
         case .vmmFailure: ExitStatus.kvmUnavailable
         case .stoppedByUser: 130
         case let .stoppedBySignal(number): 128 + number
@@ -56,6 +58,7 @@ public enum MachineOutcome: Sendable, Equatable {
         case let .emulationFailure(vcpu, report): "vCPU \(vcpu): \(report)"
         case let .crashed(vcpu, report): "vCPU \(vcpu): \(report)"
         case let .timeout(seconds): "guest still running after --timeout \(formatSeconds(seconds)); stopped it"
+        case let .noConsoleClient(path, seconds): VMMError.noConsoleClient(path: path, seconds: seconds).description
         case let .vmmFailure(message): message
         case .stoppedByUser: "stopped by Ctrl-A x"
         case let .stoppedBySignal(number): "stopped by \(signalName(number)): the VM was shut down (status \(128 + number))"

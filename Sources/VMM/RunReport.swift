@@ -121,7 +121,7 @@ extension MachineOutcome {
         case .tripleFault: "triple-fault"
         case .emulationFailure: "emulation-failure"
         case .crashed: "crashed"
-        case .timeout: "timeout"
+        case .timeout, .noConsoleClient: "timeout"
         case .vmmFailure: "vmm-failure"
         case .stoppedByUser: "stopped"
         case .stoppedBySignal: "signal"

@@ -28,6 +28,8 @@ public enum VMMError: Error, CustomStringConvertible {
     case kvm(KVMError)
     case bus(String)
     case thread(String)
+    /// `--console-socket`: no client connected within --timeout; the guest never ran.
+    case noConsoleClient(path: String, seconds: Double)
 
     public var description: String {
         switch self {
@@ -38,6 +40,7 @@ public enum VMMError: Error, CustomStringConvertible {
         case let .kvm(error): "\(error)"
         case let .bus(message): "machine layout: \(message)"
         case let .thread(message): "cannot start a vCPU thread: \(message)"
+        case let .noConsoleClient(path, seconds): "no client connected to --console-socket \(path) within --timeout \(formatSeconds(seconds)); the guest never ran"
         }
     }
 
@@ -45,6 +48,7 @@ public enum VMMError: Error, CustomStringConvertible {
         switch self {
         case .kvm: ExitStatus.kvmUnavailable
         case .thread: ExitStatus.kvmUnavailable
+        case .noConsoleClient: ExitStatus.timeout
         default: ExitStatus.badInput
         }
     }

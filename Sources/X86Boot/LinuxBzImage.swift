@@ -161,6 +161,12 @@ public struct LinuxBzImage: Sendable {
         initrdAddressMax = r.u32(Field.initrdAddrMax)
         commandLineSize = r.u32(Field.cmdlineSize)
         self.bytes = bytes
+        // pref_address is any 64-bit value the file holds: the run area must not wrap past 2^64, or
+        // kernelEnd (and every placement after it) would be meaningless.
+        let (_, wraps) = runAddress.addingReportingOverflow(runAreaSize)
+        guard !wraps else {
+            throw .notBzImage("its run area (pref_address 0x\(hex(preferredAddress)) + init_size 0x\(hex(initSize))) wraps past the end of the address space")
+        }
     }
 
     // MARK: Placement
@@ -183,8 +189,11 @@ public struct LinuxBzImage: Sendable {
     /// One past the last byte the kernel uses while it starts: the copied image, or its run area.
     public var kernelEnd: UInt64 {
         let image = Self.loadAddress.rawValue + UInt64(protectedModeSize)
-        return max(image, runAddress + UInt64(max(initSize, UInt32(clamping: protectedModeSize))))
+        return max(image, runAddress + runAreaSize) // init() refused a run area that wraps
     }
+
+    /// Bytes from the run address the kernel needs: init_size, or the image itself if that is larger.
+    var runAreaSize: UInt64 { UInt64(max(initSize, UInt32(clamping: protectedModeSize))) }
 
     /// The 64-bit entry point, startup_64.
     public var entry: GuestAddress { GuestAddress(Self.loadAddress.rawValue + Self.startup64Offset) }

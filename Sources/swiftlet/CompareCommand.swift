@@ -3,6 +3,7 @@
 import ArgumentParser
 import Compare
 import Glibc
+import VMM
 
 struct CompareCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,7 +66,7 @@ struct CompareCommand: ParsableCommand {
         if tinyVM && !probe { return "--tiny-vm goes with --probe" }
         if !probe && command.isEmpty { return "give a command after -- (e.g. -- uname -r), or --probe" }
         if cpus < 1 { return "--cpus \(cpus): give 1 or more" }
-        if !(timeout > 0) { return "--timeout must be a positive number of seconds" }
+        do { try MachineConfiguration.validateTimeout(timeout) } catch { return error.description }
         return nil
     }
 

@@ -66,7 +66,7 @@ struct MachineOptions: ParsableArguments {
         if let kernel { c.kernel = .file(kernel) } else if let guest { c.kernel = .embedded(guest) }
         try BootArguments.applyConsoleOptions(console: console, virtioTransport: virtioTransport,
                                               socket: consoleSocket, file: consoleFile, to: &c)
-        if let timeout, !(timeout > 0) { throw .invalidOption("--timeout must be a positive number of seconds") }
+        if let timeout { try MachineConfiguration.validateTimeout(timeout) }
         c.timeout = timeout
         c.traceExits = traceExits
         c.commandLine = cmdline

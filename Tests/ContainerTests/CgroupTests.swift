@@ -98,6 +98,55 @@ import Glibc
         #expect(fs.directories == ["/sys/fs/cgroup/memory/process_api/abc", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/cpu"])
     }
 
+    /// Issue 14, defect 5: the device rules reach the cgroup: v1's devices.deny and devices.allow in order.
+    @Test func writesV1DeviceRulesInOrder() throws {
+        let fs = RecordingCgroupFilesystem(directories: ["/sys/fs/cgroup/memory/process_api/abc", "/sys/fs/cgroup/pids", "/sys/fs/cgroup/devices"])
+        let mountinfo = Self.hybridMountinfo + "\n42 31 0:39 / /sys/fs/cgroup/devices rw,relatime - cgroup cgroup rw,devices"
+        let layout = CgroupLayout.detect(mounts: MountInfo.parse(mountinfo), membership: Self.hybridMembership + "5:devices:/\n") { _ in nil }
+        let rules = DeviceRule.effective([DeviceRule(allow: true, kind: .char, major: 10, minor: 200, access: "rw")])
+        let cgroup = try #require(try ContainerCgroup.create(layout: layout, limits: ResourceLimits(), rootless: false, devices: rules,
+                                                             name: "swiftlet-4-1", filesystem: fs))
+        #expect(cgroup.selfJoinFiles.contains("/sys/fs/cgroup/devices/swiftlet-4-1/tasks"))
+        let writes = fs.log.filter { $0.contains("/devices/swiftlet-4-1/devices.") }
+        #expect(writes.first == "write /sys/fs/cgroup/devices/swiftlet-4-1/devices.deny a")
+        #expect(writes.dropFirst().first == "write /sys/fs/cgroup/devices/swiftlet-4-1/devices.allow c 10:200 rw")
+        #expect(writes.contains("write /sys/fs/cgroup/devices/swiftlet-4-1/devices.allow c 1:3 rwm"))
+        #expect(writes.last == "write /sys/fs/cgroup/devices/swiftlet-4-1/devices.allow c 136:* rwm")
+        #expect(writes.count == 1 + 1 + DeviceRule.defaults.count)
+        cgroup.destroy()
+    }
+
+    /// Without a v1 devices controller (a v2 host), the rules become a BPF program on the cgroup2 directory.
+    @Test func attachesADeviceProgramOnV2() throws {
+        let fs = RecordingCgroupFilesystem(directories: ["/cg"], files: ["/cg/cgroup.subtree_control": "memory pids\n"])
+        let hierarchy = CgroupHierarchy(version: .v2, mountPoint: "/cg", ownDirectory: "/cg")
+        let layout = CgroupLayout(controllers: [.memory: hierarchy, .pids: hierarchy], unified: hierarchy)
+        let cgroup = try #require(try ContainerCgroup.create(layout: layout, limits: ResourceLimits(), rootless: false,
+                                                             devices: DeviceRule.effective([]), name: "swiftlet-5-1", filesystem: fs))
+        #expect(cgroup.directories.map(\.path) == ["/cg/swiftlet-5-1"])
+        #expect(!fs.log.contains { $0.contains("+devices") }, "cgroup2 has no devices controller to enable")
+        #expect(fs.log.contains { $0.hasPrefix("attach device program to /cg/swiftlet-5-1: deny a rwm, allow c 1:3 rwm") })
+        cgroup.destroy()
+        // No cgroup filesystem at all: refused in one line rather than run unconfined.
+        #expect {
+            _ = try ContainerCgroup.create(layout: CgroupLayout(controllers: [:], unified: nil), limits: ResourceLimits(), rootless: false,
+                                           devices: DeviceRule.effective([]), filesystem: fs)
+        } throws: { error in
+            (error as? ContainerError)?.description.hasPrefix("cgroup: cannot confine the container's device access") == true
+        }
+    }
+
+    @Test func deviceRulesReadLastMatchWins() {
+        let rules = DeviceRule.effective([DeviceRule(allow: true, kind: .char, major: nil, minor: nil, access: "m"),
+                                          DeviceRule(allow: true, kind: .char, major: 10, minor: 232, access: "r")])
+        #expect(!DeviceRule.allows(rules, kind: .char, major: 10, minor: 232, access: "w"), "not write")
+        #expect(DeviceRule.allows(rules, kind: .char, major: 10, minor: 232, access: "r"))
+        #expect(DeviceRule.allows(rules, kind: .char, major: 8, minor: 0, access: "m"), "mknod of any char device")
+        #expect(!DeviceRule.allows(rules, kind: .block, major: 8, minor: 0, access: "m"))
+        #expect(DeviceRule.allows(rules, kind: .char, major: 1, minor: 3, access: "rw"), "a default")
+        #expect(!DeviceRule.allows(DeviceRule.effective([]), kind: .char, major: 10, minor: 232, access: "rw"), "/dev/kvm")
+    }
+
     @Test func failedLimitRemovesWhatWasCreated() {
         let fs = RecordingCgroupFilesystem(directories: ["/cg"], files: ["/cg/cgroup.subtree_control": "memory pids\n"])
         fs.failWrites["memory.max"] = .invalidArgument
@@ -170,7 +219,7 @@ final class RecordingCgroupFilesystem: CgroupFilesystem, @unchecked Sendable {
     }
 
     static let interfaceFiles = ["cgroup.procs", "memory.max", "memory.swap.max", "pids.max", "cpu.max", "memory.limit_in_bytes",
-                                 "memory.memsw.limit_in_bytes", "cpu.cfs_quota_us", "cpu.cfs_period_us"]
+                                 "memory.memsw.limit_in_bytes", "cpu.cfs_quota_us", "cpu.cfs_period_us", "devices.allow", "devices.deny"]
 
     func makeDirectory(_ path: String) throws(Errno) {
         log.append("mkdir \(path)")
@@ -197,6 +246,10 @@ final class RecordingCgroupFilesystem: CgroupFilesystem, @unchecked Sendable {
     }
 
     func exists(_ path: String) -> Bool { files[path] != nil || directories.contains(path) }
+
+    func attachDeviceProgram(_ rules: [DeviceRule], to path: String) throws(Errno) {
+        log.append("attach device program to \(path): \(rules.map(\.description).joined(separator: ", "))")
+    }
 
     func list(_ path: String) throws(Errno) -> [String] {
         let prefix = path + "/"

@@ -136,7 +136,8 @@ import TestSupport
             #expect(throws: ContainerError.self, "memory \(bad)") { try ResourceLimits.parseMemory(bad) }
         }
         #expect(try ResourceLimits.parseCPUs("0.5") == 50_000)
-        for bad in ["0", "-1", "x", "0.001", ""] {
+        // 1e24 CPUs once trapped converting the quota to Int64 (issue 14): now "too large", like 4097.
+        for bad in ["0", "-1", "x", "0.001", "", "4097", "1000000000000000000000000"] {
             #expect(throws: ContainerError.self, "cpus \(bad)") { try ResourceLimits.parseCPUs(bad) }
         }
         for bad in ["0", "-3", "ten", ""] {

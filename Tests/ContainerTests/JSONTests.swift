@@ -41,6 +41,13 @@ import Testing
         #expect(throws: JSONSyntaxError.self) { try JSONParser.parse("[01]") }
     }
 
+    /// Found writing fuzz/OCIConfigFuzzer's round-trip check: 1e400 read as infinity, which formatted() then wrote as "inf".
+    @Test func rejectsANumberBeyondDouble() throws {
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parse("[1e400]") }
+        #expect(throws: JSONSyntaxError.self) { try JSONParser.parse("-1e309") }
+        #expect(try JSONParser.parse("1e308") == .number(1e308))
+    }
+
     @Test func formattedOutputParsesBackToTheSameValue() throws {
         let value = ContainerSpec.ociTemplate(rootless: true, host: HostIdentity(uid: 1000, gid: 1000))
         let text = value.formatted()

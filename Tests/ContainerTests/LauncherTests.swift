@@ -195,8 +195,13 @@ struct LauncherTests {
         })
         #expect(first.status == 0)
         let added = during.value.map { $0.cgroupPaths.subtracting(before.cgroupPaths) } ?? []
-        #expect(added.count == 2 && added.allSatisfy { $0.contains("/\(ContainerCgroup.prefix)\(getpid())-") },
-                "a memory and a pids cgroup of this launcher, seen by the snapshot: \(added)")
+        // One directory per hierarchy holding memory, pids and the device rules (v1 devices, else cgroup2).
+        let layout = try? CgroupLayout.detect()
+        let hierarchies = Set([CgroupController.memory, .pids, .devices].compactMap {
+            (layout?.controllers[$0] ?? ($0 == .devices ? layout?.unified : nil))?.mountPoint
+        })
+        #expect(added.count == hierarchies.count && added.allSatisfy { $0.contains("/\(ContainerCgroup.prefix)\(getpid())-") },
+                "a memory, a pids and a devices cgroup of this launcher, seen by the snapshot: \(added)")
         var failures = 0
         let clock = ContinuousClock()
         let elapsed = clock.measure {

@@ -76,6 +76,13 @@ import Testing
         cases.append(Refusal(what: "a zImage", bytes: fixture.bytes, expected: .notLoadedHigh))
         fixture = F.BzImage(); fixture.headerEnd = 0x250
         cases.append(Refusal(what: "a short header", bytes: fixture.bytes, expected: .notBzImage("the setup header ends at 0x250, before the fields its version promises")))
+        // Issue 14: pref_address + init_size past 2^64 trapped in kernelEnd (SIGILL in `boot` and `explain`).
+        fixture = F.BzImage(); fixture.relocatable = 0; fixture.prefAddress = 0xFFFF_FFFF_FFFF_F000; fixture.initSize = 0x10_0000
+        cases.append(Refusal(what: "a run area that wraps past 2^64", bytes: fixture.bytes,
+                             expected: .notBzImage("its run area (pref_address 0xfffffffffffff000 + init_size 0x100000) wraps past the end of the address space")))
+        fixture = F.BzImage(); fixture.prefAddress = UInt64.max; fixture.kernelAlignment = 2047
+        cases.append(Refusal(what: "a relocatable kernel whose pref_address wraps", bytes: fixture.bytes,
+                             expected: .notBzImage("its run area (pref_address 0xffffffffffffffff + init_size 0x800000) wraps past the end of the address space")))
         return cases
     }()
 

@@ -159,8 +159,13 @@ int sl_release_finish(sl_process *process, int begin_result, int *terminal_maste
 /* Kills a child that was never released and reaps it. */
 void sl_abort(sl_process *process);
 
-/* waitpid(pid, status, 0), retried on EINTR. Returns the pid or -errno. */
+/* waitpid(pid, status, 0) until the child exits or is killed, retried on EINTR. A ptrace stop (PID 1 made
+ * the launcher its tracer with PTRACE_TRACEME) is not an end: the launcher detaches, passing the signal on,
+ * and waits on. Returns the pid or -errno. */
 int sl_wait(pid_t pid, int *status);
+
+/* sl_wait with WNOHANG: the pid once the child has ended, 0 while it runs, or -errno. */
+int sl_wait_nohang(pid_t pid, int *status);
 
 /* Decodes a wait status: returns the exit code, or 128+N for signal N (sets *signal to N, else 0). */
 int sl_exit_status(int status, int *signal);
@@ -193,6 +198,25 @@ uint32_t sl_audit_arch(void);
 
 /* statfs(2)'s f_type for `path` (the filesystem's magic number), or -errno. */
 long sl_filesystem_type(const char *path);
+
+/*
+ * Device rules (OCI linux.resources.devices) for cgroup v2, as a BPF_PROG_TYPE_CGROUP_DEVICE program
+ * (device_filter.c). A rule: allow or deny; type 'a' (all), 'c' or 'b'; major and minor, -1 for any;
+ * access bits 1 = mknod, 2 = read, 4 = write (BPF_DEVCG_ACC_*). The last rule that matches decides;
+ * none matching denies.
+ */
+#define SL_DEVICE_RULES_MAX 256
+typedef struct sl_device_rule {
+    int32_t allow;
+    int32_t type;
+    int64_t major;
+    int64_t minor;
+    uint32_t access;
+} sl_device_rule;
+/* Loads the program; returns its fd or -errno. `log` (may be NULL) receives the verifier's log. */
+int sl_device_program_load(const sl_device_rule *rules, size_t count, char *log, size_t log_size);
+/* Attaches it to the cgroup2 directory `cgroup_path` (BPF_CGROUP_DEVICE, BPF_F_ALLOW_MULTI). 0 or -errno. */
+int sl_device_program_attach(int program_fd, const char *cgroup_path);
 
 /* The highest capability number this kernel knows (/proc/sys/kernel/cap_last_cap), or -errno. */
 int sl_cap_last_cap(void);

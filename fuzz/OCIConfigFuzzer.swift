@@ -1,0 +1,39 @@
+// OCIConfigFuzzer: a libFuzzer target for a bundle's config.json as the container launcher reads it
+// (Sources/Container: JSONParser, ContainerSpec(oci:) and what is derived from a spec before anything runs:
+// mount options, the seccomp program, device rules, id-map text), built and run by fuzz/run.sh. The input
+// is the config.json file.
+//
+// A JSONSyntaxError or ContainerError is expected; a trap never. Checked with require(), which traps with its message: a document the
+// parser accepts is printed by JSONValue.formatted() as one it parses back to the same value; a spec that
+// is read has a command, absolute mount destinations and id mappings of size 1 or more; its device rules
+// carry only r, w and m.
+@testable import Container
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = Array(UnsafeBufferPointer(start: data, count: size))
+    guard let document = try? JSONParser.parse(bytes) else { return 0 }
+    let printed = document.formatted()
+    guard let again = try? JSONParser.parse(printed) else { fatalError("formatted() wrote what the parser refuses: \(printed)") }
+    require(again == document, "formatted() changed the document")
+
+    var warnings = 0
+    guard let spec = try? ContainerSpec(oci: document, bundle: "/bundle", warn: { _ in warnings += 1 }) else { return 0 }
+    trace("spec read: \(spec.process.args), \(spec.mounts.count) mounts, \(spec.deviceRules.count) device rules, \(warnings) warnings")
+    require(!spec.process.args.isEmpty, "a spec without a command was read")
+    require(spec.rootPath.hasPrefix("/"), "a relative root was not resolved")
+    for mount in spec.mounts {
+        require(mount.destination.hasPrefix("/"), "a relative mount destination was read")
+        _ = MountPlan.parseOptions(mount.options)
+    }
+    for mapping in spec.uidMappings + spec.gidMappings { require(mapping.size >= 1, "an empty id mapping was read") }
+    _ = IDMapping.mapFileText(spec.uidMappings)
+    _ = SeccompPolicy.default(capabilities: spec.process.capabilities.bounding).program()
+    for rule in DeviceRule.effective(spec.deviceRules) {
+        require(rule.access.allSatisfy { "rwm".contains($0) }, "a device rule with access \(rule.access)")
+        _ = rule.cgroupV1Line
+        _ = rule.cRule
+    }
+    if let memory = spec.resources.memoryBytes { _ = ResourceLimits.describe(bytes: memory) }
+    return 0
+}
