@@ -44,7 +44,7 @@ public final class ConsoleOutput: Sendable {
             b.append(byte)
             if byte == 0x0A || b.count >= 4096 { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
         }
-        lastPut.store(ckvm_monotonic_ns(), ordering: .relaxed)
+        lastPut.store(ckvm_monotonic_ns(), ordering: .releasing)
     }
 
     /// Many bytes at once (a virtio buffer): one write(2) for the lot when it completes a line or fills the buffer.
@@ -55,7 +55,7 @@ public final class ConsoleOutput: Sendable {
             b.append(contentsOf: bytes)
             if b.count >= 4096 || bytes.contains(0x0A) { Self.writeAll(fd, b); b.removeAll(keepingCapacity: true) }
         }
-        lastPut.store(ckvm_monotonic_ns(), ordering: .relaxed)
+        lastPut.store(ckvm_monotonic_ns(), ordering: .releasing)
     }
 
     private func observe(_ byte: UInt8) {
@@ -71,7 +71,11 @@ public final class ConsoleOutput: Sendable {
     /// Writes a partial line once nothing has arrived for `quiet` nanoseconds (the guest is waiting, e.g.
     /// at a prompt).
     public func flushIfQuiet(_ quiet: UInt64 = 20_000_000) {
-        guard ckvm_monotonic_ns() - lastPut.load(ordering: .relaxed) >= quiet else { return }
+        // The last byte's time first, then the clock: a vCPU thread may store a newer time at any moment,
+        // and an unsigned difference the other way round trapped (seen in CI during a console flood).
+        let last = lastPut.load(ordering: .acquiring)
+        let now = ckvm_monotonic_ns()
+        guard now > last, now - last >= quiet else { return }
         flush()
     }
 
