@@ -27,6 +27,11 @@ extension Machine {
     /// Each milestone is marked once, at its first line (a guest's user space may print "Linux version"
     /// again, from /proc/version).
     func scanForMilestone(_ line: String) {
+        // The minimal kernel's change says whether it is on (guest/linux/patches): kept for diagnosis().
+        if line.contains(Self.syscallChangeLine) {
+            let state = line.hasSuffix("off") || line.hasSuffix("off\r") ? "off" : "on"
+            syscallChange.withLock { $0 = state }
+        }
         for (pattern, name) in Self.milestonePatterns where line.contains(pattern) {
             guard !milestones.withLock({ $0.contains { $0.name == name } }) else { continue }
             mark(name)
@@ -49,15 +54,26 @@ extension Machine {
         return lines.joined(separator: "\n")
     }
 
+    /// What the minimal kernel's syscall-by-page-fault change prints when its parameter is parsed
+    /// (guest/linux/patches/0001-...), ending in "run as system calls" or "off"; the last one counts.
+    static let syscallChangeLine = "swiftlet: system calls that arrive as page faults at entry_SYSCALL_64: "
+
     /// A sentence on why a Linux guest's kernel panicked, where the console shows a known cause, with the
     /// way out (the panic line itself is the outcome's message).
     public func diagnosis() -> String? {
         guard let panic = panicLine.withLock({ $0 }) else { return nil }
         if backend == .pvm && panic.contains("Attempted to kill init") && panic.contains("exitcode=0x0000000b") {
             let profile = configuration.backendProfile && kernelCommandLine.contains(BackendProfile.pvmSyscallParameter)
-            return "init died of SIGSEGV at its first system call: on kvm_pvm a SYSCALL from user mode arrives as a page fault at the syscall entry, and "
-                + (profile ? "this kernel does not carry Swiftlet's change that runs it (boot guest/linux/out/bzImage from guest/linux/build.sh, or use hardware KVM: kvm_intel/kvm_amd)"
-                           : "--no-backend-profile left out \(BackendProfile.pvmSyscallParameter), which turns on the minimal kernel's change that runs it")
+            let state = syscallChange.withLock { $0 }
+            let why: String
+            if !profile {
+                why = "--no-backend-profile left out \(BackendProfile.pvmSyscallParameter), which turns on the minimal kernel's change that runs it"
+            } else if state == "off" {
+                why = "this kernel's change that runs it was turned off again (\(BackendProfile.pvmSyscallParameter)=0 on the command line); leave that out, or use hardware KVM (kvm_intel/kvm_amd)"
+            } else {
+                why = "this kernel does not carry Swiftlet's change that runs it (boot guest/linux/out/bzImage from guest/linux/build.sh, or use hardware KVM: kvm_intel/kvm_amd)"
+            }
+            return "init died of SIGSEGV at its first system call: on kvm_pvm a SYSCALL from user mode arrives as a page fault at the syscall entry, and " + why
         }
         return nil
     }

@@ -59,6 +59,9 @@ public final class Machine: @unchecked Sendable {
     /// The first port accesses no device answered, and how many there were in all (for the run report).
     public let unassignedPortAccesses = Mutex<(first: [UnbackedAccess], count: Int)>(([], 0))
     let panicLine = Mutex<String?>(nil)
+    /// The minimal kernel's syscall change as it last reported itself on the console ("on" or "off"), nil
+    /// when the kernel never said (it does not carry the change).
+    let syscallChange = Mutex<String?>(nil)
     /// The write end of the run loop's wake-up pipe while `run()` waits, else -1.
     let wakeFD = Atomic<Int32>(-1)
     let ripSamples = Mutex<[UInt32: [UInt64: Int]]>([:])
