@@ -3,6 +3,7 @@
 // Exit statuses are split so a script can tell who ended the run: odd values come from the guest's
 // debug-exit port ((value << 1) | 1, QEMU's isa-debug-exit rule), 0 means the guest halted or reset the
 // machine normally, and the even values below are Swiftlet's own.
+import Devices
 import GuestMemory
 import KVM
 import X86Boot
@@ -18,6 +19,10 @@ public enum ExitStatus {
     public static let guestCrashed: Int32 = 6
     /// The guest was still running when --timeout expired.
     public static let timeout: Int32 = 8
+
+    /// The process exit status for a guest that wrote `value` to the debug-exit port. Tests compare
+    /// against this rather than a literal, so that the convention has one definition.
+    public static func guestExit(_ value: UInt32) -> Int32 { DebugExit.status(forValue: value) }
 }
 
 public enum VMMError: Error, CustomStringConvertible {
