@@ -37,6 +37,8 @@ let package = Package(
         .target(name: "KVM", dependencies: ["CKVM", systemPackage], swiftSettings: lean),
         .target(name: "GuestMemory", dependencies: ["CKVM"], swiftSettings: lean),
         .target(name: "Devices", swiftSettings: lean),
+        // JSON: a small RFC 8259 reader and writer without Foundation (config.json, run reports, doctor --json).
+        .target(name: "JSON", swiftSettings: lean),
         // Virtio: virtqueues, the device core, the MMIO and PCI transports, the console; no KVM, no threads.
         .target(name: "Virtio", dependencies: ["GuestMemory", "Devices"], swiftSettings: lean),
         // Optimised in debug builds too: unpacking a kernel's LZ4 payload on the host (the kvm_pvm profile does
@@ -45,8 +47,8 @@ let package = Package(
         // GDBRemote: the GDB remote serial protocol (framing, packets, the all-stop session, the x86-64
         // register file and target.xml, page walks, breakpoint bookkeeping); pure, no fds, no KVM.
         .target(name: "GDBRemote", swiftSettings: lean),
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Devices", "Virtio", "X86Boot", "GDBRemote", "CGuestImages", "CKVM"], swiftSettings: lean),
-        .target(name: "Container", dependencies: ["CLinux", systemPackage], swiftSettings: lean),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Devices", "Virtio", "X86Boot", "GDBRemote", "JSON", "CGuestImages", "CKVM"], swiftSettings: lean),
+        .target(name: "Container", dependencies: ["CLinux", "JSON", systemPackage], swiftSettings: lean),
         // `swiftlet compare`: runs the same work as a container and in a VM through the swiftlet binary and
         // renders the measurements (text, JSON, HTML). No KVM calls of its own: it needs KVM only to name the backend.
         .target(name: "Compare", dependencies: ["KVM", "Container", "CGuestImages", "X86Boot"], swiftSettings: lean),

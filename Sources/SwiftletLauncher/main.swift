@@ -1,8 +1,8 @@
-// swiftlet: the lean front end. `boot`, `doctor` and `container run` run here, parsed by hand, with the VMM
-// and the container launcher linked in but no ArgumentParser and no Foundation, so they cost the least
-// time and memory (see
-// docs/benchmarks.md). Every other subcommand, --help, and anything this parser does not recognise is
-// handed unchanged to `swiftlet-cli` (the swift-argument-parser CLI installed beside this binary) by execv.
+// swiftlet: the lean front end. `boot`, `doctor` and `container run` run here, with the VMM and the container
+// launcher linked in but no ArgumentParser and no Foundation, so they cost the least time and memory (see
+// docs/benchmarks.md). `boot`'s options come from the one table in VMM (BootOptions), which swiftlet-cli
+// reads too, so both parse, explain and reject them alike. Every other subcommand is handed unchanged to
+// `swiftlet-cli` (the swift-argument-parser CLI) by execv: the copy beside this binary, else the one on PATH.
 import Container
 import Glibc
 import VMM
@@ -12,28 +12,52 @@ let arguments = Array(CommandLine.arguments.dropFirst())
 switch arguments.first {
 case "boot":
     do {
-        if let parsed = try BootArguments.parse(Array(arguments.dropFirst())) { exit(BootRunner.run(parsed)) }
+        let parsed = try BootArguments.parse(Array(arguments.dropFirst()))
+        if parsed.helpRequested {
+            ConsoleOutput.writeAll(1, Array(BootOptions.helpText(for: "boot").utf8))
+            exit(0)
+        }
+        exit(BootRunner.run(parsed))
     } catch {
         printError("swiftlet: \(error)")
         exit(error.exitStatus)
     }
 case "doctor":
-    let rest = arguments.dropFirst()
-    if rest.isEmpty { exit(BootRunner.doctor(runSpeedTest: true)) }
-    if Array(rest) == ["--no-speed-test"] { exit(BootRunner.doctor(runSpeedTest: false)) }
+    let rest = Array(arguments.dropFirst())
+    var speedTest = true, json = false, known = true
+    for word in rest {
+        switch word {
+        case "--no-speed-test": speedTest = false
+        case "--json": json = true
+        default: known = false
+        }
+    }
+    if known { exit(BootRunner.doctor(runSpeedTest: speedTest, json: json)) }
+case "--version", "version":
+    if arguments.count == 1 {
+        ConsoleOutput.writeAll(1, Array((SwiftletVersion.line + "\n").utf8))
+        exit(0)
+    }
 case "container":
     if let status = ContainerCLI.fastPath(arguments) { exit(status) }
 default:
     break
 }
 
-// Hand over to swiftlet-cli, found next to this executable.
+// Hand over to swiftlet-cli: the one next to this executable, else the first on PATH.
+func executable(_ path: String) -> Bool { access(path, X_OK) == 0 }
 var buffer = [CChar](repeating: 0, count: 4096)
 let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
 var directory = length > 0 ? String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : CommandLine.arguments[0]
 if let slash = directory.lastIndex(of: "/") { directory = String(directory[..<slash]) } else { directory = "." }
-let cli = directory + "/swiftlet-cli"
+var cli = directory + "/swiftlet-cli"
+if !executable(cli), let path = getenv("PATH") {
+    for entry in String(cString: path).split(separator: ":") where executable("\(entry)/swiftlet-cli") {
+        cli = "\(entry)/swiftlet-cli"
+        break
+    }
+}
 let argv = (["swiftlet"] + arguments).map { strdup($0) } + [nil]
 execv(cli, argv)
-printError("swiftlet: cannot run \(cli): \(String(cString: strerror(errno))) (build it with `swift build --product swiftlet-cli`)")
+printError("swiftlet: this subcommand needs swiftlet-cli, which is neither beside \(directory)/swiftlet nor on PATH (./setup.sh installs both; or `swift build --product swiftlet-cli`)")
 exit(ExitStatus.badInput)

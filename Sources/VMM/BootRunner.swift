@@ -1,55 +1,80 @@
 // BootRunner: `swiftlet boot` and `swiftlet doctor` from argument list to exit status, shared by the lean
 // front end (SwiftletLauncher) and the ArgumentParser CLI, so both behave the same.
 //
-// BootArguments.parse accepts exactly the options documented in `swiftlet boot --help` (the ArgumentParser
-// definition in Sources/swiftlet/BootCommand.swift is the one that prints help); it returns nil for
-// anything it does not know (--help, an unknown option), and the front end then hands the whole command
-// line to swiftlet-cli, whose parser prints the proper usage error.
+// BootArguments.parse reads the options BootOptions defines (the one table that also drives --help, the
+// suggestions for typos, the man page and the shell completion); anything else is a one-line usage error
+// (status 2) that names the word and, for a likely typo, the option meant.
 
 public struct BootArguments: Sendable {
     public var configuration = MachineConfiguration()
     public var verbose = false
     /// Where to write the run report (`--report FILE`, see RunReport.swift), if anywhere.
     public var reportPath: String? = nil
+    /// `-h`/`--help` was given: print BootOptions.helpText instead of running anything.
+    public var helpRequested = false
 
     public init() {}
 
-    /// Parses the arguments after `boot`. Throws for a bad value of a known option; nil for an unknown one.
-    public static func parse(_ arguments: [String]) throws(VMMError) -> BootArguments? {
+    /// Parses the arguments after `boot` (or `explain`, which takes the options that do not need a run).
+    public static func parse(_ arguments: [String], for subcommand: String = "boot") throws(VMMError) -> BootArguments {
         var result = BootArguments()
-        var raw: [String: String] = [:]
+        var raw: [String: [String]] = [:]
         var index = 0
-        let valued: Set = ["--kernel", "--guest", "--memory", "--boot", "--timeout", "--cmdline", "--initrd", "--cpus", "--report",
-                           "--console", "--virtio-transport", "--console-socket", "--console-file", "--gdb"]
         while index < arguments.count {
             let argument = arguments[index]
             index += 1
-            if argument == "--" { result.configuration.initArguments = Array(arguments[index...]); break }
-            switch argument {
-            case "--trace-exits": result.configuration.traceExits = true; continue
-            case "-v", "--verbose": result.verbose = true; continue
-            case "--no-backend-profile": result.configuration.backendProfile = false; continue
-            case "--decompress": result.configuration.decompressKernel = true; continue
-            default: break
+            if argument == "--" {
+                result.configuration.initArguments = Array(arguments[index...])
+                break
             }
-            var name = argument, value: String? = nil
-            if let equals = argument.firstIndex(of: "=") {
-                name = String(argument[..<equals])
-                value = String(argument[argument.index(after: equals)...])
+            if argument == "-h" || argument == "--help" { result.helpRequested = true; continue }
+            var word = argument, inlineValue: String? = nil
+            if argument.hasPrefix("--"), let equals = argument.firstIndex(of: "=") {
+                word = String(argument[..<equals])
+                inlineValue = String(argument[argument.index(after: equals)...])
             }
-            guard valued.contains(name) else { return nil }
-            if value == nil {
-                guard index < arguments.count else { return nil }
+            guard let option = BootOptions.definition(named: word, for: subcommand) else {
+                throw .invalidOption(unknownWordMessage(word, subcommand: subcommand))
+            }
+            if option.isFlag {
+                guard inlineValue == nil else { throw .invalidOption("\(option.name) takes no value") }
+                raw[option.name, default: []].append("")
+                continue
+            }
+            let value: String
+            if let inlineValue { value = inlineValue } else {
+                guard index < arguments.count else { throw .invalidOption("\(option.name) needs a value (\(option.valueName ?? "VALUE"))") }
                 value = arguments[index]
                 index += 1
             }
-            raw[name] = value
+            if !option.repeatable && raw[option.name] != nil { throw .invalidOption("\(option.name) was given twice") }
+            raw[option.name, default: []].append(value)
         }
-        try result.apply(raw)
+        if !result.helpRequested { try result.apply(raw) }
         return result
     }
 
-    mutating func apply(_ raw: [String: String]) throws(VMMError) {
+    /// "unknown option --memroy (did you mean --memory?)", or for a word that is no option at all, where it belongs.
+    static func unknownWordMessage(_ word: String, subcommand: String) -> String {
+        if !word.hasPrefix("-") {
+            return subcommand == "boot"
+                ? "unexpected argument '\(word)': a command for a Linux guest goes after -- (swiftlet boot --kernel K --initrd I -- \(word))"
+                : "unexpected argument '\(word)' for swiftlet \(subcommand) (see swiftlet \(subcommand) --help)"
+        }
+        if subcommand != "boot", let definition = BootOptions.definition(named: word, for: "boot") {
+            return "\(definition.name) is for swiftlet boot: explain builds the machine and runs nothing"
+        }
+        let names = BootOptions.options(for: subcommand).map(\.name) + ["--help"]
+        if let close = BootOptions.suggestion(for: word, among: names) {
+            return "unknown option \(word) for swiftlet \(subcommand) (did you mean \(close)?)"
+        }
+        return "unknown option \(word) for swiftlet \(subcommand) (see swiftlet \(subcommand) --help)"
+    }
+
+    /// Turns the raw values, by option name, into the configuration; a bad value is a VMMError naming the option.
+    mutating func apply(_ values: [String: [String]]) throws(VMMError) {
+        let raw = values.mapValues { $0.last ?? "" }
+        func flag(_ name: String) -> Bool { values[name] != nil }
         if let memory = raw["--memory"] { configuration.memorySize = try MachineConfiguration.parseSize(memory) }
         if let boot = raw["--boot"] {
             guard let mode = BootMode(rawValue: boot) else { throw .invalidOption("--boot \(boot): unknown boot mode (use direct or firmware)") }
@@ -71,6 +96,11 @@ public struct BootArguments: Sendable {
             guard let n = Int(cpus) else { throw .invalidOption("--cpus \(cpus): not a number") }
             configuration.cpus = n
         }
+        configuration.traceExits = flag("--trace-exits")
+        configuration.backendProfile = !flag("--no-backend-profile")
+        configuration.decompressKernel = flag("--decompress")
+        if flag("--qemu-exit-status") { configuration.debugExitRule = .qemu }
+        verbose = flag("--verbose")
         try Self.applyConsoleOptions(console: raw["--console"], virtioTransport: raw["--virtio-transport"],
                                      socket: raw["--console-socket"], file: raw["--console-file"], to: &configuration)
     }
@@ -132,9 +162,10 @@ public enum BootRunner {
     }
 
     /// `swiftlet doctor`: prints the report; 0 when all is well, 4 when /dev/kvm is unusable, 6 when the speed test failed.
-    public static func doctor(runSpeedTest: Bool) -> Int32 {
+    public static func doctor(runSpeedTest: Bool, json: Bool = false) -> Int32 {
         let report = Doctor.examine(runSpeedTest: runSpeedTest)
-        ConsoleOutput.writeAll(1, Array((Doctor.render(report) + "\n").utf8))
+        let text = json ? Doctor.json(report).formatted() : Doctor.render(report) + "\n"
+        ConsoleOutput.writeAll(1, Array(text.utf8))
         if report.openError != nil { return ExitStatus.kvmUnavailable }
         if report.speedTestError != nil { return ExitStatus.guestCrashed }
         return ExitStatus.success

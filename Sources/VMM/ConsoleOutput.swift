@@ -88,7 +88,7 @@ public final class ConsoleOutput: Sendable {
     /// Everything written so far (only with `capture: true`).
     public var captured: [UInt8] { capture?.withLock { $0 } ?? [] }
 
-    static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8]) {
         if fd < 0 { return }
         bytes.withUnsafeBytes { raw in
             var offset = 0

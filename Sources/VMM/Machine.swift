@@ -126,6 +126,9 @@ public final class Machine: @unchecked Sendable {
             throw .invalidOption("--memory \(c.memorySize >> 20)M is more than this host has (\(host >> 20) MiB of RAM)")
         }
         if format == .multiboot {
+            guard c.initArguments.isEmpty else {
+                throw .invalidOption("a command after -- needs a Linux kernel: give --kernel bzImage --initrd initramfs.cpio (\(c.kernel.displayName) is a multiboot guest and runs no commands)")
+            }
             guard c.cpus == 1 else { throw .invalidOption("--cpus \(c.cpus): multiboot guests run on one vCPU (give --cpus 1)") }
             guard c.initrd == nil else { throw .invalidOption("--initrd is for Linux kernels; this is a multiboot kernel") }
         } else {
@@ -251,8 +254,9 @@ public final class Machine: @unchecked Sendable {
         self.serial = serial
         // A Linux guest's init writes its command's exit status there: the VM ends with that status.
         let linux = format.isLinux
-        let debugExit = DebugExit { [unowned self] value, status in
-            self.finish(linux ? .commandExited(status: Int32(value & 0xFF)) : .debugExit(value: value, status: status))
+        let rule = configuration.debugExitRule
+        let debugExit = DebugExit { [unowned self] value in
+            self.finish(linux ? .commandExited(status: Int32(value & 0xFF)) : .debugExit(value: value, status: rule.status(for: value)))
         }
         let i8042 = I8042 { [unowned self] in self.finish(.reset(how: "i8042 reset command 0xFE on port 0x64")) }
         let lab = LabPorts(parameters: configuration.labParameters) { [unowned self] code in

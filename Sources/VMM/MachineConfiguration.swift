@@ -2,6 +2,7 @@
 //
 // Raw strings from the command line become typed values here ("64M" → bytes, "firmware" → BootMode),
 // and every refusal is a one-line VMMError naming the option and what to give instead.
+import Devices
 import CGuestImages
 
 public enum BootMode: String, Sendable, CaseIterable {
@@ -94,6 +95,8 @@ public struct MachineConfiguration: Sendable {
     public var virtioEventFDs = true
     /// `--gdb`: where a gdb stub listens; the guest waits for gdb before its first instruction.
     public var gdb: GDBEndpoint? = nil
+    /// How a multiboot guest's debug-exit value becomes the exit status (`--qemu-exit-status`: QEMU's rule).
+    public var debugExitRule: DebugExitRule = .value
 
     public init() {}
 
@@ -109,15 +112,16 @@ public struct MachineConfiguration: Sendable {
         }
     }
 
-    /// Parses a size with an optional K/M/G suffix (powers of 1024), e.g. "64M", "1G", "65536".
+    /// Parses a size with an optional K/M/G suffix (powers of 1024), e.g. "64M", "1G"; a bare number is MiB,
+    /// as QEMU's -m and lkvm's --mem read it ("64" = 64 MiB).
     public static func parseSize(_ text: String, option: String = "--memory") throws(VMMError) -> UInt64 {
         var digits = Substring(text)
-        var shift: UInt64 = 0
+        var shift: UInt64 = 20
         if let last = digits.last, !last.isNumber {
             digits = digits.dropLast()
             if digits.last == "i" || digits.last == "I" { digits = digits.dropLast() }
             guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }) else {
-                throw .invalidOption("\(option) \(text): not a size (give a number with K, M or G, e.g. 64M)")
+                throw .invalidOption("\(option) \(text): not a size (give a number of MiB, or with K, M or G, e.g. 64M)")
             }
             switch last {
             case "K", "k": shift = 10

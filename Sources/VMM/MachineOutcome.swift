@@ -3,7 +3,7 @@ import Devices
 import Glibc
 
 public enum MachineOutcome: Sendable, Equatable {
-    /// The guest wrote `value` to the debug-exit port (a multiboot guest: QEMU's rule, (v << 1) | 1).
+    /// The guest wrote `value` to the debug-exit port; `status` follows the machine's DebugExitRule.
     case debugExit(value: UInt32, status: Int32)
     /// A Linux guest's init reported the exit status of its command through the debug-exit port (the
     /// status of `swiftlet boot -- COMMAND`, like `docker run`'s).
@@ -44,23 +44,25 @@ public enum MachineOutcome: Sendable, Equatable {
         }
     }
 
-    /// The line printed to stderr when the run ends (nil for a debug exit, whose status speaks for itself).
+    /// The line printed to stderr when the run ends: how the guest ended and the status that gives.
     public var message: String? {
         switch self {
-        case .debugExit: nil
+        case let .debugExit(value, status):
+            status == Int32(min(value, 255)) ? "the guest wrote \(value) to the debug-exit port (status \(status))"
+                : "the guest wrote \(value) to the debug-exit port (status \(status): QEMU's rule, (\(value) << 1) | 1)"
         case let .commandExited(status):
             status > 128 && status < 160 ? "the guest's command was killed by signal \(status - 128) (status \(status))"
                 : "the guest's command exited with status \(status)"
         case let .kernelPanic(line): "the guest kernel panicked (status \(ExitStatus.guestCrashed)): \(line.trimmingCharacters())"
-        case let .halted(vcpu): "guest halted (vCPU \(vcpu) executed HLT with nothing to wake it)"
-        case let .reset(how): "guest reset the machine (\(how)); Swiftlet stops instead of rebooting"
-        case let .tripleFault(vcpu, registers): "guest triple-faulted on vCPU \(vcpu) (KVM_EXIT_SHUTDOWN): an exception occurred while the CPU could not deliver one\n\(registers)"
+        case let .halted(vcpu): "guest halted (vCPU \(vcpu) executed HLT with nothing to wake it; status 0)"
+        case let .reset(how): "guest reset the machine (\(how)); Swiftlet stops instead of rebooting (status 0)"
+        case let .tripleFault(vcpu, registers): "guest triple-faulted on vCPU \(vcpu) (KVM_EXIT_SHUTDOWN): an exception occurred while the CPU could not deliver one (status \(ExitStatus.guestCrashed))\n\(registers)"
         case let .emulationFailure(vcpu, report): "vCPU \(vcpu): \(report)"
         case let .crashed(vcpu, report): "vCPU \(vcpu): \(report)"
-        case let .timeout(seconds): "guest still running after --timeout \(formatSeconds(seconds)); stopped it"
+        case let .timeout(seconds): "guest still running after --timeout \(formatSeconds(seconds)); stopped it (status \(ExitStatus.timeout))"
         case let .noConsoleClient(path, seconds): VMMError.noConsoleClient(path: path, seconds: seconds).description
         case let .vmmFailure(message): message
-        case .stoppedByUser: "stopped by Ctrl-A x"
+        case .stoppedByUser: "stopped by Ctrl-A x (status 130)"
         case let .stoppedBySignal(number): "stopped by \(signalName(number)): the VM was shut down (status \(128 + number))"
         }
     }

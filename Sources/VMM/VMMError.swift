@@ -1,8 +1,10 @@
 // VMMError and ExitStatus: how a Swiftlet run ends, as the one-line message and the process exit status.
 //
-// Exit statuses are split so a script can tell who ended the run: odd values come from the guest's
-// debug-exit port ((value << 1) | 1, QEMU's isa-debug-exit rule), 0 means the guest halted or reset the
-// machine normally, and the even values below are Swiftlet's own.
+// Exit statuses: 0 when the guest ended well (wrote 0 to the debug-exit port, halted, reset, or a Linux
+// guest's command exited 0); a multiboot guest's debug-exit value or a Linux guest's command status as
+// they are (`--qemu-exit-status` gives QEMU's (v << 1) | 1 instead, odd and never 0); the values below are
+// Swiftlet's own. Every run ends with one line on stderr that says how it ended, so a status that could
+// come from either side is never ambiguous to a reader (MachineOutcome.message).
 import Devices
 import GuestMemory
 import KVM
@@ -22,7 +24,7 @@ public enum ExitStatus {
 
     /// The process exit status for a guest that wrote `value` to the debug-exit port. Tests compare
     /// against this rather than a literal, so that the convention has one definition.
-    public static func guestExit(_ value: UInt32) -> Int32 { DebugExit.status(forValue: value) }
+    public static func guestExit(_ value: UInt32) -> Int32 { DebugExitRule.value.status(for: value) }
 }
 
 public enum VMMError: Error, CustomStringConvertible {

@@ -1,5 +1,6 @@
-// `swiftlet boot`: build a VM from the options and run it; the exit status is the guest's debug-exit
-// status (odd), 0 for a halt or reset, or one of Swiftlet's even statuses (see VMM/VMMError.swift).
+// `swiftlet boot`: build a VM from the options and run it. The options are not declared here: they come from
+// the one table in VMM (BootOptions), which the lean front end parses with the same BootArguments.parse, so
+// `swiftlet boot` and `swiftlet-cli boot` accept, reject and explain exactly the same words.
 import ArgumentParser
 import Glibc
 import VMM
@@ -7,37 +8,30 @@ import VMM
 struct BootCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "boot",
-        abstract: "Boot a tiny guest (default: the embedded 'hello'), a multiboot kernel or Linux.",
-        discussion: """
-        Exit status: odd = the guest's debug-exit value v as (v << 1) | 1 (QEMU's isa-debug-exit rule), \
-        0 = guest halted or reset, 2 = bad input, 4 = KVM unavailable or failed, 6 = guest crashed \
-        (triple fault, emulation failure), 8 = timeout, 128 + N = stopped by signal N (SIGTERM, SIGINT, \
-        SIGHUP shut the VM down cleanly).
-        """
+        abstract: BootOptions.abstract(for: "boot"),
+        discussion: BootOptions.helpText(for: "boot")
     )
 
-    @OptionGroup var machine: MachineOptions
-
-    @Flag(name: .shortAndLong, help: "Print what the VMM set up before the guest runs.")
-    var verbose = false
-
-    @Option(help: ArgumentHelp("Write a machine-readable run report (milestones, markers, VM exits, memory) to FILE.", valueName: "FILE"))
-    var report: String?
-
-    @Option(help: ArgumentHelp("Wait for gdb on ADDRESS before the first instruction: 127.0.0.1:PORT (:PORT, PORT; 0 picks a free port) or a Unix socket path. Loopback only. See docs/09-gdb.md.", valueName: "ADDRESS"))
-    var gdb: String?
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The options above, and -- COMMAND for a Linux guest.", valueName: "options"),
+              completion: .custom { words, index, prefix in BootCompletion.candidates(subcommand: "boot", words: words, index: index, prefix: prefix) })
+    var arguments: [String] = []
 
     func run() throws {
-        var arguments = BootArguments()
+        throw ExitCode(Self.run(arguments))
+    }
+
+    /// Parses `arguments` with BootOptions' table and runs the machine; prints help or the usage error.
+    static func run(_ arguments: [String]) -> Int32 {
         do {
-            arguments.configuration = try machine.configuration()
-            if let gdb { arguments.configuration.gdb = try GDBEndpoint.parse(gdb) }
+            let parsed = try BootArguments.parse(arguments)
+            if parsed.helpRequested {
+                print(BootOptions.helpText(for: "boot"), terminator: "")
+                return 0
+            }
+            return BootRunner.run(parsed)
         } catch {
             printError("swiftlet: \(error)")
-            throw ExitCode(error.exitStatus)
+            return error.exitStatus
         }
-        arguments.verbose = verbose
-        arguments.reportPath = report
-        throw ExitCode(BootRunner.run(arguments))
     }
 }

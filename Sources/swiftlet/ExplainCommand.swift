@@ -12,25 +12,23 @@ struct ExplainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
         abstract: "Build the VM `swiftlet boot` would build, without running it, and explain what the guest gets.",
-        discussion: """
-        Takes the same options as `swiftlet boot`, so any boot command line can be explained by changing \
-        one word. Nothing runs: the machine is built (KVM VM, memory, kernel, boot structures, devices, vCPUs) \
-        and read back. Exit status: 0, or the status `swiftlet boot` gives for the same bad input (2 bad \
-        input, 4 KVM unavailable).
-        """
+        discussion: BootOptions.helpText(for: "explain")
     )
 
-    @OptionGroup var machine: MachineOptions
-
-    @Flag(name: .shortAndLong, help: "Also print the recipe's notes (what `swiftlet boot -v` prints before the guest runs).")
-    var verbose = false
+    @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The options of swiftlet boot that describe the machine (see swiftlet explain --help).", valueName: "options"),
+              completion: .custom { words, index, prefix in BootCompletion.candidates(subcommand: "explain", words: words, index: index, prefix: prefix) })
+    var arguments: [String] = []
 
     func run() throws {
         do {
-            let c = try machine.configuration()
-            let built = try Machine.build(c)
+            let parsed = try BootArguments.parse(arguments, for: "explain")
+            if parsed.helpRequested {
+                print(BootOptions.helpText(for: "explain"), terminator: "")
+                return
+            }
+            let built = try Machine.build(parsed.configuration)
             let explanation = try MachineExplanation(machine: built)
-            print(ExplainText.render(explanation, verbose: verbose), terminator: "")
+            print(ExplainText.render(explanation, verbose: parsed.verbose), terminator: "")
         } catch {
             printError("swiftlet: \(error)")
             throw ExitCode(error.exitStatus)

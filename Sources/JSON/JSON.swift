@@ -1,4 +1,4 @@
-// JSON: a small JSON reader and writer for OCI config.json, kept here so the launcher needs no
+// JSON: a small JSON reader and writer (OCI config.json, run reports, doctor --json), kept here so the VMM and the launcher need no
 // Foundation. The reader tracks where it is ("process.env[2]") so a malformed file is reported with
 // the field it broke in, not just a byte offset; objects keep their key order so `spec` output reads
 // like crun's and unknown fields are warned about in file order. Implements RFC 8259.
