@@ -51,7 +51,7 @@ let package = Package(
         .target(name: "Container", dependencies: ["CLinux", "JSON", systemPackage], swiftSettings: lean),
         // `swiftlet compare`: runs the same work as a container and in a VM through the swiftlet binary and
         // renders the measurements (text, JSON, HTML). No KVM calls of its own: it needs KVM only to name the backend.
-        .target(name: "Compare", dependencies: ["KVM", "Container", "CGuestImages", "X86Boot"], swiftSettings: lean),
+        .target(name: "Compare", dependencies: ["KVM", "Container", "JSON", "CGuestImages", "X86Boot"], swiftSettings: lean),
         .executableTarget(
             name: "SwiftletLauncher",
             dependencies: ["VMM", "Container"],

@@ -3,7 +3,7 @@
 # with KVM, side by side in one run: min/median/max wall time, max RSS and the ratio. The peers are
 # `qemu-system-x86_64 -M microvm -accel kvm -kernel` (QEMU's fastest machine) and the plain
 # `qemu-system-x86_64 -accel kvm -kernel` (the default `pc` machine, whose SeaBIOS takes seconds on a
-# software KVM, so it gets 3 runs). Every guest gets 64 MiB and exits through isa-debug-exit (status 1).
+# software KVM, so it gets 3 runs). Every guest gets 64 MiB and exits through isa-debug-exit (QEMU: status 1; Swiftlet: 0).
 # Then, where perf works (root, tracepoints), bench/boot_breakdown.py splits Swiftlet's and QEMU microvm's
 # time into start-up, time inside KVM_RUN, exit handling and teardown.
 # A benchmark, not a test: it prints numbers and never fails on them.

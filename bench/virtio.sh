@@ -34,7 +34,7 @@ def run(console, kib):
     err = p.stderr.read().decode()
     status = p.wait()
     elapsed = time.perf_counter() - start
-    if status != 1 or received != kib * 1024:
+    if status != 0 or received != kib * 1024:
         sys.exit(f"{console} {kib} KiB: status {status}, received {received} of {kib * 1024} bytes\n{err}")
     exits = int(re.search(r"swiftlet: (\d+) VM exits", err).group(1))
     kicks = re.search(r"(\d+) kicks?", err)

@@ -42,13 +42,26 @@ public struct CompareOptions: Sendable {
     public init(swiftlet: String) { self.swiftlet = swiftlet }
 
     /// Where the minimal Linux kernel and initramfs are looked for when --kernel/--initrd are not given:
-    /// $SWIFTLET_LINUX_DIR, else guest/linux/out under the current directory.
-    public static var defaultLinuxDirectory: String {
+    /// $SWIFTLET_LINUX_DIR, else guest/linux/out found by `guestDirectory`.
+    public var defaultLinuxDirectory: String {
         if let value = getenv("SWIFTLET_LINUX_DIR") { return String(cString: value) }
-        return "guest/linux/out"
+        return Self.guestDirectory("linux/out", besides: swiftlet)
     }
 
-    public static let defaultRootfs = "guest/rootfs/out/rootfs"
+    /// The busybox root filesystem for the container side when --rootfs is not given.
+    public var defaultRootfs: String { Self.guestDirectory("rootfs/out/rootfs", besides: swiftlet) }
+
+    /// `guest/RELATIVE` of the checkout Swiftlet came from, so compare works from any directory: under the
+    /// current directory; else beside the executable's build directory (CHECKOUT/.build/[TRIPLE/]release/);
+    /// else PREFIX/share/swiftlet/guest, which setup.sh links to the checkout's guest/ when it installs
+    /// into PREFIX/bin. The first that exists; the current directory's path when none does (for the message).
+    public static func guestDirectory(_ relative: String, besides executable: String) -> String {
+        let here = "guest/" + relative
+        let directory = executable.lastIndex(of: "/").map { String(executable[..<$0]) } ?? "."
+        let candidates = [here, directory + "/../../guest/" + relative, directory + "/../../../guest/" + relative,
+                          directory + "/../share/swiftlet/guest/" + relative]
+        return candidates.first { access($0, F_OK) == 0 } ?? here
+    }
 }
 
 /// Everything gathered on one side, before it becomes rows.
@@ -112,9 +125,9 @@ public enum CompareRunner {
 
     static func runContainer(_ options: CompareOptions, work: String, helperPath: String?, progress: (String) -> Void) -> ContainerSide {
         var side = ContainerSide()
-        let rootfs = options.rootfs ?? (isDirectory(CompareOptions.defaultRootfs) ? CompareOptions.defaultRootfs : nil)
+        let rootfs = options.rootfs ?? (isDirectory(options.defaultRootfs) ? options.defaultRootfs : nil)
         guard let rootfs else {
-            side.failure = "no root filesystem: give --rootfs DIR (guest/rootfs/build.sh builds the busybox one in \(CompareOptions.defaultRootfs))"
+            side.failure = "no root filesystem: give --rootfs DIR (guest/rootfs/build.sh builds the busybox one in \(options.defaultRootfs))"
             return side
         }
         side.rootfs = rootfs
@@ -171,7 +184,7 @@ public enum CompareRunner {
         let reportPath = work + "/vm.report"
         var arguments = [options.swiftlet, "boot", "--report", reportPath, "--memory", options.memory,
                          "--timeout", formatTimeout(options.timeout)]
-        let directory = CompareOptions.defaultLinuxDirectory
+        let directory = options.defaultLinuxDirectory
         let kernel = options.kernel ?? directory + "/bzImage"
         let initrd = options.initrd ?? directory + "/initramfs.cpio"
         let linux = !options.probe || (!options.tinyVM && (options.kernel != nil || (access(kernel, R_OK) == 0 && access(initrd, R_OK) == 0)))

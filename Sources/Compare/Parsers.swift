@@ -1,13 +1,15 @@
 // Parsers: the three texts compare reads back after a run.
 //
-// - ReportFile: a run report, "swiftlet-run-report 1" then "KEY VALUE" lines, written by `swiftlet boot
+// - ReportFile: a run report (JSON, laid out by JSON/RunReportFormat.swift), written by `swiftlet boot
 //   --report` (Sources/VMM/RunReport.swift) and `swiftlet container run --report`
-//   (Sources/Container/ContainerReport.swift).
+//   (Sources/Container/ContainerReport.swift), read back as the writers' (key, value) entries.
 // - ProbeAnswers: "swiftlet-probe: KEY VALUE" lines, printed alike by the probe tiny guest (guest/tiny/probe.c),
 //   the probe helper (guest/probe/helper.c) and the probe script (ProbeScript.swift), wherever they ran.
 // - KernelLog: what a Linux guest says about itself on its serial console: its banner ("Linux version ..."),
 //   the memory map it was given ("BIOS-e820: [mem ...] usable"), its memory total, the hypervisor it detected,
 //   and a panic.
+
+import JSON
 
 public struct ReportFile: Sendable, Equatable {
     public var version: Int
@@ -20,18 +22,9 @@ public struct ReportFile: Sendable, Equatable {
 
     /// Nil when `text` is not a run report (wrong or missing header).
     public init?(_ text: String) {
-        var lines = textLines(text).makeIterator()
-        guard let header = lines.next(), header.hasPrefix("swiftlet-run-report "),
-              let version = Int(header.dropFirst("swiftlet-run-report ".count)) else { return nil }
-        self.version = version
-        entries = []
-        while let line = lines.next() {
-            if let space = line.firstIndex(of: " ") {
-                entries.append((String(line[..<space]), String(line[line.index(after: space)...])))
-            } else {
-                entries.append((String(line), ""))
-            }
-        }
+        guard let document = try? JSONParser.parse(text), let report = RunReportFormat.entries(document) else { return nil }
+        version = report.version
+        entries = report.entries
     }
 
     public func first(_ key: String) -> String? { entries.first { $0.key == key }?.value }

@@ -1,10 +1,11 @@
-// ContainerReport: what one `swiftlet container run --report FILE` measured, in the line format of the
-// VMM's run report (Sources/VMM/RunReport.swift), so `swiftlet compare` reads both sides with one parser.
+// ContainerReport: what one `swiftlet container run --report FILE` measured, as the JSON run report the VMM
+// writes too (layout: JSON/RunReportFormat.swift), so `swiftlet compare` reads both sides with one parser.
 //
-// Format version 1: "swiftlet-run-report 1", then "KEY VALUE" lines:
+// The keys this side writes (a record's fields in brackets):
 //   side container
 //   started_ns N                          when the launcher began (CLOCK_MONOTONIC, shared by all processes)
-//   step launcher|container NAME N        a setup step ended at absolute time N ("exec done": the launcher
+//   steps [{side, name, at_ns}]           a setup step of the launcher or the container ended at absolute
+//                                         time at_ns ("exec done": the launcher
 //                                         saw the command's execve succeed; "exec": the child began execve)
 //   pid N                                 the container's PID 1 as the host sees it
 //   exit_status N / signal N              how PID 1 ended (the status `container run` exits with)
@@ -20,11 +21,9 @@ import Musl
 #endif
 
 public enum ContainerReport {
-    public static let header = "swiftlet-run-report 1"
-
     /// The report of a run that reached the command.
     public static func make(_ result: RunResult) -> String {
-        var lines = [header, "side container", "started_ns \(result.startedNanoseconds)"]
+        var lines = ["side container", "started_ns \(result.startedNanoseconds)"]
         var at = result.startedNanoseconds
         for step in result.timings {
             at &+= step.nanoseconds
@@ -35,16 +34,24 @@ public enum ContainerReport {
         if let signal = result.signal { lines.append("signal \(signal)") }
         lines += usageLines()
         if let peak = result.cgroup?.memoryPeakBytes { lines.append("cgroup_memory_peak_bytes \(peak)") }
-        return lines.joined(separator: "\n") + "\n"
+        return document(lines)
     }
 
     /// The report of a run that failed before or at the command's execve.
     public static func make(_ error: ContainerError) -> String {
-        var lines = [header, "side container", "error_step \(error.step)"]
+        var lines = ["side container", "error_step \(error.step)"]
         lines += error.description.split(separator: "\n").map { "error \($0)" }
         lines.append("exit_status \(error.exitStatus)")
         lines += usageLines()
-        return lines.joined(separator: "\n") + "\n"
+        return document(lines)
+    }
+
+    /// "KEY VALUE" lines as the report's JSON text.
+    static func document(_ lines: [String]) -> String {
+        RunReportFormat.json(lines.map { line in
+            guard let space = line.firstIndex(of: " ") else { return (line, "") }
+            return (String(line[..<space]), String(line[line.index(after: space)...]))
+        }).formatted()
     }
 
     static func usageLines() -> [String] {

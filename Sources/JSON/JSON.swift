@@ -331,7 +331,7 @@ extension JSONValue {
         case .null: out += "null"
         case .bool(let value): out += value ? "true" : "false"
         case .number(let value):
-            if value == value.rounded(.towardZero), abs(value) < 1e15 { out += String(Int64(value)) } else { out += "\(value)" }
+            if value == value.rounded(.towardZero), abs(value) < 9_007_199_254_740_992 { out += String(Int64(value)) } else { out += "\(value)" }
         case .string(let value): out += JSONValue.quote(value)
         case .array(let elements):
             if elements.isEmpty {

@@ -1,27 +1,26 @@
-// RunReport: what one `swiftlet boot` run measured, as a small line-oriented text file for `swiftlet
-// compare` (and anyone scripting Swiftlet) to read: `swiftlet boot --report FILE ...`.
-//
-// Format version 1: the first line is "swiftlet-run-report 1"; every other line is "KEY VALUE", VALUE being
-// the rest of the line (a multi-line value repeats its key, one line each). Times are CLOCK_MONOTONIC
-// nanoseconds, which every process on the host shares, so a parent can relate them to its own clock.
-//   side vm                                   which launcher wrote the report
-//   backend kvm_pvm|kvm_intel|kvm_amd|unknown the module behind /dev/kvm
-//   started_ns N                              when the VMM began building the machine
-//   milestone N NAME                          a boot milestone, N ns after started_ns (Machine+Milestones)
-//   marker CODE N                             a lab-port marker the guest wrote, at absolute time N
-//   exit REASON COUNT GUEST_NS VMM_NS         VM exits by reason (ExitTracer)
-//   ram_bytes N / ram_resident_bytes N        guest RAM configured / resident on the host at the end (mincore)
-//   unmapped read|write 0xADDR SIZE 0xVALUE   first accesses to guest-physical addresses with no RAM or device
-//   port_unassigned_count N                   port accesses no device answered, in all
-//   port_unassigned read|write 0xPORT SIZE 0xVALUE   the first of them
-//   cmdline TEXT                              the Linux kernel command line the VMM composed
-//   finished MNEMONIC COUNT                   instructions the VMM finished for KVM's emulator
-//   outcome KIND                              debug-exit, halted, reset, triple-fault, emulation-failure,
-//                                             crashed, timeout, vmm-failure, stopped, build-failed
-//   debug_exit_value N                        the value the guest wrote to the debug-exit port
-//   message TEXT / diagnosis TEXT             what the VMM printed about the end of the run
-//   exit_status N                             the status `swiftlet boot` exits with
+// RunReport: what one `swiftlet boot` run measured, as JSON for `swiftlet compare` (and anyone scripting
+// Swiftlet) to read: `swiftlet boot --report FILE ...`. The layout (format "swiftlet-run-report", version 2)
+// is defined once in JSON/RunReportFormat.swift, shared with `container run --report`; the keys this side
+// writes, in order:
+//   side "vm"; backend kvm_pvm|kvm_intel|kvm_amd|unknown; started_ns (CLOCK_MONOTONIC, which every process
+//   on the host shares, so a parent can relate it to its own clock)
+//   milestones [{ns (after started_ns), name}]    boot milestones (Machine+Milestones)
+//   markers [{code, ns (absolute)}]               lab-port markers the guest wrote
+//   exits [{reason, count, guest_ns, vmm_ns}]     VM exits by reason (ExitTracer)
+//   ram_bytes / ram_resident_bytes                guest RAM configured / resident on the host at the end
+//   unmapped_accesses [{access, address, size, value}]   first accesses to guest-physical addresses with
+//                                                 neither RAM nor a device
+//   port_unassigned_count; unassigned_port_accesses [{access, port, size, value}]
+//   cmdline                                       the Linux kernel command line the VMM composed
+//   finished_instructions [{mnemonic, count}]     instructions the VMM finished for KVM's emulator
+//   outcome                                       debug-exit, command-exit, kernel-panic, halted, reset,
+//                                                 triple-fault, emulation-failure, crashed, timeout,
+//                                                 vmm-failure, stopped, signal, build-failed
+//   debug_exit_value / command_status             what the guest reported
+//   message / diagnosis                           what the VMM printed about the end of the run
+//   exit_status                                   the status `swiftlet boot` exits with
 import Glibc
+import JSON
 import GuestMemory
 import KVM
 
@@ -37,18 +36,18 @@ public struct UnbackedAccess: Sendable, Equatable {
 }
 
 public struct RunReport: Sendable {
-    public static let header = "swiftlet-run-report 1"
-    public private(set) var lines: [String] = [RunReport.header]
+    /// (key, value) entries in the order they were added; RunReportFormat lays them out as JSON.
+    public private(set) var entries: [(key: String, value: String)] = []
 
     public init() {}
 
     public mutating func add(_ key: String, _ value: String) {
         for line in value.split(separator: "\n", omittingEmptySubsequences: false) {
-            lines.append(key + " " + line.filter { $0 != "\r" })
+            entries.append((key, line.filter { $0 != "\r" }))
         }
     }
 
-    public var text: String { lines.joined(separator: "\n") + "\n" }
+    public var text: String { RunReportFormat.json(entries).formatted() }
 
     /// Writes the report to `path` (created or truncated, mode 0644). Returns the errno text on failure.
     public func write(to path: String) -> String? {

@@ -86,6 +86,15 @@ struct CompareCommand: ParsableCommand {
         options.cpus = cpus
         options.timeout = timeout
         options.countSyscalls = !noSyscalls
+        // A command needs the Linux guest on the VM side: say so now rather than fill every VM cell with "unavailable".
+        if !probe {
+            let directory = options.defaultLinuxDirectory
+            for (given, path, what) in [(kernel, directory + "/bzImage", "--kernel"), (initrd, directory + "/initramfs.cpio", "--initrd")]
+            where given == nil && access(path, R_OK) != 0 {
+                Self.printError("swiftlet compare: -- COMMAND runs in a Linux VM, and there is no \(path): build the minimal Linux guest with guest/linux/build.sh, or give \(what) (compare --probe works without it)")
+                throw ExitCode(2)
+            }
+        }
         let quiet = self.quiet
         let comparison = CompareRunner.run(options) { line in
             if !quiet { Self.printError("swiftlet compare: \(line)") }

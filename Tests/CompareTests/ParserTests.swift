@@ -4,32 +4,46 @@
 import Compare
 import Container
 import Glibc
+import JSON
 import Testing
 import TestSupport
 import X86Boot
 
 struct ReportAndProbeParsingTests {
-    @Test func runReportKeepsEveryLineAndJoinsMultiLineValues() throws {
+    @Test func runReportKeepsEveryRecordAndJoinsMultiLineValues() throws {
         let text = """
-        swiftlet-run-report 1
-        side vm
-        marker 1 100
-        marker 2 250
-        message guest triple-faulted on vCPU 0
-        message   rip 0000000000100000
-        exit_status 6
-
+        {"format": "swiftlet-run-report", "version": 2, "side": "vm",
+         "markers": [{"code": 1, "ns": 100}, {"code": 2, "ns": 250}],
+         "steps": [{"side": "launcher", "name": "exec done", "at_ns": 900}],
+         "message": "guest triple-faulted on vCPU 0\n  rip 0000000000100000", "exit_status": 6}
         """
         let report = try #require(ReportFile(text))
-        #expect(report.version == 1)
+        #expect(report.version == 2)
+        #expect(report.all("step") == ["launcher exec done 900"])
         #expect(report.all("marker") == ["1 100", "2 250"])
         #expect(report.text("message") == "guest triple-faulted on vCPU 0\n  rip 0000000000100000")
         #expect(report.integer("exit_status") == 6)
         #expect(report.first("missing") == nil)
     }
 
+    @Test func theJSONLayoutRoundTripsWhatTheWritersRecord() throws {
+        let written: [(key: String, value: String)] = [
+            ("side", "container"), ("started_ns", "4503599627370496"), ("milestone", "1200 kernel entered at startup_64"),
+            ("exit", "io 12 3400 5600"), ("unmapped", "read 0x4000000 4 0xffffffff"), ("step", "container pivot_root 77"),
+            ("step", "launcher exec done 99"), ("message", "line one"), ("message", "  line two"), ("exit_status", "0"),
+        ]
+        let document = RunReportFormat.json(written)
+        let text = document.formatted()
+        #expect(text.contains("\"started_ns\": 4503599627370496,"), "integers above 2^32 stay exact: \(text)")
+        #expect(text.contains("\"name\": \"kernel entered at startup_64\""))
+        let report = try #require(ReportFile(text))
+        #expect(report.entries.map(\.key) == ["side", "started_ns", "milestone", "exit", "unmapped", "step", "step", "message", "message", "exit_status"])
+        #expect(report.entries.map(\.value) == written.map(\.value))
+    }
+
     @Test func textWithoutTheHeaderIsNotAReport() {
         #expect(ReportFile("side vm\nexit_status 0\n") == nil)
+        #expect(ReportFile("{\"side\": \"vm\", \"exit_status\": 0}") == nil)
         #expect(ReportFile("") == nil)
     }
 

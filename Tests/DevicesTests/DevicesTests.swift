@@ -138,13 +138,16 @@ final class Recorder: BusDevice, @unchecked Sendable {
 }
 
 @Suite struct SmallDeviceTests {
-    @Test func debugExitUsesQEMUStatusRule() {
-        let seen = Mutex<[(UInt32, Int32)]>([])
-        let device = DebugExit { v, s in seen.withLock { $0.append((v, s)) } }
+    @Test func debugExitReportsTheValueAndEachRuleMakesItsStatus() {
+        let seen = Mutex<[UInt32]>([])
+        let device = DebugExit { v in seen.withLock { $0.append(v) } }
         device.write(offset: 0, size: 4, value: 3)
         device.write(offset: 0, size: 1, value: 0)
-        #expect(seen.withLock { $0.map(\.1) } == [7, 1])
-        #expect(DebugExit.status(forValue: 0x7F) == 255)
+        #expect(seen.withLock { $0 } == [3, 0])
+        // The default: the value itself, so 0 is success; above 255 it saturates (256 must not read as 0).
+        #expect([0, 3, 255, 256, 0xFFFF_FFFF].map { DebugExitRule.value.status(for: $0) } == [0, 3, 255, 255, 255])
+        // --qemu-exit-status: QEMU's isa-debug-exit rule, (v << 1) | 1 in 8 bits.
+        #expect([0, 3, 0x7F, 0x80].map { DebugExitRule.qemu.status(for: $0) } == [1, 7, 255, 1])
     }
 
     @Test func i8042ResetsOnlyOnCommand0xFE() {

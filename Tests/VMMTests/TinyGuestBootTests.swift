@@ -164,18 +164,20 @@ struct TinyGuestBootTests {
 struct ProbeGuestAndRunReportTests {
     @Test func theProbeGuestReadsPastItsRAMAndTheReportRecordsTheExits() throws {
         let (outcome, output, machine) = try boot("probe")
-        #expect(outcome == .debugExit(value: 0, status: 1))
+        #expect(outcome == .debugExit(value: 0, status: ExitStatus.guestExit(0)))
         #expect(output.contains("swiftlet-probe: memory-kib 65152"), "640 + 64512 KiB: \(output)")
         #expect(output.contains("swiftlet-probe: memory-end 0x04000000"))
         #expect(output.contains("swiftlet-probe: read-past-end 0x04000000 read 0xffffffff"))
         #expect(output.contains("swiftlet-probe: port-io in 0x80 read 0x000000ff"))
         #expect(output.contains("swiftlet-probe: cpl 0"))
-        let report = machine.runReport(outcome: outcome).lines
-        #expect(report.first == "swiftlet-run-report 1")
+        let written = machine.runReport(outcome: outcome)
+        #expect(written.text.hasPrefix("{\n\t\"format\": \"swiftlet-run-report\",\n\t\"version\": 2,\n\t\"side\": \"vm\""), "\(written.text)")
+        #expect(written.text.contains("\"unassigned_port_accesses\": [\n\t\t{\n\t\t\t\"access\": \"read\",\n\t\t\t\"port\": \"0x80\",\n\t\t\t\"size\": 1,"), "\(written.text)")
+        let report = written.entries.map { "\($0.key) \($0.value)" }
         #expect(report.contains("unmapped read 0x4000000 4 0xffffffff"))
         #expect(report.contains("port_unassigned read 0x80 1 0xff"))
         #expect(report.contains("port_unassigned_count 1"))
-        #expect(report.contains("outcome debug-exit") && report.contains("debug_exit_value 0") && report.contains("exit_status 1"))
+        #expect(report.contains("outcome debug-exit") && report.contains("debug_exit_value 0") && report.contains("exit_status \(ExitStatus.guestExit(0))"))
         #expect(report.contains { $0.hasPrefix("marker 1 ") } && report.contains { $0.hasPrefix("marker 2 ") })
         #expect(report.contains { $0.hasPrefix("exit IO ") } && report.contains { $0.hasPrefix("exit MMIO 1 ") })
         let resident = report.first { $0.hasPrefix("ram_resident_bytes ") }.flatMap { UInt64($0.split(separator: " ")[1]) } ?? 0
@@ -188,9 +190,9 @@ struct ProbeGuestAndRunReportTests {
         let r = ProcessRunner.run(swiftlet, ["boot", "--kernel", "/nonexistent/kernel.elf", "--report", path])
         #expect(r.status == 2)
         let report = ProcessRunner.readFile(path)
-        #expect(report.hasPrefix("swiftlet-run-report 1\nside vm\n"), "\(report)")
-        #expect(report.contains("outcome build-failed\n") && report.contains("exit_status 2\n"))
-        #expect(report.contains("message cannot read kernel /nonexistent/kernel.elf"))
+        #expect(report.hasPrefix("{\n\t\"format\": \"swiftlet-run-report\",\n\t\"version\": 2,\n\t\"side\": \"vm\""), "\(report)")
+        #expect(report.contains("\t\"outcome\": \"build-failed\",\n") && report.contains("\t\"exit_status\": 2\n"))
+        #expect(report.contains("\t\"message\": \"cannot read kernel /nonexistent/kernel.elf"))
     }
 
     @Test func theProbeHelperIsNotAGuest() {

@@ -32,6 +32,16 @@ t0=$SECONDS
 say() { printf 'linux: [%3ds] %s\n' "$((SECONDS - t0))" "$*" >&2; }
 die() { printf 'linux: error: %s\n' "$*" >&2; exit 1; }
 hash() { for f; do sha256sum < "$f"; done | sha256sum | cut -c1-16; }   # contents only, not paths
+# progress SECONDS COMMAND... : while the current phase's background job ($!) runs, print every SECONDS what
+# COMMAND says about it (files extracted, objects compiled), so a phase that takes minutes is visibly alive.
+progress() {
+    local pid=$! every=$1; shift
+    while kill -0 "$pid" 2>/dev/null; do
+        for _ in $(seq "$every"); do sleep 1; kill -0 "$pid" 2>/dev/null || break 2; done
+        say "  ... $("$@")"
+    done
+    wait "$pid"
+}
 outputs() { for f in bzImage vmlinux initramfs.cpio; do echo "$out/$f"; done; }
 
 # One build per OUTDIR at a time (another waits here).
@@ -91,7 +101,8 @@ if ! $kernel_done; then
         if [ "$(cat "$src/.swiftlet-extracted" 2>/dev/null)" != "$srcversion $patch_key" ]; then
             say "extracting $tarball ($srcversion) into $cache"
             rm -rf "$src"
-            tar -xf "$tarball" -C "$cache"
+            tar -xf "$tarball" -C "$cache" &
+            progress 10 sh -c "echo \$(find '$src' -type f 2>/dev/null | wc -l) files extracted"
             [ -f "$src/Makefile" ] || die "$tarball did not extract to $src"
             for p in "${patches[@]}"; do
                 say "applying $(basename "$p")"
@@ -138,7 +149,8 @@ if ! $kernel_done; then
     say "config checked: all $(grep -cE '^(CONFIG_|# CONFIG_.* is not set)' "$fragment") lines of the fragment hold"
 
     say "building bzImage and vmlinux (make -j$jobs; log: $log)"
-    kmake -j"$jobs" bzImage vmlinux
+    kmake -j"$jobs" bzImage vmlinux &
+    progress 15 sh -c "echo \$(grep -cE '^  (CC|AS|LD|AR)' '$log') files compiled or linked, last: \$(grep -E '^  (CC|AS|LD|AR)' '$log' | tail -n 1 | sed 's/^ *//')"
     release=$(cat "$build/include/config/kernel.release")
     cp "$build/arch/x86/boot/bzImage" "$out/bzImage.tmp" && mv "$out/bzImage.tmp" "$out/bzImage"
     cp "$build/vmlinux" "$out/vmlinux.tmp" && mv "$out/vmlinux.tmp" "$out/vmlinux"
