@@ -94,14 +94,18 @@ public enum BootOptions {
 
     /// `swiftlet boot --help` / `swiftlet explain --help`, laid out from the table.
     public static func helpText(for subcommand: String) -> String {
-        var out = "OVERVIEW: \(abstract(for: subcommand))\n\n"
-        out += "USAGE: swiftlet \(subcommand) [OPTIONS]\(subcommand == "boot" ? " [-- COMMAND ...]" : "")\n\n"
+        "OVERVIEW: \(abstract(for: subcommand))\n\n" + helpBody(for: subcommand)
+    }
+
+    /// The help without its overview line (what `swiftlet help boot` shows under ArgumentParser's own).
+    public static func helpBody(for subcommand: String) -> String {
+        var out = "USAGE: swiftlet \(subcommand) [OPTIONS]\(subcommand == "boot" ? " [-- COMMAND ...]" : "")\n\n"
         out += "OPTIONS:\n"
         for option in options(for: subcommand) {
             var left = option.short.map { "\($0), " } ?? ""
             left += option.name
             if let value = option.valueName { left += " \(value)" }
-            out += "  " + left.padding(to: 28) + wrap(option.help, width: 72, indent: 30).dropFirst(0) + "\n"
+            out += "  " + left.padding(to: 28) + wrap(option.help, width: 72, indent: 30) + "\n"
         }
         out += "  " + "-h, --help".padding(to: 28) + "Show this help.\n"
         if subcommand == "boot" {

@@ -9,7 +9,7 @@ struct BootCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "boot",
         abstract: BootOptions.abstract(for: "boot"),
-        discussion: BootOptions.helpText(for: "boot")
+        discussion: BootOptions.helpBody(for: "boot")
     )
 
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The options above, and -- COMMAND for a Linux guest.", valueName: "options"),

@@ -12,7 +12,7 @@ struct ExplainCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "explain",
         abstract: "Build the VM `swiftlet boot` would build, without running it, and explain what the guest gets.",
-        discussion: BootOptions.helpText(for: "explain")
+        discussion: BootOptions.helpBody(for: "explain")
     )
 
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The options of swiftlet boot that describe the machine (see swiftlet explain --help).", valueName: "options"),

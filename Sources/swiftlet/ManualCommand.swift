@@ -39,18 +39,16 @@ struct ManualCommand: ParsableCommand {
             out += ".B swiftlet \(name)\n.RI [ options ]\n.br\n"
         }
         out += ".SH DESCRIPTION\nSwiftlet drives /dev/kvm directly to boot tiny guests and Linux kernels, and starts the same root file system as a container (namespaces, pivot_root, cgroups), so the two ways of isolating software can be run, measured and compared side by side.\n"
-        for subcommand in ["boot", "explain"] {
-            out += ".SH \"\(subcommand.uppercased()) OPTIONS\"\n\(escape(BootOptions.abstract(for: subcommand)))\n"
-            for option in BootOptions.options(for: subcommand) {
-                var head = option.short.map { "\\fB\(escape($0))\\fR, " } ?? ""
-                head += "\\fB\(escape(option.name))\\fR"
-                if let value = option.valueName { head += " \\fI\(value)\\fR" }
-                out += ".TP\n\(head)\n\(escape(option.help))\n"
-            }
-            if subcommand == "boot" {
-                out += ".TP\n\\fB\\-\\-\\fR \\fICOMMAND\\fR ...\nLinux: the command the guest's init runs (needs \\fB\\-\\-kernel\\fR and \\fB\\-\\-initrd\\fR).\n"
-            }
+        out += ".SH \"BOOT OPTIONS\"\n\(escape(BootOptions.abstract(for: "boot")))\n"
+        for option in BootOptions.options(for: "boot") {
+            var head = option.short.map { "\\fB\(escape($0))\\fR, " } ?? ""
+            head += "\\fB\(escape(option.name))\\fR"
+            if let value = option.valueName { head += " \\fI\(value)\\fR" }
+            out += ".TP\n\(head)\n\(escape(option.help))\n"
         }
+        out += ".TP\n\\fB\\-\\-\\fR \\fICOMMAND\\fR ...\nLinux: the command the guest's init runs (needs \\fB\\-\\-kernel\\fR and \\fB\\-\\-initrd\\fR).\n"
+        let runOnly = BootOptions.all.filter { $0.scope == .runOnly }.map { "\\fB\(escape($0.name))\\fR" }
+        out += ".SH EXPLAIN\n\(escape(BootOptions.abstract(for: "explain"))) It takes the boot options above except those that need a run: \(runOnly.joined(separator: ", ")).\n"
         let others: [(String, ParsableCommand.Type)] = [("doctor", DoctorCommand.self), ("container", ContainerCommand.self),
                                                         ("compare", CompareCommand.self)]
         for (name, command) in others {

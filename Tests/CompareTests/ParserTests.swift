@@ -15,7 +15,7 @@ struct ReportAndProbeParsingTests {
         {"format": "swiftlet-run-report", "version": 2, "side": "vm",
          "markers": [{"code": 1, "ns": 100}, {"code": 2, "ns": 250}],
          "steps": [{"side": "launcher", "name": "exec done", "at_ns": 900}],
-         "message": "guest triple-faulted on vCPU 0\n  rip 0000000000100000", "exit_status": 6}
+         "message": "guest triple-faulted on vCPU 0\\n  rip 0000000000100000", "exit_status": 6}
         """
         let report = try #require(ReportFile(text))
         #expect(report.version == 2)

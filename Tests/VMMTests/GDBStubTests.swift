@@ -10,6 +10,9 @@ import VMM
 
 @Suite(.serialized, .enabled(if: KVMRequirement.available, Comment(rawValue: KVMRequirement.reason)))
 struct GDBStubTests {
+    /// gdb's "process exited" reply for a guest that wrote 0 to the debug-exit port: W and the status in hex.
+    static let exitReply = "W" + String(ExitStatus.guestExit(0), radix: 16).leftPadded(to: 2)
+
     let hello = GDBTestSupport.embeddedImage("hello")
 
     @Test func theGuestWaitsForGDBAndRunsFromABreakpointToItsExitStatus() throws {
@@ -34,9 +37,9 @@ struct GDBStubTests {
         #expect(gdb.ask("vCont;s:1") == "T05thread:1;")
         let stepped = try #require(GDBTestSupport.rip(gdb))
         #expect(stepped > kmain && stepped < kmain + 16)
-        #expect(gdb.ask("c") == "W01")
+        #expect(gdb.ask("c") == Self.exitReply)
         let r = vmm.wait()
-        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.status == ExitStatus.guestExit(0), "\(r.stderr)")
         #expect(r.stdout.contains("multiboot magic ok"))
     }
 
@@ -55,8 +58,8 @@ struct GDBStubTests {
         #expect(gdb.ask("c") == "T05thread:1;")
         #expect(GDBTestSupport.rip(gdb) == 0x10_000C)
         #expect(gdb.ask("z1,10000c,1") == "OK")
-        #expect(gdb.ask("c") == "W01")
-        #expect(vmm.wait().status == 1)
+        #expect(gdb.ask("c") == Self.exitReply)
+        #expect(vmm.wait().status == ExitStatus.guestExit(0))
     }
 
     /// On hardware KVM a debug register watches; on kvm_pvm the VMM steps and compares. gdb sees the same.
@@ -68,8 +71,8 @@ struct GDBStubTests {
         #expect(gdb.ask("vCont;c") == "T05thread:1;watch:\(Hex.string(txRoom));")
         #expect(gdb.ask("m\(Hex.string(txRoom)),1") == "10", "the 8250's FIFO depth, 16, written by the first put_char")
         #expect(gdb.ask("z2,\(Hex.string(txRoom)),1") == "OK")
-        #expect(gdb.ask("c") == "W01")
-        #expect(vmm.wait().status == 1)
+        #expect(gdb.ask("c") == Self.exitReply)
+        #expect(vmm.wait().status == ExitStatus.guestExit(0))
     }
 
     /// kvm_pvm runs user mode natively: a step there would hand the guest a #DB, so the stub refuses it
@@ -189,4 +192,8 @@ struct GDBStubTests {
         second.send("k")
         #expect(vmm.wait().status == 128 + SIGKILL)
     }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
 }

@@ -65,7 +65,7 @@ func expectOneLine(_ r: ProcessResult, status: Int32, _ phrase: String, _ what: 
 
     @Test func explainAndCompareRefuseItToo() {
         expectOneLine(ProcessRunner.run(swiftlet, ["explain", "--timeout", "inf"]), status: 2,
-                      "--timeout inf: at most 31536000 seconds (365 days)", "explain --timeout inf")
+                      "--timeout is for swiftlet boot: explain builds the machine and runs nothing", "explain --timeout inf")
         let compare = ProcessRunner.run(swiftlet, ["compare", "--probe", "--timeout", "1e308"])
         #expect(compare.status == 2, "\(compare.stderr)")
         #expect(compare.stderr.contains("--timeout 1e+308: at most 31536000 seconds (365 days)"), "\(compare.stderr)")
@@ -81,8 +81,8 @@ func expectOneLine(_ r: ProcessResult, status: Int32, _ phrase: String, _ what: 
     }
 
     static let memories: [(String, String)] = [
-        ("1", "--memory 1 byte is too small: the guest needs at least 2M"),
-        ("1000", "--memory 1000 bytes is too small: the guest needs at least 2M"),
+        ("1", "--memory 1M is too small: the guest needs at least 2M"),
+        ("1000K", "--memory 1000K is too small: the guest needs at least 2M"),
         ("1K", "--memory 1K is too small: the guest needs at least 2M"),
         ("1023K", "--memory 1023K is too small: the guest needs at least 2M"),
     ]
@@ -165,7 +165,7 @@ struct HostileInputWithKVMTests {
 
     @Test func aConsoleFileOnAFullDeviceReportsTheLoss() {
         let r = ProcessRunner.run(swiftlet, ["boot", "--console", "virtio", "--console-file", "/dev/full", "--timeout", "60"], deadline: 90)
-        #expect(r.status == 1, "the guest ran to its debug exit: \(r.stderr)")
+        #expect(r.status == ExitStatus.guestExit(0), "the guest ran to its debug exit: \(r.stderr)")
         #expect(r.stderr.contains("swiftlet: --console-file /dev/full: cannot write the guest's console output: No space left on device; output is being lost"), "\(r.stderr)")
         #expect(r.stderr.contains("bytes of the guest's console output did not reach the file (No space left on device)"), "\(r.stderr)")
     }

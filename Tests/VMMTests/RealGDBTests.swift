@@ -51,7 +51,7 @@ struct RealGDBTests {
         #expect(out.contains("Thread 1 (vCPU 0, 64-bit, CPL 0)"), "\(out)")
         #expect(out.contains("VM exits since the gdb stub started"), "\(out)")
         #expect(out.contains("[Inferior 1 (Remote target) exited with code 01]"), "\(out)")
-        #expect(vmm.status == 1, "\(vmm.stderr)")
+        #expect(vmm.status == ExitStatus.guestExit(0), "\(vmm.stderr)")
         #expect(vmm.stdout.contains("multiboot magic ok"))
     }
 

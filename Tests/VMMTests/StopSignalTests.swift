@@ -20,7 +20,7 @@ struct StopSignalTests {
         #expect(r.status == status, "\(r.stderr)")
         #expect(r.stderr.contains("swiftlet: stopped by \(name): the VM was shut down (status \(status))"), "\(r.stderr)")
         let lines = ProcessRunner.readFile(report)
-        #expect(lines.contains("outcome signal") && lines.contains("exit_status \(status)"), "\(lines)")
+        #expect(lines.contains("\"outcome\": \"signal\"") && lines.contains("\"exit_status\": \(status)"), "\(lines)")
     }
 
     @Test func sigtermWhileWaitingForAConsoleClientRemovesTheSocket() throws {

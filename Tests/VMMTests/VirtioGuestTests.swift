@@ -12,7 +12,7 @@ import VMM
 struct VirtioGuestTests {
     @Test func helloPrintsItsBannerThroughVirtioAndTheTraceShowsKicksAndInterrupts() {
         let r = ProcessRunner.run(swiftlet, ["boot", "--console", "virtio", "--trace-exits", "--timeout", "60"])
-        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.status == ExitStatus.guestExit(0), "\(r.stderr)")
         #expect(r.stdout.contains("Swiftlet tiny guest: hello from a multiboot kernel"))
         #expect(r.stdout.contains("console: virtio-console, virtio-mmio at 0xd0000000"))
         #expect(r.stdout.contains("multiboot magic ok"))
@@ -26,7 +26,7 @@ struct VirtioGuestTests {
 
     @Test func helloPrintsThroughVirtioPCIFoundByConfigurationMechanism1() {
         let r = ProcessRunner.run(swiftlet, ["boot", "--console", "virtio", "--virtio-transport", "pci", "--trace-exits", "--timeout", "60"])
-        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.status == ExitStatus.guestExit(0), "\(r.stderr)")
         #expect(r.stdout.contains("Swiftlet tiny guest: hello from a multiboot kernel"))
         #expect(r.stdout.contains("console: virtio-console, virtio-pci at 00:01.0, common configuration at 0xe0000000"))
         #expect(r.stdout.contains("multiboot magic ok"))
@@ -47,7 +47,7 @@ struct VirtioGuestTests {
         let machine = try Machine.build(c, console: console)
         let outcome = machine.run()
         let output = String(decoding: console.captured, as: UTF8.self)
-        #expect(outcome == .debugExit(value: 0, status: 1))
+        #expect(outcome == .debugExit(value: 0, status: ExitStatus.guestExit(0)))
         #expect(output.contains("console: virtio-console, virtio-mmio at 0xd0000000"))
         let virtio = try #require(machine.virtioConsole)
         #expect(!virtio.paths.kicksByEventFD && !virtio.paths.interruptsByEventFD)
@@ -93,7 +93,7 @@ struct VirtioGuestTests {
         }
         if fd >= 0 { close(fd) }
         let result = child.wait()
-        #expect(result.status == 1, "\(result.stderr)")
+        #expect(result.status == ExitStatus.guestExit(0), "\(result.stderr)")
         #expect(String(decoding: received, as: UTF8.self).contains("Swiftlet tiny guest: hello from a multiboot kernel"))
         #expect(result.stdout.isEmpty, "the console went to the socket, not stdout")
         #expect(access(path, F_OK) != 0, "the socket file is removed")
@@ -123,7 +123,7 @@ struct VirtioGuestTests {
         #expect(r.stdout.contains("virtio-hostile: transport virtio-\(transport)"), "\(r.stdout)")
         // The guest saw DEVICE_NEEDS_RESET and a configuration interrupt, reset the device, printed through it
         // again, and ended itself with debug-exit 0: the VMM kept running all along.
-        #expect(r.status == 1, "\(attack): \(r.stdout) \(r.stderr)")
+        #expect(r.status == ExitStatus.guestExit(0), "\(attack): \(r.stdout) \(r.stderr)")
         #expect(r.stderr.contains("swiftlet: virtio-console: \(fault)"), "\(attack): \(r.stderr)")
         #expect(r.stderr.contains("device needs reset (DEVICE_NEEDS_RESET set)"))
         #expect(r.stderr.contains("swiftlet: virtio-console: reset by the driver after the fault; the device works again"))
@@ -135,7 +135,7 @@ struct VirtioGuestTests {
     @Test(arguments: transports)
     func aNotificationBeforeDriverOKConsumesNothing(transport: String) {
         let r = Self.hostile("early", transport)
-        #expect(r.status == 1, "\(r.stdout) \(r.stderr)")
+        #expect(r.status == ExitStatus.guestExit(0), "\(r.stdout) \(r.stderr)")
         #expect(r.stdout.contains("virtio-hostile: nothing consumed before DRIVER_OK"))
         #expect(r.stdout.contains("virtio-hostile: consumed after DRIVER_OK and a new kick"))
         #expect(r.stderr.contains("driver notified queue 1 (port 0 transmitq) before DRIVER_OK"))
@@ -144,7 +144,7 @@ struct VirtioGuestTests {
     @Test(arguments: transports)
     func writesToReadOnlyRegistersAndConfigurationAreIgnoredAndLogged(transport: String) {
         let r = Self.hostile("readonly", transport)
-        #expect(r.status == 1, "\(r.stdout) \(r.stderr)")
+        #expect(r.status == ExitStatus.guestExit(0), "\(r.stdout) \(r.stderr)")
         #expect(r.stdout.contains("virtio-hostile: read-only registers and configuration unchanged"))
         #expect(r.stderr.contains("driver wrote 0x1 to configuration field cols (offset 0, 2 bytes), which is read-only: ignored"))
         if transport == "mmio" {
@@ -201,7 +201,7 @@ struct ConsoleBenchGuestTests {
 
     @Test func itWritesKibKiBOfLinesThroughThe8250() {
         let r = ProcessRunner.run(swiftlet, ["boot", "--guest", "console-bench", "--cmdline", "kib=16", "--trace-exits", "--timeout", "60"], deadline: 120)
-        #expect(r.status == 1, "\(r.stderr.suffix(1000))")
+        #expect(r.status == ExitStatus.guestExit(0), "\(r.stderr.suffix(1000))")
         #expect(Self.line.utf8.count == 64)
         #expect(r.stdout == String(repeating: Self.line, count: 16 * 1024 / 64), "\(r.stdout.count) bytes")
         // One OUT to THR per byte, one LSR read per 16 (the 16550A's FIFO), the FIFO probe (an FCR write, an
@@ -217,7 +217,7 @@ struct ConsoleBenchGuestTests {
     func aMiBGoesThroughTheVirtioConsoleInOneKick(transport: String) {
         let r = ProcessRunner.run(swiftlet, ["boot", "--guest", "console-bench", "--console", "virtio", "--virtio-transport", transport,
                                              "-v", "--timeout", "60"], deadline: 120)
-        #expect(r.status == 1, "\(r.stderr.suffix(1000))")
+        #expect(r.status == ExitStatus.guestExit(0), "\(r.stderr.suffix(1000))")
         #expect(r.stdout.utf8.count == 1 << 20)
         #expect(r.stdout == String(repeating: Self.line, count: (1 << 20) / 64), "the default kib=1024, every line intact")
         #expect(r.stderr.contains("virtio-console (virtio-\(transport)): 1 kick (ioeventfd, no VM exit), 1 interrupt ("), "\(r.stderr)")
@@ -232,7 +232,7 @@ struct VirtioPCIMSIXGuestTests {
     @Test func theTransmitqInterruptsByMSIXAndTheGuestsAPICHasTheVector() {
         let r = ProcessRunner.run(swiftlet, ["boot", "--console", "virtio", "--virtio-transport", "pci", "--cmdline", "msix",
                                              "--trace-exits", "--timeout", "60"], deadline: 120)
-        #expect(r.status == 1, "\(r.stderr.suffix(1000))")
+        #expect(r.status == ExitStatus.guestExit(0), "\(r.stderr.suffix(1000))")
         #expect(r.stdout.contains("virtio-pci MSI-X: transmitq on table entry 1, APIC vector 0x41\n"), "\(r.stdout)")
         #expect(r.stdout.contains("virtio-pci MSI-X: vector 0x41 pending in the local APIC's IRR\n"), "\(r.stdout)")
         #expect(r.stdout.hasSuffix("multiboot magic ok\n"))
@@ -246,7 +246,7 @@ struct VirtioPCIMSIXGuestTests {
 
     @Test func withoutMSIXOnItsCommandLineHelloStaysOnINTx() {
         let r = ProcessRunner.run(swiftlet, ["boot", "--console", "virtio", "--virtio-transport", "pci", "--trace-exits", "--timeout", "60"], deadline: 120)
-        #expect(r.status == 1)
+        #expect(r.status == ExitStatus.guestExit(0))
         #expect(!r.stdout.contains("MSI-X") && !r.stderr.contains("KVM_SIGNAL_MSI"))
     }
 }
