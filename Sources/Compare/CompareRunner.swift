@@ -60,7 +60,10 @@ public struct CompareOptions: Sendable {
         let directory = executable.lastIndex(of: "/").map { String(executable[..<$0]) } ?? "."
         let candidates = [here, directory + "/../../guest/" + relative, directory + "/../../../guest/" + relative,
                           directory + "/../share/swiftlet/guest/" + relative]
-        return candidates.first { access($0, F_OK) == 0 } ?? here
+        guard let found = candidates.first(where: { access($0, F_OK) == 0 }) else { return here }
+        guard found != here, let resolved = realpath(found, nil) else { return found }
+        defer { free(resolved) }
+        return String(cString: resolved)
     }
 }
 

@@ -127,3 +127,23 @@ private extension String {
     /// An option name as roff writes it: every '-' escaped.
     func replacingDashes() -> String { split(separator: "-", omittingEmptySubsequences: false).joined(separator: "\\-") }
 }
+
+@Suite struct CompareFromAnywhereTests {
+    /// `compare -- COMMAND` needs the Linux guest for its VM side: without one it says so at once.
+    @Test func aCommandWithoutTheLinuxGuestStopsEarlyWithTheReason() {
+        let r = ProcessRunner.run("/bin/sh", ["-c", "cd / && SWIFTLET_LINUX_DIR=/nonexistent exec \"$0\" compare -- true", swiftlet])
+        #expect(r.status == ExitStatus.badInput, "\(r.stderr)")
+        #expect(r.stderr == "swiftlet compare: -- COMMAND runs in a Linux VM, and there is no /nonexistent/bzImage: build the minimal Linux guest with guest/linux/build.sh, or give --kernel (compare --probe works without it)\n")
+        #expect(r.stdout.isEmpty, "no table of unavailable cells")
+    }
+
+    /// Run from / (not the checkout), compare still finds the checkout's busybox rootfs beside its binary.
+    @Test(.enabled(if: KVMRequirement.available && access("guest/rootfs/out/rootfs/bin/busybox", X_OK) == 0 && getuid() == 0,
+                   "needs /dev/kvm, root and the busybox rootfs (guest/rootfs/build.sh)"))
+    func theRootfsIsFoundFromAnyDirectory() {
+        let r = ProcessRunner.run("/bin/sh", ["-c", "cd / && exec \"$0\" compare --probe --tiny-vm --no-syscalls --quiet --json", swiftlet], deadline: 120)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(!r.stdout.contains("no root filesystem"), "\(r.stdout.prefix(2000))")
+        #expect(r.stdout.contains("\"succeeded\": true"), "\(r.stdout.prefix(2000))")
+    }
+}
