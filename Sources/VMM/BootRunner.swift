@@ -27,6 +27,10 @@ public struct BootArguments: Sendable {
             if argument == "--" { result.configuration.initArguments = Array(arguments[index...]); break }
             switch argument {
             case "--trace-exits": result.configuration.traceExits = true; continue
+            case let word where word.hasPrefix("--trace-exits="):
+                result.configuration.traceExits = true
+                result.configuration.exitTrace = try ExitTraceSettings.parse(String(word.dropFirst("--trace-exits=".count)))
+                continue
             case "-v", "--verbose": result.verbose = true; continue
             case "--no-backend-profile": result.configuration.backendProfile = false; continue
             case "--decompress": result.configuration.decompressKernel = true; continue

@@ -111,7 +111,7 @@ public final class Machine: @unchecked Sendable {
         self.vm = vm
         self.memory = memory
         self.console = console
-        self.tracer = ExitTracer(printing: configuration.traceExits)
+        self.tracer = ExitTracer(printing: configuration.traceExits, settings: configuration.exitTrace)
         if format.isLinux {
             console.observeLines { [unowned self] line in self.scanForMilestone(line) }
         }
