@@ -33,8 +33,8 @@ public struct BusRegister: Equatable, Sendable {
         self.detail = detail
     }
 
-    /// "LSR", or "CONFIG_DATA 00:01.0 register 0x10".
-    public var text: String { detail.map { "\(name) \($0)" } ?? name }
+    /// "LSR", or "CONFIG_DATA (00:01.0 register 0x10)".
+    public var text: String { detail.map { "\(name) (\($0))" } ?? name }
 }
 
 public enum BusError: Error, Equatable, Sendable, CustomStringConvertible {

@@ -85,7 +85,7 @@ public final class ExitTracer: @unchecked Sendable {
             let shown = value & mask(size)
             var text = isPort
                 ? "\(isWrite ? "out" : "in ") port 0x\(hex(address, width: 4)) \(size) byte\(size == 1 ? "" : "s")"
-                : "\(isWrite ? "write" : "read ") 0x\(hex(address, width: 8)) \(size) bytes"
+                : "\(isWrite ? "write" : "read ") 0x\(hex(address, width: 8)) \(size) byte\(size == 1 ? "" : "s")"
             text += " \(isWrite ? "←" : "→") 0x\(hex(shown, width: size * 2))"
             if isWrite && size == 1, let character = ExitTracer.printable(UInt8(shown)) { text += " '\(character)'" }
             if let device {
@@ -218,7 +218,7 @@ public final class ExitTracer: @unchecked Sendable {
         guard run.repeats > 0 else { return }
         let a = run.first
         var values: String
-        if a.isWrite && a.size == 1 {
+        if a.isWrite && a.size == 1, run.values.allSatisfy({ Self.printable(UInt8($0)) != nil }) {
             values = "\"" + run.values.map { Self.escaped(UInt8($0)) }.joined() + (run.repeats > run.values.count ? "…" : "") + "\""
         } else if run.allSameValue {
             values = "each \(a.isWrite ? "←" : "→") 0x\(hex(a.value & mask(a.size), width: a.size * 2))"

@@ -27,7 +27,7 @@ public final class PCIMemoryWindow: BusDevice, Sendable {
     /// The function and BAR the address decodes to now, with the device's own name for the register there.
     public func register(at offset: UInt64, size: Int, isWrite: Bool) -> BusRegister? {
         guard let (function, device, bar, barOffset) = bridge.decodeWithAddress(base &+ offset) else {
-            return BusRegister("no BAR", meaning: nil, detail: "(master abort: reads all ones)")
+            return BusRegister("no BAR", detail: "master abort: reads all ones")
         }
         let place = "\(function) BAR \(bar) +0x\(String(barOffset, radix: 16))"
         if let msix = device.pciFunction.msixRegisterName(bar: bar, offset: barOffset) { return BusRegister(msix, detail: place) }
