@@ -288,7 +288,7 @@ public final class ExitTracer: @unchecked Sendable {
         if printing {
             let folded = o.folded > 0 ? ", \(o.folded) exits folded into \"… and N more\" lines" : ""
             lines.append("The times include this trace's own cost: \(fixed(Double(o.nanoseconds) / 1e6, 3)) ms of the VMM's "
-                         + "\(fixed(Double(vmm) / 1e6, 3)) ms went to tracing (a KVM_GET_REGS for each line's rip, "
+                         + "\(fixed(Double(vmm) / 1e6, 3)) ms went to tracing (a KVM_GET_REGS per traced exit for its rip, "
                          + "\(o.lines) lines written to stderr\(folded)). --trace-exits=summary counts without printing; "
                          + "docs/benchmarks.md times runs without tracing.")
         } else {
