@@ -296,9 +296,17 @@ public final class ExitTracer: @unchecked Sendable {
         }
         if !o.legend.isEmpty {
             lines.append("Registers named above:")
-            for entry in o.legend {
-                let offset = entry.isPort ? "+\(entry.offset)" : "+0x\(hex(entry.offset))"
-                lines.append("  \(pad(entry.register.name, 14, left: false)) \(entry.device) \(offset): \(entry.register.meaning ?? "")")
+            // Registers of one device that share a meaning (virtio's common configuration fields) share a line.
+            var done = Set<Int>()
+            for (i, entry) in o.legend.enumerated() where !done.contains(i) {
+                let same = o.legend.indices.filter { o.legend[$0].device == entry.device && o.legend[$0].register.meaning == entry.register.meaning }
+                done.formUnion(same)
+                if same.count == 1 {
+                    let offset = entry.isPort ? "+\(entry.offset)" : "+0x\(hex(entry.offset))"
+                    lines.append("  \(pad(entry.register.name, 14, left: false)) \(entry.device) \(offset): \(entry.register.meaning ?? "")")
+                } else {
+                    lines.append("  \(same.map { o.legend[$0].register.name }.joined(separator: ", ")) (\(entry.device)): \(entry.register.meaning ?? "")")
+                }
             }
         }
         if let ending = o.ending { lines.append(ending) }
