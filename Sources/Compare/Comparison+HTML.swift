@@ -102,18 +102,19 @@ extension Comparison {
         let lanes = columns.filter { $0.id != "host" }
         let all = lanes.flatMap { $0.timeline.map(\.milliseconds) }.filter { $0 > 0 }
         let low = 0.1, high = max(10, (all.max() ?? 10) * 1.5)
-        let left = 24.0, width = 850.0, laneHeight = 112.0
+        // Room for labels stacked three deep on each side of a lane, at a phone's font size too (30 units).
+        let left = 24.0, width = 850.0, laneHeight = 150.0, step = 28.0
         func x(_ ms: Double) -> Double {
             let value = max(ms, low)
             return left + (log10(value) - log10(low)) / (log10(high) - log10(low)) * width
         }
         var lanesSVG = ""
         var lists = ""
-        var y = 70.0
+        var y = 110.0
         for lane in lanes {
             let kind = lane.id == "vm" ? "vm" : "container"
             let tag = lane.id == "vm" ? vmTag.map { "<tspan class=\"muted small\"> \(escape($0))</tspan>" } ?? "" : ""
-            lanesSVG += "<text x=\"4\" y=\"\(f(y - 34))\" font-weight=\"bold\" class=\"c-\(kind)\">\(escape(lane.id == "vm" ? "VM" : lane.id))\(tag)</text>"
+            lanesSVG += "<text x=\"4\" y=\"\(f(y - 44))\" font-weight=\"bold\" class=\"c-\(kind)\">\(escape(lane.id == "vm" ? "VM" : lane.id))\(tag)</text>"
             if let last = lane.timeline.last {
                 lanesSVG += "<line x1=\"\(f(x(low)))\" y1=\"\(f(y))\" x2=\"\(f(x(last.milliseconds)))\" y2=\"\(f(y))\" class=\"s-\(kind)\" stroke-width=\"4\" stroke-linecap=\"round\"/>"
             } else {
@@ -125,9 +126,9 @@ extension Comparison {
             for (index, mark) in lane.timeline.enumerated() {
                 let px = x(mark.milliseconds)
                 let side = index % 2
-                levelOnSide[side] = px - lastOnSide[side] < 18 ? levelOnSide[side] + 1 : 0
+                levelOnSide[side] = px - lastOnSide[side] < 26 ? levelOnSide[side] + 1 : 0
                 lastOnSide[side] = px
-                let shift = Double(levelOnSide[side]) * 16
+                let shift = Double(levelOnSide[side]) * step
                 let labelY = side == 0 ? y - 10 - shift : y + 28 + shift
                 lanesSVG += "<circle cx=\"\(f(px))\" cy=\"\(f(y))\" r=\"4\" class=\"dot s-\(kind)\" stroke-width=\"2\"><title>\(escape(mark.name)): \(escape(formatMilliseconds(mark.milliseconds)))</title></circle>"
                 lanesSVG += "<text x=\"\(f(px))\" y=\"\(f(labelY))\" text-anchor=\"middle\" font-weight=\"bold\" class=\"c-\(kind)\">\(index + 1)</text>"
@@ -141,12 +142,12 @@ extension Comparison {
             }
             y += laneHeight
         }
-        let axisY = y - 40
+        let axisY = y - 50
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 \(Int(left + width + 30)) \(Int(axisY + 36))\" role=\"img\" aria-label=\"start-up timelines\">"
         var decade = low
         while decade <= high * 1.0001 {
             let px = x(decade)
-            svg += "<line x1=\"\(f(px))\" y1=\"44\" x2=\"\(f(px))\" y2=\"\(f(axisY))\" class=\"grid\"/>"
+            svg += "<line x1=\"\(f(px))\" y1=\"30\" x2=\"\(f(px))\" y2=\"\(f(axisY))\" class=\"grid\"/>"
             svg += "<text x=\"\(f(px))\" y=\"\(f(axisY + 28))\" text-anchor=\"\(px < left + 30 ? "start" : "middle")\" class=\"muted\">\(escape(axisLabel(decade)))</text>"
             decade *= 10
         }
