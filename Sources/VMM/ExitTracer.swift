@@ -121,6 +121,8 @@ public final class ExitTracer: @unchecked Sendable {
 
     /// Whether a line is printed per exit (the `summary` form prints none).
     public let printing: Bool
+    /// Whether --trace-exits was given at all (gdb's `monitor exits` reads the table without it).
+    let requested: Bool
     public let settings: ExitTraceSettings
     private let rows = Mutex([Row](repeating: Row(), count: Reason.allCases.count))
     private let output = Mutex(Output())
@@ -130,6 +132,7 @@ public final class ExitTracer: @unchecked Sendable {
 
     public init(printing: Bool, settings: ExitTraceSettings = ExitTraceSettings()) {
         self.printing = printing && settings.printsExits
+        self.requested = printing
         self.settings = settings
     }
 
@@ -291,7 +294,7 @@ public final class ExitTracer: @unchecked Sendable {
                          + "\(fixed(Double(vmm) / 1e6, 3)) ms went to tracing (a KVM_GET_REGS per traced exit for its rip, "
                          + "\(o.lines) lines written to stderr\(folded)). --trace-exits=summary counts without printing; "
                          + "docs/benchmarks.md times runs without tracing.")
-        } else {
+        } else if requested {
             lines.append("No line was printed per exit (--trace-exits=summary): the times are an untraced run's plus counting.")
         }
         if !o.legend.isEmpty {

@@ -13,7 +13,7 @@ extension GDBStub {
         case .exits:
             return machine.tracer.summary().drop { $0 == "\n" } + "\n"
         case let .lastExits(count):
-            return history.render(last: count)
+            return history.render(last: count, ports: machine.portBus, mmio: machine.mmioBus)
         case let .explain(number):
             let chosen = number.map { $0 + 1 } ?? thread
             guard let vcpu = vcpu(chosen) else { return "no stopped vCPU \(chosen - 1) (this machine has \(machine.vcpus.count))\n" }
