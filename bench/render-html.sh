@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# bench/render-html.sh PAGE.html [OUT.png]: renders a `swiftlet compare --html` page in headless Chromium
-# (Debian's chromium package, installed with apt-get when missing and run as root) to a PNG, then checks
+# bench/render-html.sh [--size W,H] [--dark] PAGE.html [OUT.png]: renders a `swiftlet compare --html` page
+# in headless Chromium at W×H CSS pixels (default 1200,2400; 390,2400 is a phone), in the page's dark
+# colours with --dark (the reader's prefers-color-scheme: dark)
+# (Debian's chromium package, installed with apt-get when missing and run as root), to a PNG, then checks
 # the PNG is not blank: it decodes the image (PNG spec: IHDR, zlib-compressed IDAT, per-row filters) and
 # requires non-white pixels and several distinct colours (the charts' blue, orange, red and green).
 # Prints "render-html: OUT.png WxH, N% non-white, K colours" and exits 0; 1 with the reason otherwise.
 set -euo pipefail
-page=${1:?usage: bench/render-html.sh PAGE.html [OUT.png]}
+size=1200,2400
+scheme=(--blink-settings=preferredColorScheme=1)
+while [ $# -gt 0 ]; do
+    case $1 in
+        --size) size=${2:?--size needs W,H}; shift 2 ;;
+        --dark) scheme=(--force-dark-mode --blink-settings=preferredColorScheme=0); shift ;;
+        *) break ;;
+    esac
+done
+page=${1:?usage: bench/render-html.sh [--size W,H] [--dark] PAGE.html [OUT.png]}
 out=${2:-${page%.html}.png}
 [ -r "$page" ] || { echo "render-html: cannot read $page" >&2; exit 1; }
 
@@ -28,7 +39,7 @@ profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT
 # --no-sandbox: Chromium refuses to run as root with its sandbox; the page is our own, local and script-free.
 timeout 120 "$browser" --headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars \
-    --user-data-dir="$profile" --window-size=1200,2400 --screenshot="$out" \
+    --user-data-dir="$profile" --window-size="$size" "${scheme[@]}" --screenshot="$out" \
     "file://$(realpath "$page")" >/dev/null 2>&1 || true
 [ -s "$out" ] || { echo "render-html: chromium wrote no screenshot to $out" >&2; exit 1; }
 
@@ -72,7 +83,7 @@ for y in range(height):
         pixel = bytes(row[x:x + 3])
         colours.add(pixel)
         if pixel != b"\xff\xff\xff":
-            non_white += 1
+            non_white += 1      # a dark page is nearly all "non-white": the colour count is what tells
     previous = row
 sampled = height * ((width + 1) // 2)
 share = 100.0 * non_white / sampled

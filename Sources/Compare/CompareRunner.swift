@@ -89,6 +89,7 @@ struct VMSide {
     var log = KernelLog("")
     var serial = ""
     var kernel: String?
+    var initrd: String?
 }
 
 struct HostSide {
@@ -196,6 +197,7 @@ public enum CompareRunner {
             progress("vm: swiftlet boot --guest probe (\(options.tinyVM ? "--tiny-vm" : "no Linux kernel in \(directory)"): the probe tiny guest, which has no operating system)")
         } else {
             side.kernel = kernel
+            side.initrd = initrd
             guard let base = ChildProcess.readBytes(initrd) else {
                 side.failure = "cannot read the initramfs \(initrd): \(String(cString: strerror(errno))) (give --initrd, or build it with guest/linux/build.sh)"
                 return side

@@ -1,5 +1,6 @@
 // Comparison+Rows: from what CompareRunner gathered to columns and rows. Each cell says where its value
 // came from; a question a side could not answer gets the reason, never a stand-in value.
+import Glibc
 import KVM
 
 extension Comparison {
@@ -19,9 +20,28 @@ extension Comparison {
         let vmColumn = Self.vmColumn(options, vm, hardware: hardware)
         comparison.columns = [containerColumn, vmColumn, Column(id: "host", title: "host (reference)")]
         comparison.columns[2].completed = !host.answers.isEmpty
+        comparison.vmGuest = Self.describeVMGuest(vm)
         comparison.rows = RowBuilder(options: options, host: host, container: container, vm: vm,
                                      containerColumn: containerColumn, vmColumn: vmColumn).rows()
         return comparison
+    }
+
+    /// The VM side in one sentence, with the sizes of what it boots (read here, not assumed).
+    static func describeVMGuest(_ side: VMSide) -> String {
+        if let kernel = side.kernel {
+            let sizes = [("bzImage", kernel), ("initramfs", side.initrd)].compactMap { name, path in
+                path.flatMap(fileSize).map { "\(name) \(formatKiB(Double($0) / 1024))" }
+            }
+            return "The VM is a Linux kernel + busybox (Swiftlet's minimal Linux\(sizes.isEmpty ? "" : ": " + sizes.joined(separator: ", "))): its start-up includes the kernel's whole boot before the workload's first instruction."
+        }
+        let size = CompareRunner.embedded("probe").map { " \(($0.count + 512) / 1024) KB" } ?? ""
+        return "The VM is the probe tiny guest: a\(size) multiboot kernel with no operating system (guest/tiny/probe.c). Nothing boots, so its start-up shows that creating and entering a VM is cheap, not that VMs start faster than containers: a Linux VM boots its kernel first (compare --probe without --tiny-vm)."
+    }
+
+    static func fileSize(_ path: String) -> UInt64? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return nil }
+        return UInt64(info.st_size)
     }
 
     // MARK: Columns

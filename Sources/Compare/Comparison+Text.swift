@@ -19,6 +19,7 @@ extension Comparison {
             guard !members.isEmpty else { continue }
             out.append("")
             out.append(group.title)
+            if group == .startup, let vmGuest { out += wrap(vmGuest, width: width - 2, indent: "").map { "  " + $0 } }
             for row in members {
                 out.append("  " + row.label)
                 for key in ["container", "vm", "host"] {

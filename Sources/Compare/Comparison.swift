@@ -102,6 +102,9 @@ public struct Comparison: Sendable, Equatable {
     public var backendNote: String?
     public var columns: [Column]
     public var rows: [Row]
+    /// What the VM column boots, in a sentence for whoever reads the start-up chart: the probe tiny guest
+    /// (no operating system) or a Linux kernel + busybox. Pages and text say it next to the timings.
+    public var vmGuest: String? = nil
 
     public func column(_ id: String) -> Column? { columns.first { $0.id == id } }
     public func row(_ id: String) -> Row? { rows.first { $0.id == id } }

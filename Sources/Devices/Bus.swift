@@ -9,6 +9,32 @@
 public protocol BusDevice: AnyObject, Sendable {
     func read(offset: UInt64, size: Int) -> UInt64
     func write(offset: UInt64, size: Int, value: UInt64)
+    /// The register an access of `size` bytes at `offset` reaches, in the datasheet's or specification's
+    /// words, as the device decodes it now: ask after the access (a UART's divisor-latch bit, the function
+    /// CONFIG_ADDRESS names). nil when the device has no name for it (the default). Only the learning lab's
+    /// exit trace asks, so an answer may allocate.
+    func register(at offset: UInt64, size: Int, isWrite: Bool) -> BusRegister?
+}
+
+extension BusDevice {
+    public func register(at offset: UInt64, size: Int, isWrite: Bool) -> BusRegister? { nil }
+}
+
+/// A register as `--trace-exits` names it: "LSR", with what it is for a reader ("Line Status Register") and,
+/// where the device decodes more than the offset, what this access selected ("00:01.0 register 0x10").
+public struct BusRegister: Equatable, Sendable {
+    public let name: String
+    public let meaning: String?
+    public let detail: String?
+
+    public init(_ name: String, meaning: String? = nil, detail: String? = nil) {
+        self.name = name
+        self.meaning = meaning
+        self.detail = detail
+    }
+
+    /// "LSR", or "CONFIG_DATA (00:01.0 register 0x10)".
+    public var text: String { detail.map { "\(name) (\($0))" } ?? name }
 }
 
 public enum BusError: Error, Equatable, Sendable, CustomStringConvertible {

@@ -29,6 +29,10 @@ public final class DebugExit: BusDevice, Sendable {
 
     public func read(offset: UInt64, size: Int) -> UInt64 { 0 }
 
+    public func register(at offset: UInt64, size: Int, isWrite: Bool) -> BusRegister? {
+        BusRegister("EXIT", meaning: "isa-debug-exit: a value written here ends the VM")
+    }
+
     public func write(offset: UInt64, size: Int, value: UInt64) {
         onExit(UInt32(truncatingIfNeeded: value))
     }

@@ -15,6 +15,15 @@ public final class I8042: BusDevice, Sendable {
 
     public func read(offset: UInt64, size: Int) -> UInt64 { 0 }
 
+    public func register(at offset: UInt64, size: Int, isWrite: Bool) -> BusRegister? {
+        switch offset {
+        case 0: BusRegister("DATA", meaning: "i8042 data port (0x60)")
+        case Self.commandOffset where isWrite: BusRegister("CMD", meaning: "i8042 command register (0x64): 0xFE pulses the CPU's reset line")
+        case Self.commandOffset: BusRegister("STATUS", meaning: "i8042 status register (0x64): 0, nothing to read and room to write")
+        default: nil // 0x61-0x63: not the i8042's (port 0x61 is the PC's system control port B)
+        }
+    }
+
     public func write(offset: UInt64, size: Int, value: UInt64) {
         if offset == Self.commandOffset && value & 0xFF == Self.resetCommand { onReset() }
     }

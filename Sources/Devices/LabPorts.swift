@@ -20,6 +20,11 @@ public final class LabPorts: BusDevice, Sendable {
         return UInt64(parameters[Int(offset - 1)])
     }
 
+    public func register(at offset: UInt64, size: Int, isWrite: Bool) -> BusRegister? {
+        offset == 0 ? BusRegister("MARKER", meaning: "lab marker: the VMM timestamps the value written")
+            : BusRegister("PARAM\(offset - 1)", meaning: "lab parameter the VMM hands the guest")
+    }
+
     public func write(offset: UInt64, size: Int, value: UInt64) {
         if offset == 0 { onMarker(UInt32(truncatingIfNeeded: value)) }
     }

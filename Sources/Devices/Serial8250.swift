@@ -86,6 +86,27 @@ public final class Serial8250: BusDevice, @unchecked Sendable {
         }
     }
 
+    /// The register at `offset` by its datasheet name; offsets 0 and 1 depend on LCR's divisor latch bit (DLAB),
+    /// offsets 0 and 2 on the direction.
+    public func register(at offset: UInt64, size: Int, isWrite: Bool) -> BusRegister? {
+        let dlab = state.withLock { $0.lcr & Self.lcrDLAB != 0 }
+        return switch offset {
+        case Self.rbr where dlab: BusRegister("DLL", meaning: "Divisor Latch, low byte (LCR.DLAB set): the baud rate divisor")
+        case Self.rbr where isWrite: BusRegister("THR", meaning: "Transmitter Holding Register: the byte to send")
+        case Self.rbr: BusRegister("RBR", meaning: "Receiver Buffer Register: the next received byte")
+        case Self.ier where dlab: BusRegister("DLM", meaning: "Divisor Latch, high byte (LCR.DLAB set)")
+        case Self.ier: BusRegister("IER", meaning: "Interrupt Enable Register")
+        case Self.fcr where isWrite: BusRegister("FCR", meaning: "FIFO Control Register: bit 0 enables the FIFOs, bits 1-2 clear them")
+        case Self.iir: BusRegister("IIR", meaning: "Interrupt Identification Register: bits 7:6 set when the FIFOs are on, bit 0 set when no interrupt is pending")
+        case Self.lcr: BusRegister("LCR", meaning: "Line Control Register: word length, parity, stop bits, bit 7 DLAB")
+        case Self.mcr: BusRegister("MCR", meaning: "Modem Control Register: DTR, RTS, OUT2 (gates the interrupt), loopback")
+        case Self.lsr: BusRegister("LSR", meaning: "Line Status Register: bit 0 data ready, bit 5 THR empty, bit 6 transmitter empty")
+        case Self.msr: BusRegister("MSR", meaning: "Modem Status Register: CTS, DSR, RI, DCD")
+        case Self.scr: BusRegister("SCR", meaning: "Scratch Register: no effect, used to probe for the UART")
+        default: nil
+        }
+    }
+
     /// Free space in the receive FIFO.
     public var inputSpace: Int { state.withLock { Self.fifoSize - $0.rx.count } }
 

@@ -53,7 +53,17 @@ public struct AddressRange: Hashable, Sendable, CustomStringConvertible {
         base <= other.last && other.base <= last
     }
 
-    public var description: String { "[\(base), 0x\(hex(last.rawValue))]" }
+    /// "[0x100000, 0x10a2d4)": see `rangeText`.
+    public var description: String { rangeText(base: base.rawValue, length: length) }
+}
+
+/// The one way Swiftlet writes a range of addresses (guest-physical memory, ports, MMIO), in `swiftlet boot -v`,
+/// `swiftlet explain`, the gdb stub's monitor and error messages: half-open, the first address and the one just
+/// past the last, `[0x3f8, 0x400)` for the 8 ports of COM1. `width` pads both numbers with zeros. A range that
+/// ends at the top of the 64-bit space ends at 0x10000000000000000.
+public func rangeText(base: UInt64, length: UInt64, width: Int = 0) -> String {
+    let (end, wrapped) = base.addingReportingOverflow(length)
+    return "[0x\(hex(base, width: width)), 0x\(wrapped ? "1" + hex(end, width: 16) : hex(end, width: width)))"
 }
 
 /// Lowercase hexadecimal without a prefix, padded to `width` digits.

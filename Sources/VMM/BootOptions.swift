@@ -23,17 +23,20 @@ public struct OptionDefinition: Sendable {
     public let short: String?
     /// The value's placeholder in help ("SIZE"); nil for a flag.
     public let valueName: String?
+    /// A flag that may also be given as `--name=VALUE` (`--trace-exits=summary`): the value's placeholder.
+    public let inlineValueName: String?
     public let help: String
     public let completion: Completion
     public let scope: Scope
     /// May be given more than once (each value kept, in order).
     public let repeatable: Bool
 
-    public init(_ name: String, short: String? = nil, value: String? = nil, help: String,
+    public init(_ name: String, short: String? = nil, value: String? = nil, inlineValue: String? = nil, help: String,
                 completion: Completion = .none, scope: Scope = .machine, repeatable: Bool = false) {
         self.name = name
         self.short = short
         self.valueName = value
+        self.inlineValueName = inlineValue
         self.help = help
         self.completion = completion
         self.scope = scope
@@ -60,7 +63,7 @@ public enum BootOptions {
         OptionDefinition("--no-backend-profile", help: "Linux: do not add the backend profile's kernel parameters (on kvm_pvm: clearcpuid=..., rodata=off, nopvspin, ...)."),
         OptionDefinition("--decompress", help: "Linux: unpack an LZ4 bzImage's kernel on the host and enter it through its PVH note instead of running its decompressor in the guest."),
         OptionDefinition("--timeout", value: "SECONDS", help: "Stop the guest after this many seconds (status 8).", scope: .runOnly),
-        OptionDefinition("--trace-exits", help: "Print every VM exit and a table of exit counts and times at the end.", scope: .runOnly),
+        OptionDefinition("--trace-exits", inlineValue: "WORDS", help: "Print the VM exits (repeats of one register folded into one line) and a table of exit counts and times at the end. --trace-exits=summary: the table only; =all: every exit on its own line; =\(ExitTraceSettings.kindWords.map(\.word).joined(separator: ",")): only those kinds (words combine).", completion: .choices(["summary", "all"] + ExitTraceSettings.kindWords.map(\.word)), scope: .runOnly),
         OptionDefinition("--report", value: "FILE", help: "Write a JSON run report (milestones, markers, VM exits, memory, how the run ended) to FILE.", completion: .file, scope: .runOnly),
         OptionDefinition("--gdb", value: "ADDRESS", help: "Wait for gdb on ADDRESS before the first instruction: 127.0.0.1:PORT (:PORT, PORT; 0 picks a free port) or a Unix socket path. Loopback only.", scope: .runOnly),
         OptionDefinition("--qemu-exit-status", help: "End with QEMU's isa-debug-exit status, (v << 1) | 1 for a guest that wrote v, instead of v itself.", scope: .runOnly),
@@ -105,6 +108,7 @@ public enum BootOptions {
             var left = option.short.map { "\($0), " } ?? ""
             left += option.name
             if let value = option.valueName { left += " \(value)" }
+            if let value = option.inlineValueName { left += "[=\(value)]" }
             out += "  " + left.padding(to: 28) + wrap(option.help, width: 72, indent: 30) + "\n"
         }
         out += "  " + "-h, --help".padding(to: 28) + "Show this help.\n"

@@ -37,8 +37,8 @@ public struct BootArguments: Sendable {
                 throw .invalidOption(unknownWordMessage(word, subcommand: subcommand))
             }
             if option.isFlag {
-                guard inlineValue == nil else { throw .invalidOption("\(option.name) takes no value") }
-                raw[option.name, default: []].append("")
+                guard inlineValue == nil || option.inlineValueName != nil else { throw .invalidOption("\(option.name) takes no value") }
+                raw[option.name, default: []].append(inlineValue ?? "")
                 continue
             }
             let value: String
@@ -97,6 +97,7 @@ public struct BootArguments: Sendable {
             configuration.cpus = n
         }
         configuration.traceExits = flag("--trace-exits")
+        if let words = raw["--trace-exits"], !words.isEmpty { configuration.exitTrace = try ExitTraceSettings.parse(words) }
         configuration.backendProfile = !flag("--no-backend-profile")
         configuration.decompressKernel = flag("--decompress")
         if flag("--qemu-exit-status") { configuration.debugExitRule = .qemu }

@@ -3,6 +3,7 @@
 // --trace-exits, but remembered instead, so a learner stopped at a breakpoint can ask "what did the guest
 // just do?". The guest's RIP is not recorded (it would cost a KVM_GET_REGS per exit).
 import CKVM
+import Devices
 import GuestMemory
 import KVM
 import Synchronization
@@ -47,8 +48,10 @@ final class ExitHistory: @unchecked Sendable {
         }
     }
 
-    /// The last `count` exits as lines, oldest first, in the --trace-exits format.
-    func render(last count: Int) -> String {
+    /// The last `count` exits as lines, oldest first, in the --trace-exits format (ExitTracer.Access), with the
+    /// device each access reached on `ports` or `mmio`. Register names are left out: a device names a register
+    /// from its state now (a UART's DLAB, the PCI function CONFIG_ADDRESS selects), which may not be its state then.
+    func render(last count: Int, ports: Bus, mmio: Bus) -> String {
         let (records, next, total) = ring.withLock { ($0.records, $0.next, $0.total) }
         let n = min(count, total, Self.capacity)
         guard n > 0 else { return "no VM exits yet\n" }
@@ -57,15 +60,12 @@ final class ExitHistory: @unchecked Sendable {
             let r = records[(next - n + i + Self.capacity) % Self.capacity]
             var detail: String
             switch r.reason {
-            case .io:
-                detail = "\(r.isWrite ? "out" : "in ") port 0x\(hex(r.address, width: 4)) \(r.size) byte\(r.size == 1 ? "" : "s")"
-                if r.isWrite {
-                    detail += " ← 0x\(hex(r.value & mask(Int(r.size)), width: Int(r.size) * 2))"
-                    if r.size == 1, r.value >= 0x20, r.value < 0x7F { detail += " '\(Character(Unicode.Scalar(UInt8(r.value))))'" }
-                }
-            case .mmio:
-                detail = "\(r.isWrite ? "write" : "read ") 0x\(hex(r.address, width: 8)) \(r.size) bytes"
-                if r.isWrite { detail += " ← 0x\(hex(r.value & mask(Int(r.size)), width: Int(r.size) * 2))" }
+            case .io, .mmio:
+                let bus = r.reason == .io ? ports : mmio
+                let entry = bus.entry(containing: r.address)
+                detail = ExitTracer.Access(vcpu: r.vcpu, isPort: r.reason == .io, isWrite: r.isWrite, address: r.address,
+                                           size: Int(r.size), value: r.value, device: entry.map { ($0.name, r.address - $0.base) },
+                                           register: nil).detail
             case .internalError: detail = "suberror \(r.address) (\(internalErrorName(UInt32(truncatingIfNeeded: r.address))))"
             case .debug: detail = "DR6 0x\(hex(r.address)) at 0x\(hex(r.value))"
             default: detail = r.reason.explanation

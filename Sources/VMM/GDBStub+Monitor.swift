@@ -13,7 +13,7 @@ extension GDBStub {
         case .exits:
             return machine.tracer.summary().drop { $0 == "\n" } + "\n"
         case let .lastExits(count):
-            return history.render(last: count)
+            return history.render(last: count, ports: machine.portBus, mmio: machine.mmioBus)
         case let .explain(number):
             let chosen = number.map { $0 + 1 } ?? thread
             guard let vcpu = vcpu(chosen) else { return "no stopped vCPU \(chosen - 1) (this machine has \(machine.vcpus.count))\n" }
@@ -24,12 +24,12 @@ extension GDBStub {
             return describeTranslation(address, vcpu: vcpu)
         case let .readPhysical(address, length):
             guard let bytes = try? machine.memory.readBytes(at: GuestAddress(address), count: length) else {
-                return "guest-physical [0x\(hex(address)), +\(length)) is not all RAM (RAM: \(machine.memory.regions.map { "\($0.range)" }.joined(separator: ", ")))\n"
+                return "guest-physical \(rangeText(base: address, length: UInt64(length))) is not all RAM (RAM: \(machine.memory.regions.map { "\($0.range)" }.joined(separator: ", ")))\n"
             }
             return Self.hexDump(bytes, at: address)
         case let .writePhysical(address, bytes):
             guard (try? machine.memory.write(bytes: bytes, at: GuestAddress(address))) != nil else {
-                return "guest-physical [0x\(hex(address)), +\(bytes.count)) is not all RAM; nothing written\n"
+                return "guest-physical \(rangeText(base: address, length: UInt64(bytes.count))) is not all RAM; nothing written\n"
             }
             return "wrote \(bytes.count) byte\(bytes.count == 1 ? "" : "s") at guest-physical 0x\(hex(address))\n"
         case .backend:

@@ -98,6 +98,7 @@ extension Machine {
         virtioConsole?.stop()
         console.flush()
         let result = finalOutcome()
+        tracer.end(result)
         gdbStub?.end(status: result.exitStatus)
         return result
     }
@@ -249,12 +250,17 @@ extension Machine {
     }
 
     private func traceIO(_ vcpu: VCPU, port: UInt16, write: Bool, size: Int, value: UInt64, handled: Bool) {
-        let device = portBus.entry(containing: UInt64(port))
-        var detail = "\(write ? "out" : "in ") port 0x\(hex(port, width: 4)) \(size) byte\(size == 1 ? "" : "s") \(write ? "←" : "→") 0x\(hex(value, width: size * 2))"
-        if write && size == 1 && value >= 0x20 && value < 0x7F { detail += " '\(Character(Unicode.Scalar(UInt8(value))))'" }
-        if write && size == 1 && value == 0x0A { detail += " '\\n'" }
-        if let device { detail += "  → \(device.name) +\(UInt64(port) - device.base)" } else { detail += "  → no device (reads float high)" }
-        tracer.printExit(vcpu: vcpu.id, reason: .io, detail: detail, rip: try? vcpu.registers().rip)
+        trace(vcpu, on: portBus, isPort: true, address: UInt64(port), write: write, size: size, value: value)
+    }
+
+    /// Hands one access to the tracer with the device and register it reached (the device names its own).
+    private func trace(_ vcpu: VCPU, on bus: Bus, isPort: Bool, address: UInt64, write: Bool, size: Int, value: UInt64) {
+        let entry = bus.entry(containing: address)
+        let offset = entry.map { address - $0.base }
+        let access = ExitTracer.Access(vcpu: vcpu.id, isPort: isPort, isWrite: write, address: address, size: size, value: value,
+                                       device: entry.map { ($0.name, address - $0.base) },
+                                       register: entry.flatMap { $0.device.register(at: offset!, size: size, isWrite: write) })
+        tracer.trace(access) { try? vcpu.registers().rip }
     }
 
     private func handleMMIO(_ mmio: MMIOExit, vcpu: VCPU, tracing: Bool) {
@@ -270,12 +276,7 @@ extension Machine {
             value = read ?? UInt64.max
             for k in 0..<size { mmio.data[k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) }
         }
-        if tracing {
-            let device = mmioBus.entry(containing: mmio.address)
-            tracer.printExit(vcpu: vcpu.id, reason: .mmio,
-                             detail: "\(mmio.isWrite ? "write" : "read ") 0x\(hex(mmio.address, width: 8)) \(size) bytes \(mmio.isWrite ? "←" : "→") 0x\(hex(value & mask(size), width: size * 2))  → \(device?.name ?? "nothing there")",
-                             rip: try? vcpu.registers().rip)
-        }
+        if tracing { trace(vcpu, on: mmioBus, isPort: false, address: mmio.address, write: mmio.isWrite, size: size, value: value) }
         if !handled {
             unmappedAccesses.withLock { if $0.count < UnbackedAccess.recordLimit { $0.append(UnbackedAccess(isWrite: mmio.isWrite, address: mmio.address, size: size, value: value & mask(size))) } }
         }

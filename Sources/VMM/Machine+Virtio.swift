@@ -434,7 +434,7 @@ extension Machine {
         attachment.pciTransport = transport
         let bars = (0..<2).compactMap { i in transport.pciFunction.barAddress(i).map { "BAR \(i) 0x\(hex($0))" } }.joined(separator: ", ")
         note("virtio-console on virtio-pci at 00:\(slot < 16 ? "0" : "")\(String(slot, radix: 16)).0 (1af4:\(hex(VirtioPCITransport.pciDeviceID(device.deviceID)))): \(bars); INTA# on IOAPIC pin \(gsi); MSI-X \(device.queueCount + 1) vectors; \(device.queueCount) queues")
-        note("PCI host bridge 8086:0d57 at 00:00.0 on ports 0xcf8-0xcff; memory window \(X86Layout.pciMemoryWindow)-0x\(hex(X86Layout.pciMemoryWindowEnd.rawValue - 1))")
+        note("PCI host bridge 8086:0d57 at 00:00.0 on ports \(rangeText(base: PCIHostBridge.configAddressPort, length: PCIHostBridge.portCount)); memory window \(rangeText(base: X86Layout.pciMemoryWindow.rawValue, length: X86Layout.pciMemoryWindowEnd.rawValue - X86Layout.pciMemoryWindow.rawValue))")
     }
 
     /// The console socket: accept clients and feed their bytes to port 0, pausing while the port's input

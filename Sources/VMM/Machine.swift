@@ -111,7 +111,7 @@ public final class Machine: @unchecked Sendable {
         self.vm = vm
         self.memory = memory
         self.console = console
-        self.tracer = ExitTracer(printing: configuration.traceExits)
+        self.tracer = ExitTracer(printing: configuration.traceExits, settings: configuration.exitTrace)
         if format.isLinux {
             console.observeLines { [unowned self] line in self.scanForMilestone(line) }
         }
@@ -210,7 +210,7 @@ public final class Machine: @unchecked Sendable {
         do { try Multiboot.load(kernel, image: image, into: memory) } catch { throw .memory(error) }
         entryPoint = kernel.entry
         for r in kernel.loadedRanges {
-            note("kernel segment: guest-physical [0x\(hex(r.start)), 0x\(hex(r.end))) from the ELF's program headers")
+            note("kernel segment: guest-physical \(rangeText(base: r.start, length: r.end &- r.start)) from the ELF's program headers")
         }
         note("multiboot header at file offset 0x\(hex(kernel.header.offset)), flags 0x\(hex(kernel.header.flags)); entry point 0x\(hex(kernel.entry))")
     }
@@ -273,8 +273,8 @@ public final class Machine: @unchecked Sendable {
                 try mmioBus.insert(debugExit, name: "lab MMIO debug-exit", base: X86Layout.labMMIO.rawValue + 0x10, length: 4)
             }
         } catch { throw .bus("\(error)") }
-        for e in portBus.entries { note("port \(e.description)") }
-        for e in mmioBus.entries { note("MMIO \(e.description)") }
+        for e in portBus.entries { note("port \(e.name) at \(rangeText(base: e.base, length: e.length))") }
+        for e in mmioBus.entries { note("MMIO \(e.name) at \(rangeText(base: e.base, length: e.length))") }
     }
 
     func createVCPUs() throws(VMMError) {

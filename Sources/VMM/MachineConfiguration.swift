@@ -71,6 +71,8 @@ public struct MachineConfiguration: Sendable {
     /// Seconds before a still-running guest is stopped; nil for no limit.
     public var timeout: Double? = nil
     public var traceExits = false
+    /// What --trace-exits prints (`--trace-exits=summary`, `=all`, `=io,mmio`...: ExitTraceSettings).
+    public var exitTrace = ExitTraceSettings()
     /// The kernel command line the user gave (Linux: the VMM adds its own parameters in front).
     public var commandLine = ""
     /// Linux: an initramfs (cpio) to load beside the kernel.

@@ -91,6 +91,11 @@ public final class VirtioMMIOTransport: BusDevice, @unchecked Sendable {
         }
     }
 
+    /// The register by its name in virtio 1.2 §4.2.2 (QueueNotify, InterruptStatus, ...), for `--trace-exits`.
+    public func register(at offset: UInt64, size: Int, isWrite: Bool) -> BusRegister? {
+        BusRegister(Self.name(of: offset), meaning: "virtio-mmio register (virtio 1.2 §4.2.2)")
+    }
+
     public func read(offset: UInt64, size: Int) -> UInt64 {
         if offset >= Self.configOffset {
             return device.readConfig(offset: Int(offset - Self.configOffset), size: size)

@@ -180,6 +180,24 @@ public final class VirtioPCITransport: PCIDevice, @unchecked Sendable {
         }
     }
 
+    /// The register an access into BAR 0 reaches, in the specification's words (§4.1.4), for `--trace-exits`.
+    public func barRegister(_ bar: Int, offset: UInt64, size: Int, isWrite: Bool) -> BusRegister? {
+        guard bar == Self.structuresBAR else { return nil }
+        switch offset {
+        case Self.commonOffset..<(Self.commonOffset + Self.commonLength):
+            guard let f = field(offset - Self.commonOffset, size) else { return BusRegister("common configuration (no field)") }
+            return BusRegister(f.name + (f.width == 8 ? (f.high ? " (high)" : " (low)") : ""), meaning: "virtio-pci common configuration (virtio 1.2 §4.1.4.3)")
+        case Self.isrOffset..<(Self.isrOffset + Self.isrLength):
+            return BusRegister("ISR status", meaning: "virtio-pci ISR status: reading it clears it and deasserts INTx (§4.1.4.5)")
+        case Self.deviceOffset..<Self.notifyOffset:
+            return BusRegister("device configuration", detail: "+0x\(String(offset - Self.deviceOffset, radix: 16))")
+        case Self.notifyOffset..<Self.structuresBARSize:
+            return BusRegister("notify", meaning: "virtio-pci notification: a write kicks the queue", detail: "queue \((offset - Self.notifyOffset) / UInt64(Self.notifyMultiplier))")
+        default:
+            return nil
+        }
+    }
+
     // MARK: Common configuration (§4.1.4.3)
 
     /// Fields: offset, width, name; an access must cover one field exactly, or one half of a 64-bit one.

@@ -18,6 +18,6 @@ public struct BootPlacement: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var description: String {
-        "[0x\(hex(range.base.rawValue, width: 8)), 0x\(hex(range.end, width: 8))) \(what)"
+        "\(rangeText(base: range.base.rawValue, length: range.length, width: 8)) \(what)"
     }
 }

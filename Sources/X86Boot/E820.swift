@@ -30,7 +30,7 @@ public enum E820 {
         public var end: UInt64 { base.rawValue &+ length }
 
         public var description: String {
-            "[0x\(hex(base.rawValue, width: 9)), 0x\(hex(end, width: 9))) \(type == .ram ? "RAM" : "reserved")"
+            "\(rangeText(base: base.rawValue, length: length, width: 9)) \(type == .ram ? "RAM" : "reserved")"
         }
     }
 

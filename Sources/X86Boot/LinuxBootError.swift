@@ -60,7 +60,7 @@ public enum LinuxBootError: Error, Equatable, Sendable, CustomStringConvertible 
         case let .badPVHNote(why):
             "the ELF's PVH note (Xen, XEN_ELFNOTE_PHYS32_ENTRY) is unusable: \(why)"
         case let .segmentOverlapsBootArea(index, start, end):
-            "segment \(index) [0x\(hex(start)), 0x\(hex(end))) overlaps the boot structures below 1 MiB"
+            "segment \(index) \(rangeText(base: start, length: end &- start)) overlaps the boot structures below 1 MiB"
         case let .tooManyMemoryMapEntries(count):
             "the memory map has \(count) entries, more than the boot information page holds"
         case let .memory(error):

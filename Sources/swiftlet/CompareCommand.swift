@@ -21,7 +21,7 @@ struct CompareCommand: ParsableCommand {
     @Flag(help: "Ask a probe container and the VM (the minimal Linux's user space) the same questions instead of running a command.")
     var probe = false
 
-    @Flag(name: .customLong("tiny-vm"), help: "With --probe: ask the probe tiny guest (no operating system, a 21 KB multiboot kernel) instead of the minimal Linux.")
+    @Flag(name: .customLong("tiny-vm"), help: "With --probe: ask the probe tiny guest (no operating system, a 30 KB multiboot kernel) instead of the minimal Linux.")
     var tinyVM = false
 
     @Option(help: ArgumentHelp("Linux kernel for the VM (default: $SWIFTLET_LINUX_DIR or guest/linux/out, bzImage).", valueName: "FILE"))

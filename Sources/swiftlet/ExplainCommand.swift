@@ -53,12 +53,12 @@ enum ExplainText {
 
         section("Guest RAM (KVM_SET_USER_MEMORY_REGION)")
         for s in e.memorySlots {
-            line("  slot \(s.slot)  guest-physical \(range(s.range.base.rawValue, s.range.end))  \(size(s.range.length)) of the VMM's anonymous mmap, touched on demand")
+            line("  slot \(s.slot)  guest-physical \(s.range)  \(size(s.range.length)) of the VMM's anonymous mmap, touched on demand")
         }
 
         section("Memory map the kernel is given: \(e.memoryMap.source)")
         for m in e.memoryMap.entries {
-            line("  \(range(m.base, m.end, width: 9))  \(pad(m.typeName, 9))  \(pad(size(m.length), 10))  \(memoryNote(m))")
+            line("  \(rangeText(base: m.base, length: m.length, width: 9))  \(pad(m.typeName, 9))  \(pad(size(m.length), 10))  \(memoryNote(m))")
         }
 
         section("vCPU 0 before its first KVM_RUN (KVM_GET_REGS, KVM_GET_SREGS)")
@@ -106,7 +106,7 @@ enum ExplainText {
             }
             for m in p.mappings {
                 let identity = m.virtualBase == m.physicalBase ? "identity, " : ""
-                line("  maps virtual \(range(m.virtualBase, m.virtualBase &+ m.length)) → physical \(range(m.physicalBase, m.physicalBase &+ m.length)): \(identity)\(size(m.pageSize)) pages, \(m.writable ? "writable" : "read-only"), \(m.user ? "user" : "supervisor only")")
+                line("  maps virtual \(rangeText(base: m.virtualBase, length: m.length)) → physical \(rangeText(base: m.physicalBase, length: m.length)): \(identity)\(size(m.pageSize)) pages, \(m.writable ? "writable" : "read-only"), \(m.user ? "user" : "supervisor only")")
             }
             line("  \(p.note)")
         } else {
@@ -118,7 +118,7 @@ enum ExplainText {
         for f in b.fields {
             line("  +0x\(pad(hex(f.offset), 3)) \(pad(f.name, 18)) 0x\(pad(hex(f.value), 10)) \(f.meaning)")
         }
-        for m in b.modules { line("  initrd: \(range(m.base.rawValue, m.end)) (\(m.length) bytes)") }
+        for m in b.modules { line("  initrd: \(rangeText(base: m.base.rawValue, length: m.length)) (\(m.length) bytes)") }
 
         section("CPUID: the table vCPU 0 was given (KVM_SET_CPUID2) vs this host's CPUID")
         line("  leaf           vCPU table: eax      ebx      ecx      edx       host: eax      ebx      ecx      edx")
@@ -161,11 +161,11 @@ enum ExplainText {
         }
 
         section("Devices (VMM: every access is a VM exit, KVM_EXIT_IO or KVM_EXIT_MMIO, that the VMM's bus answers; KVM: emulated inside the kernel, no exit to the VMM)")
-        line("  \(pad("space", 4)) \(pad("addresses", 23)) \(pad("device", 26)) \(pad("handled by", 16)) interrupt")
+        line("  \(pad("space", 4)) \(pad("addresses", 25)) \(pad("device", 26)) \(pad("handled by", 16)) interrupt")
         for d in e.devices {
-            let where_ = "\(pad(d.space.rawValue, 4)) \(pad("0x\(hex(d.base))-0x\(hex(d.base + d.length - 1))", 23))"
+            let where_ = "\(pad(d.space.rawValue, 4)) \(pad(rangeText(base: d.base, length: d.length), 25))"
             line("  \(where_) \(pad(d.name, 26)) \(pad(d.handledBy, 16)) \(d.interrupt ?? "—")")
-            if !d.note.isEmpty { line("  \(String(repeating: " ", count: 29))\(d.note)") }
+            if !d.note.isEmpty { line("  \(String(repeating: " ", count: 31))\(d.note)") }
         }
 
         let c = e.commandLine
@@ -201,10 +201,6 @@ enum ExplainText {
 
     static func bits(_ value: UInt64, _ names: [(Int, String)]) -> String {
         names.filter { value & (1 << UInt64($0.0)) != 0 }.map(\.1).joined(separator: " ")
-    }
-
-    static func range(_ start: UInt64, _ end: UInt64, width: Int = 0) -> String {
-        "[0x\(hex(start, width: width)), 0x\(hex(end, width: width)))"
     }
 
     static func size(_ bytes: UInt64) -> String {

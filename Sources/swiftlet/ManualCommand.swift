@@ -44,6 +44,7 @@ struct ManualCommand: ParsableCommand {
             var head = option.short.map { "\\fB\(escape($0))\\fR, " } ?? ""
             head += "\\fB\(escape(option.name))\\fR"
             if let value = option.valueName { head += " \\fI\(value)\\fR" }
+            if let value = option.inlineValueName { head += "[=\\fI\(value)\\fR]" }
             out += ".TP\n\(head)\n\(escape(option.help))\n"
         }
         out += ".TP\n\\fB\\-\\-\\fR \\fICOMMAND\\fR ...\nLinux: the command the guest's init runs (needs \\fB\\-\\-kernel\\fR and \\fB\\-\\-initrd\\fR).\n"

@@ -74,13 +74,13 @@ func getpidString() -> String { String(UInt32.random(in: 0...UInt32.max)) }
 struct BootCommandTests {
     @Test func bootWithNoArgumentsRunsHelloAndReturnsItsDebugExitStatus() {
         let r = ProcessRunner.run(swiftlet, ["boot"])
-        #expect(r.status == 1)
+        #expect(r.status == ExitStatus.guestExit(0))
         #expect(r.stdout.hasPrefix("Swiftlet tiny guest: hello from a multiboot kernel\n"))
-        #expect(r.stderr.isEmpty)
+        #expect(r.stderr == "swiftlet: the guest wrote 0 to the debug-exit port (status 0)\n")
     }
 
     @Test func exitStatusesNameWhoEndedTheRun() {
-        #expect(ProcessRunner.run(swiftlet, ["boot", "--guest", "unmapped"]).status == 7)
+        #expect(ProcessRunner.run(swiftlet, ["boot", "--guest", "unmapped"]).status == ExitStatus.guestExit(3))
         let triple = ProcessRunner.run(swiftlet, ["boot", "--guest", "triple-fault"])
         #expect(triple.status == 6)
         #expect(triple.stderr.contains("guest triple-faulted on vCPU 0"))
@@ -91,7 +91,7 @@ struct BootCommandTests {
 
     @Test func traceExitsPrintsEachExitAndTheTable() {
         let r = ProcessRunner.run(swiftlet, ["boot", "--trace-exits"])
-        #expect(r.status == 1)
+        #expect(r.status == ExitStatus.guestExit(0))
         #expect(r.stderr.contains("out port 0x03f8 1 byte ← 0x53 'S'  → COM1 (8250 UART) +0"))
         #expect(r.stderr.contains("in  port 0x03fd 1 byte → 0x60  → COM1 (8250 UART) +5"))
         #expect(r.stderr.contains("out port 0x00f4 4 bytes ← 0x00000000  → debug-exit +0"))
@@ -101,7 +101,7 @@ struct BootCommandTests {
 
     @Test func verboseShowsTheRecipe() {
         let r = ProcessRunner.run(swiftlet, ["boot", "--boot", "firmware", "-v"])
-        #expect(r.status == 1)
+        #expect(r.status == ExitStatus.guestExit(0))
         #expect(r.stderr.contains("firmware ROM at 0xffff0000"))
         #expect(r.stderr.contains("handoff block at 0x500"))
     }
@@ -129,7 +129,7 @@ struct ExitStatusZeroAndFourTests {
     @Test func aGuestThatHaltsWithInterruptsOffEndsWithStatus0() {
         let r = bootSynthetic("halt", [0xFA, 0xF4])                                  // cli; hlt
         #expect(r.status == 0, "\(r.stderr)")
-        #expect(r.stderr == "swiftlet: guest halted (vCPU 0 executed HLT with nothing to wake it)\n", "\(r.stderr)")
+        #expect(r.stderr == "swiftlet: guest halted (vCPU 0 executed HLT with nothing to wake it; status 0)\n", "\(r.stderr)")
     }
 
     @Test func aGuestThatResetsThroughTheKeyboardControllerEndsWithStatus0() {
@@ -219,7 +219,7 @@ struct BackendProfileFlagTests {
     @Test func theFlagChangesNothingForAMultibootGuest() {
         let plain = ProcessRunner.run(swiftlet, ["boot", "-v"], deadline: 60)
         let flagged = ProcessRunner.run(swiftlet, ["boot", "-v", "--no-backend-profile"], deadline: 60)
-        #expect(plain.status == 1 && flagged.status == 1)
+        #expect(plain.status == ExitStatus.guestExit(0) && flagged.status == plain.status)
         #expect(plain.stdout == flagged.stdout && plain.stdout.hasPrefix("Swiftlet tiny guest: hello from a multiboot kernel\n"))
         #expect(!plain.stderr.contains("backend profile") && !flagged.stderr.contains("backend profile"))
     }

@@ -17,7 +17,7 @@ private let cli = ProcessRunner.swiftletPath + "-cli"
         (["boot", "--trace-exit"], "(did you mean --trace-exits?)"),
         (["boot", "--memory"], "--memory needs a value (SIZE)"),
         (["boot", "--memory", "64", "--memory", "32"], "--memory was given twice"),
-        (["boot", "--trace-exits=yes"], "--trace-exits takes no value"),
+        (["boot", "--decompress=yes"], "--decompress takes no value"),
         (["bot"], "unknown subcommand 'bot' (did you mean boot?)"),
         (["explian"], "(did you mean explain?)"),
         (["compare", "--prob"], "Did you mean '--probe'?"),

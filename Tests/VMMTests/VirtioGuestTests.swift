@@ -200,7 +200,7 @@ struct ConsoleBenchGuestTests {
     static let line = "console-bench 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLM\n"
 
     @Test func itWritesKibKiBOfLinesThroughThe8250() {
-        let r = ProcessRunner.run(swiftlet, ["boot", "--guest", "console-bench", "--cmdline", "kib=16", "--trace-exits", "--timeout", "60"], deadline: 120)
+        let r = ProcessRunner.run(swiftlet, ["boot", "--guest", "console-bench", "--cmdline", "kib=16", "--trace-exits=all", "--timeout", "60"], deadline: 120)
         #expect(r.status == ExitStatus.guestExit(0), "\(r.stderr.suffix(1000))")
         #expect(Self.line.utf8.count == 64)
         #expect(r.stdout == String(repeating: Self.line, count: 16 * 1024 / 64), "\(r.stdout.count) bytes")

@@ -22,9 +22,12 @@ public protocol PCIDevice: AnyObject, Sendable {
     /// Told after the function has applied a configuration write (`value` as the guest wrote it).
     /// The default does nothing.
     func didWriteConfig(offset: Int, size: Int, value: UInt32)
+    /// The register at `offset` into BAR `bar`, for `--trace-exits` (see BusDevice.register); the default is nil.
+    func barRegister(_ bar: Int, offset: UInt64, size: Int, isWrite: Bool) -> BusRegister?
 }
 
 extension PCIDevice {
     public func interceptConfigRead(offset: Int, size: Int) -> UInt32? { nil }
     public func didWriteConfig(offset: Int, size: Int, value: UInt32) {}
+    public func barRegister(_ bar: Int, offset: UInt64, size: Int, isWrite: Bool) -> BusRegister? { nil }
 }

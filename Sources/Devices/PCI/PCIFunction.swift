@@ -336,6 +336,19 @@ public final class PCIFunction: Sendable {
 
     /// Serves a read that falls in the MSI-X table or pending-bit array of BAR `bar`; nil when it falls
     /// elsewhere (the device's own registers). Only aligned 4- and 8-byte accesses are defined; others read 0.
+    /// "MSI-X table entry 2 message data" or "MSI-X pending bits" when `offset` into `bar` is there, for `--trace-exits`.
+    public func msixRegisterName(bar: Int, offset: UInt64) -> String? {
+        guard let m = definition.msix else { return nil }
+        if bar == m.tableBAR, let rel = Self.relative(offset, UInt64(m.tableOffset), m.tableLength) {
+            let field = ["message address (low)", "message address (high)", "message data", "vector control"][Int(rel % 16 / 4)]
+            return "MSI-X table entry \(rel / 16) \(field)"
+        }
+        if bar == m.pendingBitArrayBAR, Self.relative(offset, UInt64(m.pendingBitArrayOffset), m.pendingBitArrayLength) != nil {
+            return "MSI-X pending bits"
+        }
+        return nil
+    }
+
     public func readMSIX(bar: Int, offset: UInt64, size: Int) -> UInt64? {
         guard let m = definition.msix else { return nil }
         if bar == m.tableBAR, let rel = Self.relative(offset, UInt64(m.tableOffset), m.tableLength) {

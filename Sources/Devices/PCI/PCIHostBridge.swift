@@ -172,6 +172,20 @@ public final class PCIHostBridge: BusDevice, Sendable {
         }
     }
 
+    /// CONFIG_ADDRESS, or CONFIG_DATA with the function and register the latched CONFIG_ADDRESS selects.
+    public func register(at offset: UInt64, size: Int, isWrite: Bool) -> BusRegister? {
+        let (a, present) = state.withLock { s in (s.configAddress, s.slots[Int(s.configAddress.device)] != nil) }
+        let byte = a.register + Int(offset >= 4 ? offset - 4 : 0)
+        var selected = "\(a.address) register 0x\(String(byte, radix: 16))"
+        if !a.isEnabled { selected += " (enable bit clear: not a configuration access)" }
+        else if a.bus != 0 || a.function != 0 || !present { selected += " (no function there: all ones)" }
+        if offset < 4 {
+            return BusRegister("CONFIG_ADDRESS", meaning: "selects bus, device, function and register for CONFIG_DATA (PCI 3.0 §3.2.2.3.2)",
+                               detail: offset == 0 && size == 4 && isWrite ? "selects \(selected)" : nil)
+        }
+        return BusRegister("CONFIG_DATA", meaning: "the configuration register CONFIG_ADDRESS selects, plus the port's offset", detail: selected)
+    }
+
     /// The device and configuration offset a CONFIG_DATA access at byte `dataOffset` (0-3) reaches, if any.
     private func target(_ s: State, dataOffset: Int, size: Int) -> (any PCIDevice, Int)? {
         let a = s.configAddress
@@ -201,9 +215,13 @@ public final class PCIHostBridge: BusDevice, Sendable {
     /// The device and BAR decoding guest-physical `address`, and the offset into that BAR. When BARs
     /// overlap (the guest's doing), the lowest slot wins.
     func decode(_ address: UInt64) -> (device: any PCIDevice, bar: Int, offset: UInt64)? {
+        decodeWithAddress(address).map { ($0.device, $0.bar, $0.offset) }
+    }
+
+    func decodeWithAddress(_ address: UInt64) -> (function: PCIAddress, device: any PCIDevice, bar: Int, offset: UInt64)? {
         state.withLock { s in
-            guard let hit = s.decoded.first(where: { $0.range.contains(address) }), let device = s.slots[hit.slot]?.device else { return nil }
-            return (device, hit.bar, address - hit.range.base)
+            guard let hit = s.decoded.first(where: { $0.range.contains(address) }), let slot = s.slots[hit.slot] else { return nil }
+            return (slot.address, slot.device, hit.bar, address - hit.range.base)
         }
     }
 

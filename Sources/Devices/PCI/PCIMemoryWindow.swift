@@ -24,6 +24,17 @@ public final class PCIMemoryWindow: BusDevice, Sendable {
         return device.readBAR(bar, offset: barOffset, size: size)
     }
 
+    /// The function and BAR the address decodes to now, with the device's own name for the register there.
+    public func register(at offset: UInt64, size: Int, isWrite: Bool) -> BusRegister? {
+        guard let (function, device, bar, barOffset) = bridge.decodeWithAddress(base &+ offset) else {
+            return BusRegister("no BAR", detail: "master abort: reads all ones")
+        }
+        let place = "\(function) BAR \(bar) +0x\(String(barOffset, radix: 16))"
+        if let msix = device.pciFunction.msixRegisterName(bar: bar, offset: barOffset) { return BusRegister(msix, detail: place) }
+        guard let own = device.barRegister(bar, offset: barOffset, size: size, isWrite: isWrite) else { return BusRegister(place) }
+        return BusRegister(own.name, meaning: own.meaning, detail: own.detail.map { "\(place) \($0)" } ?? place)
+    }
+
     public func write(offset: UInt64, size: Int, value: UInt64) {
         guard let (device, bar, barOffset) = bridge.decode(base &+ offset) else { return }
         if device.pciFunction.writeMSIX(bar: bar, offset: barOffset, size: size, value: value) { return }
