@@ -74,6 +74,10 @@ public struct ContainerSpec: Equatable, Sendable {
     public var deviceRules: [DeviceRule] = []
     public var maskedPaths: [String] = []
     public var readonlyPaths: [String] = []
+    /// linux.cgroupsPath: the cgroup's path from each hierarchy's root (nil: a name of swiftlet's own).
+    public var cgroupsPath: String?
+    /// linux.sysctl: namespaced kernel parameters (net.*, IPC and UTS ones), written inside the container.
+    public var sysctls: [String: String] = [:]
 
     /// Swiftlet extension: run a reaper as PID 1 with the command as its child (`--init`).
     public var initProcess = false

@@ -1,4 +1,4 @@
-// swiftlet: the lean front end. `boot`, `doctor` and `container run` run here, parsed by hand, with the VMM
+// swiftlet: the lean front end. `boot`, `doctor`, `container run` and the OCI runtime (`oci`) run here, parsed by hand, with the VMM
 // and the container launcher linked in but no ArgumentParser and no Foundation, so they cost the least
 // time and memory (see
 // docs/benchmarks.md). Every other subcommand, --help, and anything this parser does not recognise is
@@ -9,7 +9,17 @@ import VMM
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 
+// The OCI runtime (podman, conmon and containerd call `RUNTIME [global options] create ...`): by the
+// name this binary was run as (swiftlet-runtime, swiftlet-vm: symlinks to swiftlet), or `swiftlet oci`.
+let invokedAs = CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? ""
+if invokedAs.hasPrefix("swiftlet-runtime") { exit(OCIRuntime.main(arguments, mode: .process)) }
+if invokedAs.hasPrefix("swiftlet-vm") { exit(OCIRuntime.main(arguments, mode: .vm)) }
+
 switch arguments.first {
+case "oci":
+    let rest = Array(arguments.dropFirst())
+    if rest.first == "--vm" { exit(OCIRuntime.main(Array(rest.dropFirst()), mode: .vm)) }
+    exit(OCIRuntime.main(rest, mode: .process))
 case "boot":
     do {
         if let parsed = try BootArguments.parse(Array(arguments.dropFirst())) { exit(BootRunner.run(parsed)) }
