@@ -860,5 +860,6 @@ __attribute__((noreturn)) void sl_child_exec_main(const sl_plan *p, int sync_fd,
     if (p->set_user) STEP(SL_STEP_USER, switch_user(p), NULL);
     if (p->set_capabilities) STEP(SL_STEP_CAPABILITIES, set_capabilities(p), NULL);
     close_on_exec_from(3 + (p->preserve_fds > 0 ? p->preserve_fds : 0));
+    if (p->detach) prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0); /* after switch_user, which sets it again */
     exec_or_fail(p, error_fd);
 }

@@ -27,6 +27,7 @@ final class ChildPlan {
         var cgroupTasksFDs: [Int32] = []
         /// sl_spawn_exec: the namespaces to join, user first, mount last.
         var joinNamespaceFDs: [Int32] = []
+        var detach = false
     }
 
     init(_ inputs: Inputs) {
@@ -52,6 +53,7 @@ final class ChildPlan {
         buffers.append(UnsafeMutableRawPointer(joins))
         plan.join_ns_fds = UnsafePointer(joins)
         plan.join_ns_count = inputs.joinNamespaceFDs.count
+        plan.detach = inputs.detach ? 1 : 0
         plan.stdio_fds = (inputs.stdio[0], inputs.stdio[1], inputs.stdio[2])
         plan.loopback = spec.namespaces.contains(.network) ? 1 : 0
         plan.hostname = spec.hostname.map { UnsafePointer(string($0)) }

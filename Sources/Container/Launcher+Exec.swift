@@ -62,7 +62,7 @@ extension Launcher {
         let plan = ChildPlan(.init(spec: spec, rootfs: "/", mounts: [], seccomp: nil, terminal: process.terminal,
                                    preserveFDs: options.preserveFDs,
                                    stdio: [options.stdin ?? -1, options.stdout ?? -1, options.stderr ?? -1],
-                                   setgroupsAllowed: true, joinNamespaceFDs: joins))
+                                   setgroupsAllowed: true, joinNamespaceFDs: joins, detach: detach))
         var child = sl_process(pid: 0, sync_fd: -1, error_fd: -1)
         var failedStep: Int32 = 0
         let spawned = sl_spawn_exec(plan.pointer, pidNamespace?.rawValue ?? -1, &child, &failedStep)

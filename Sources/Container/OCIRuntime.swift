@@ -446,7 +446,11 @@ public enum OCIRuntime {
         guard parsed.positional.count == 1 else { throw ContainerError(step: "usage", "give exactly one container ID", exitStatus: 2) }
         let id = try checkID(parsed.positional[0])
         let directory = context.directory(id)
-        guard FileSystem.isDirectory(directory) else { throw ContainerError(step: "delete", "container \(id) does not exist") }
+        guard FileSystem.isDirectory(directory) else {
+            // --force: the container is gone either way (podman deletes after a failed create, too).
+            if parsed.flags.contains("force") { return 0 }
+            throw ContainerError(step: "delete", "container \(id) does not exist")
+        }
         let state: OCIState
         do { state = try load(id, context) } catch {
             // A directory without usable state: a create that was killed. Only --force removes it.
