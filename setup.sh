@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-packages=(time busybox-static cpio bc flex bison libelf-dev libssl-dev linux-source qemu-system-x86 crun runc uidmap iproute2 strace kmod linux-perf acpica-tools gdb socat)
+packages=(time busybox-static cpio bc flex bison libelf-dev libssl-dev linux-source qemu-system-x86 crun runc podman uidmap iproute2 strace kmod linux-perf acpica-tools gdb socat)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
