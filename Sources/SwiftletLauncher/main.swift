@@ -20,6 +20,8 @@ case "oci":
     let rest = Array(arguments.dropFirst())
     if rest.first == "--vm" { exit(OCIRuntime.main(Array(rest.dropFirst()), mode: .vm)) }
     exit(OCIRuntime.main(rest, mode: .process))
+case "oci-vm-boot":
+    exit(OCIVirtualMachineBoot.main(Array(arguments.dropFirst())))
 case "boot":
     do {
         if let parsed = try BootArguments.parse(Array(arguments.dropFirst())) { exit(BootRunner.run(parsed)) }
