@@ -743,7 +743,11 @@ __attribute__((noreturn)) void sl_child_main(const sl_plan *p, int sync_fd, int 
     MARK(SL_STEP_PROPAGATION);
 
     /* rootfs: pivot_root needs the new root to be a mount point; binding it onto itself makes it one. */
-    STEP(SL_STEP_ROOTFS, errno_result(mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL)), p->rootfs);
+    /* With an overlay the image stays untouched: writes land in the upper directory, in this namespace only. */
+    if (p->overlay_options != NULL)
+        STEP(SL_STEP_ROOTFS, errno_result(mount("overlay", p->rootfs, "overlay", 0, p->overlay_options)), "overlay");
+    else
+        STEP(SL_STEP_ROOTFS, errno_result(mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL)), p->rootfs);
     int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) fail(error_fd, SL_STEP_ROOTFS, errno, -1, p->rootfs, 125);
     MARK(SL_STEP_ROOTFS);

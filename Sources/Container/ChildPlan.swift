@@ -28,6 +28,7 @@ final class ChildPlan {
         /// sl_spawn_exec: the namespaces to join, user first, mount last.
         var joinNamespaceFDs: [Int32] = []
         var detach = false
+        var overlayOptions: String?
     }
 
     init(_ inputs: Inputs) {
@@ -36,6 +37,7 @@ final class ChildPlan {
         let spec = inputs.spec
         var plan = sl_plan()
         plan.rootfs = UnsafePointer(string(inputs.rootfs))
+        plan.overlay_options = inputs.overlayOptions.map { UnsafePointer(string($0)) }
         var flags: UInt = 0
         for kind in spec.namespaces where kind != .cgroup { flags |= kind.cloneFlag }
         plan.clone_flags = flags

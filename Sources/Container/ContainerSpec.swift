@@ -81,6 +81,11 @@ public struct ContainerSpec: Equatable, Sendable {
 
     /// Swiftlet extension: run a reaper as PID 1 with the command as its child (`--init`).
     public var initProcess = false
+    /// Swiftlet extension: where the root filesystem's writes go. nil: into it (OCI bundles, --read-only);
+    /// `.temporary`: an overlay whose upper layer is a temporary directory removed at exit (`container run`'s
+    /// default); `.directory(D)`: an overlay whose upper layer is D/upper, kept (`--upper D`).
+    public enum Overlay: Equatable, Sendable { case temporary, directory(String) }
+    public var overlay: Overlay?
     /// Swiftlet extension: install the built-in seccomp filter (on unless a test turns it off).
     public var seccomp = true
 

@@ -153,13 +153,15 @@ public enum Launcher {
             }
         }
 
+        let overlay = try spec.overlay.map { (kind) throws(ContainerError) in try RootOverlay(kind, lower: rootfs) }
+        cleanup.overlay = overlay
         let userNamespace = spec.namespaces.contains(.user)
-        let plan = ChildPlan(.init(spec: spec, rootfs: rootfs, mounts: mounts, seccomp: seccomp,
+        let plan = ChildPlan(.init(spec: spec, rootfs: overlay?.merged ?? rootfs, mounts: mounts, seccomp: seccomp,
                                    terminal: spec.process.terminal, startFD: options.startFD ?? -1,
                                    preserveFDs: options.preserveFDs,
                                    stdio: [options.stdin ?? -1, options.stdout ?? -1, options.stderr ?? -1],
                                    setgroupsAllowed: !(userNamespace && rootless),
-                                   cgroupTasksFDs: tasksFDs.map(\.rawValue)))
+                                   cgroupTasksFDs: tasksFDs.map(\.rawValue), overlayOptions: overlay?.options))
         plan.pointer.pointee.step_end_ns = timeline.childBuffer
         timeline.mark("plan")
 
@@ -304,6 +306,7 @@ public enum Launcher {
         var terminal: Terminal?
         let cgroup: ContainerCgroup?
         var keepCgroup = false
+        var overlay: RootOverlay?
         private var done = false
 
         init(cgroup: ContainerCgroup?) {
@@ -316,6 +319,7 @@ public enum Launcher {
             done = true
             if let pid = forwardedPID { sl_forward_signals_unregister(pid) }
             terminal?.restore()
+            overlay?.remove()
             if keepCgroup { return [] }
             return cgroup?.destroy().map(\.description) ?? []
         }

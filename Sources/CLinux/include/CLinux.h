@@ -90,6 +90,8 @@ typedef struct sl_rlimit {
 /* Everything the child needs, prepared by the parent before clone; the child only reads it. */
 typedef struct sl_plan {
     const char *rootfs;            /* absolute host path of the root filesystem */
+    const char *overlay_options;   /* NULL, or "lowerdir=..,upperdir=..,workdir=..": mount an overlay on
+                                      rootfs (an empty directory) instead of binding it onto itself */
     unsigned long clone_flags;     /* CLONE_NEW* for clone(2): user, pid, mount, uts, ipc, net */
     int unshare_cgroup;            /* unshare(CLONE_NEWCGROUP) once the cgroup is joined */
     const int *cgroup_tasks_fds;   /* v1 `tasks` files the parent opened; the child writes "0" to each */
