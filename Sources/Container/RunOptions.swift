@@ -120,7 +120,7 @@ public struct RunOptions: Equatable, Sendable {
             case "--net", "--network":
                 let text = try value(name, inline)
                 guard let network = Network(rawValue: text) else {
-                    throw ContainerError.invalid("--net \(text): unknown network mode", hint: "use none or host")
+                    throw ContainerError.invalid("--network \(text): unknown network mode", hint: "use none or host")
                 }
                 options.network = network
             case "--read-only": options.readOnly = true
