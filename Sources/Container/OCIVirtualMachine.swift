@@ -4,7 +4,7 @@
 //                              (at `start`, by `swiftlet oci-vm-boot`: SwiftletLauncher/OCIVirtualMachineBoot)
 //   process.args, env, cwd     the guest's init runs `chroot /container env -i ENV... sh -c 'cd CWD && exec "$@"'`
 //   process.user               `nsenter -S UID -G GID` (busybox's: setgid, setgroups(0), setuid) inside the chroot
-//   resources.memory.limit     the VM's RAM (at least 128 MiB, what the minimal kernel needs)
+//   resources.memory.limit     the VM's RAM (at least 64 MiB, what the minimal kernel needs; 128 MiB without a limit)
 //   resources.cpu quota/period the VM's vCPUs, rounded up
 //   the container's process    the VMM process: its pid is the container's, its exit status the command's
 //                              (the guest's init reports it through the debug-exit port)
@@ -22,7 +22,10 @@ import Musl
 #endif
 
 enum OCIVirtualMachine {
-    static let minimumMemoryMiB: UInt64 = 128
+    /// The minimal kernel and its busybox initramfs boot in 64 MiB (the Linux boot tests use that); without
+    /// a limit the VM gets 128 MiB.
+    static let minimumMemoryMiB: UInt64 = 64
+    static let defaultMemoryMiB: UInt64 = 128
 
     static func create(spec: ContainerSpec, id: String, bundle: String, directory: String, startFD: Int32,
                        consoleSocket: String?, warn: (String) -> Void) throws(ContainerError) -> OCIState {
@@ -66,7 +69,7 @@ enum OCIVirtualMachine {
     }
 
     static func memoryMiB(_ spec: ContainerSpec) -> UInt64 {
-        max(minimumMemoryMiB, (spec.resources.memoryBytes ?? 0) >> 20)
+        spec.resources.memoryBytes.map { max(minimumMemoryMiB, $0 >> 20) } ?? defaultMemoryMiB
     }
 
     static func cpus(_ spec: ContainerSpec) -> Int {

@@ -22,17 +22,25 @@ final class PodmanFixture {
     var runtime: String { directory.path + "/swiftlet-runtime" }
     static let runFlags = "--network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --security-opt seccomp=unconfined"
 
+    /// podman --runtime .../swiftlet-vm: the same bundles in a microVM booted from guest/linux/out.
+    var vmRuntime: String { directory.path + "/swiftlet-vm" }
+    static let kernelFiles = [Fixtures.repositoryRoot + "/guest/linux/out/bzImage", Fixtures.repositoryRoot + "/guest/linux/out/initramfs.cpio"]
+    static var vmAvailable: Bool { available && KVMRequirement.available && Prerequisite.available(kernelFiles.allSatisfy(FileSystemProbe.exists)) }
+
     init() throws {
         directory = try TemporaryDirectory()
         symlink(CLI.swiftlet, runtime)
+        symlink(CLI.swiftlet, vmRuntime)
         let imported = run("sh -c \"tar -C '\(Fixtures.rootfsPath)' -c . | $PODMAN import - localhost/swiftlet-busybox\"", raw: true)
         try #require(imported.status == 0, "podman import: \(imported.stderr)")
     }
 
-    var podman: String {
+    /// podman with this test's storage (paths without spaces: they are expanded unquoted as $PODMAN).
+    var base: String {
         let d = directory.path
-        return "'\(Self.podman ?? "podman")' --root \(d)/root --runroot \(d)/runroot --tmpdir \(d)/tmp --cgroup-manager cgroupfs --events-backend file --runtime \(runtime)"
+        return "\(Self.podman ?? "podman") --root \(d)/root --runroot \(d)/runroot --tmpdir \(d)/tmp --cgroup-manager cgroupfs --events-backend file"
     }
+    var podman: String { base + " --runtime \(runtime)" }
 
     /// `podman ARGUMENTS` (or, `raw`, a shell line where $PODMAN is this podman), output in files.
     func run(_ arguments: String, raw: Bool = false, deadline: Double = 120) -> (status: Int32, stdout: String, stderr: String) {
@@ -110,5 +118,20 @@ struct PodmanTests {
         #expect(r.status == 5, "\(r.stdout) \(r.stderr)")
         #expect(r.stdout.contains("/dev/pts/0"), "\(r.stdout)")
         #expect(r.stdout.contains("term=xterm"), "\(r.stdout)")
+    }
+
+    @Test(.enabled(if: PodmanFixture.vmAvailable, "needs /dev/kvm and guest/linux/out (guest/linux/build.sh) besides podman"))
+    func theSameImageInAMicroVM() throws {
+        let podman = try PodmanFixture()
+        let kernel = PodmanFixture.kernelFiles
+        let r = LinuxBootLock.serialize {
+            podman.run("SWIFTLET_VM_KERNEL=\(kernel[0]) SWIFTLET_VM_INITRD=\(kernel[1]) \(podman.base) --runtime \(podman.vmRuntime) run --rm \(flags) "
+                       + "--memory 64m -e GREETING=hi -w /tmp -u 1000:1000 \(image) sh -c 'echo $GREETING; uname -r; pwd; id -u; exit 4'",
+                       raw: true, deadline: 600)
+        }
+        #expect(r.status == 4, "\(r.stdout) \(r.stderr)")
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains("hi") && lines.contains("/tmp") && lines.contains("1000"), "\(r.stdout)")
+        #expect(lines.contains { $0.hasSuffix("-swiftlet") }, "the guest's own kernel ran it: \(r.stdout)")
     }
 }
