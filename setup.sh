@@ -21,6 +21,9 @@ command -v swift >/dev/null || { echo "setup: Swift 6 is needed (https://www.swi
 echo "setup: building swiftlet (release, one static executable)"
 swift build -c release --product swiftlet 2>&1 | tail -1
 swift build -c release --product swiftlet-cli 2>&1 | tail -1   # the full CLI the front end hands other subcommands to
+# The OCI runtime names podman and conmon call (docs/05-containers.md): the same binary, chosen by argv[0].
+ln -sf swiftlet .build/release/swiftlet-runtime
+ln -sf swiftlet .build/release/swiftlet-vm
 echo "setup: booting the embedded tiny guest: .build/release/swiftlet boot"
 status=0
 .build/release/swiftlet boot || status=$?

@@ -78,6 +78,28 @@ struct OCIRuntimePartsTests {
         #expect(timeout?.description.contains("did not finish within 1 s") == true)
     }
 
+    @Test func aBundleBecomesAMicroVMsCommandAndSize() {
+        var spec = ContainerSpec.standard(rootPath: "/r", args: ["echo", "a b"])
+        spec.process.env = ["PATH=/bin", "X=1"]
+        spec.process.cwd = "/tmp"
+        #expect(OCIVirtualMachine.guestCommand(spec.process) == ["chroot", "/container", "env", "-i", "PATH=/bin", "X=1",
+                                                                   "sh", "-c", "cd \"$0\" && exec \"$@\"", "/tmp", "echo", "a b"])
+        spec.process.user = .init(uid: 1000, gid: 100)
+        #expect(OCIVirtualMachine.guestCommand(spec.process).starts(with: ["chroot", "/container", "nsenter", "-S", "1000", "-G", "100", "env"]))
+        #expect(OCIVirtualMachine.memoryMiB(spec) == 128)
+        spec.resources.memoryBytes = 32 << 20
+        #expect(OCIVirtualMachine.memoryMiB(spec) == 64, "no less than the minimal kernel needs")
+        spec.resources.memoryBytes = 300 << 20
+        #expect(OCIVirtualMachine.memoryMiB(spec) == 300)
+        #expect(OCIVirtualMachine.cpus(spec) == 1)
+        spec.resources.cpuQuotaMicroseconds = 150_000
+        spec.resources.cpuPeriodMicroseconds = 100_000
+        #expect(OCIVirtualMachine.cpus(spec) == 2, "1.5 CPUs round up")
+        spec.resources.cpuQuotaMicroseconds = Int64.max
+        spec.resources.cpuPeriodMicroseconds = UInt64.max
+        #expect(OCIVirtualMachine.cpus(spec) == 1)
+    }
+
     @Test func stateJSONHasTheSpecsFieldsAndRoundTrips() throws {
         var state = OCIState(id: "c1", pid: 1234, startTime: 99, bundle: "/b", rootfs: "/b/rootfs", created: OCIState.timestamp())
         state.annotations = [("a", "b")]
@@ -266,6 +288,17 @@ struct OCIRuntimeLifecycleTests {
             if !expected.isEmpty { #expect(r.stderr == expected) }
             #expect(((try? FileSystem.list(runtime.root)) ?? []).isEmpty, "\(name): nothing left in the state directory")
         }
+    }
+
+    @Test func namespacedSysctlsAreSetInsideOnly() throws {
+        let host = FileSystemProbe.read("/proc/sys/net/ipv4/ip_default_ttl")
+        let runtime = try RuntimeFixture(args: ["cat", "/proc/sys/net/ipv4/ip_default_ttl"]) { text in
+            text = text.replacingFirst("\"linux\": {", with: #""linux": {"sysctl": {"net.ipv4.ip_default_ttl": "42"},"#)
+        }
+        let r = runtime.run("run s1")
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout == "42\n")
+        #expect(FileSystemProbe.read("/proc/sys/net/ipv4/ip_default_ttl") == host, "the host's value is unchanged")
     }
 
     @Test func systemdCgroupIsRefused() throws {
