@@ -323,6 +323,7 @@ public enum OCIRuntime {
                                  created: OCIState.timestamp(), cgroupDirectories: result.cgroupDirectories)
             }
             state.annotations = annotations(document)
+            state.hasHooks = !hooks.hooks.isEmpty
             created = state
             try writeFile(state.stored().formatted(), to: directory + "/state.json")
             for kind in ["prestart", "createRuntime", "createContainer"] { try hooks.run(kind, state: state.document(status: "created")) }
@@ -373,7 +374,7 @@ public enum OCIRuntime {
         let state = try load(id, context)
         let current = status(state, context)
         guard current == "created" else { throw ContainerError(step: "start", "container \(id) is \(current), not created") }
-        let hooks = (try? loadBundle(state.bundle, context)).flatMap { try? OCIHooks(document: $0.1) } ?? OCIHooks()
+        let hooks = state.hasHooks ? (try? loadBundle(state.bundle, context)).flatMap { try? OCIHooks(document: $0.1) } ?? OCIHooks() : OCIHooks()
         try hooks.run("startContainer", state: state.document(status: "created"))
         let fifo = context.directory(id) + "/start.fifo"
         let fd = open(fifo, O_WRONLY | O_NONBLOCK | O_CLOEXEC)
@@ -463,7 +464,7 @@ public enum OCIRuntime {
             throw ContainerError(step: "delete", "container \(id) is running", hint: "stop it first or use delete --force")
         }
         destroy(state)
-        if let hooks = (try? loadBundle(state.bundle, context)).flatMap({ try? OCIHooks(document: $0.1) }) {
+        if state.hasHooks, let hooks = (try? loadBundle(state.bundle, context)).flatMap({ try? OCIHooks(document: $0.1) }) {
             do { try hooks.run("poststop", state: state.document(status: "stopped")) } catch { context.warn(error.description) }
         }
         removeDirectory(id, context)
@@ -478,7 +479,11 @@ public enum OCIRuntime {
             _ = ContainerCgroup.removeDirectory(directory, HostCgroupFilesystem())
         }
         // Wait (briefly) until the process is gone or a zombie its parent has yet to reap.
-        for _ in 0..<2000 where state.isAlive { usleep(1000) }
+        var waited = 0
+        while waited < 2000 && state.isAlive {
+            usleep(1000)
+            waited += 1
+        }
     }
 
     // MARK: - exec

@@ -27,10 +27,12 @@ public struct OCIState: Equatable, Sendable {
     public var cgroupDirectories: [String] = []
     /// "process" or "vm" (swiftlet-vm).
     public var mode = "process"
+    /// Whether config.json has hooks: `start` and `delete` read the bundle again only then.
+    public var hasHooks = false
 
     public static func == (a: OCIState, b: OCIState) -> Bool {
         a.id == b.id && a.pid == b.pid && a.startTime == b.startTime && a.bundle == b.bundle && a.rootfs == b.rootfs
-            && a.created == b.created && a.cgroupDirectories == b.cgroupDirectories && a.mode == b.mode
+            && a.created == b.created && a.cgroupDirectories == b.cgroupDirectories && a.mode == b.mode && a.hasHooks == b.hasHooks
             && a.annotations.map(\.0) == b.annotations.map(\.0) && a.annotations.map(\.1) == b.annotations.map(\.1)
     }
 
@@ -57,6 +59,7 @@ public struct OCIState: Equatable, Sendable {
         members.append(("swiftletStartTime", .number(Double(startTime))))
         members.append(("swiftletCgroups", .array(cgroupDirectories.map { .string($0) })))
         members.append(("swiftletMode", .string(mode)))
+        members.append(("swiftletHooks", .bool(hasHooks)))
         return .object(members)
     }
 
@@ -72,6 +75,7 @@ public struct OCIState: Equatable, Sendable {
         if case .string(let text)? = field("rootfs") { state.rootfs = text }
         if case .string(let text)? = field("created") { state.created = text }
         if case .string(let text)? = field("swiftletMode") { state.mode = text }
+        if case .bool(let flag)? = field("swiftletHooks") { state.hasHooks = flag }
         if case .object(let list)? = field("annotations") {
             state.annotations = list.compactMap { if case .string(let v) = $0.1 { ($0.0, v) } else { nil } }
         }

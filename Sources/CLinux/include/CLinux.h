@@ -132,7 +132,7 @@ typedef struct sl_plan {
     size_t sysctl_count;
     int preserve_fds;              /* descriptors 3 .. 3+N-1 stay open across execve (--preserve-fds) */
     int detach;                    /* sl_spawn_exec: the process outlives the runtime (no parent-death signal) */
-    const int *join_ns_fds;        /* sl_spawn_exec: /proc/PID/ns/* descriptors to setns(2) into, user first */
+    const int *join_ns_fds;        /* sl_spawn_exec: /proc/PID/ns/<name> descriptors to setns(2) into, user first */
     size_t join_ns_count;
 } sl_plan;
 
