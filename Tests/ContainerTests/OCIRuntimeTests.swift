@@ -161,7 +161,7 @@ extension String {
     }
 }
 
-@Suite(.serialized, .enabled(if: CLI.available, "needs root, the busybox rootfs and the swiftlet binaries"))
+@Suite(.serialized, .changesHostState, .enabled(if: CLI.available, "needs root, the busybox rootfs and the swiftlet binaries"))
 struct OCIRuntimeLifecycleTests {
     @Test func createStartStateKillDelete() throws {
         let runtime = try RuntimeFixture()

@@ -62,7 +62,7 @@ final class PodmanFixture {
     }
 }
 
-@Suite(.serialized, .enabled(if: PodmanFixture.available, "\(PodmanFixture.reason)"))
+@Suite(.serialized, .changesHostState, .enabled(if: PodmanFixture.available, "\(PodmanFixture.reason)"))
 struct PodmanTests {
     let image = "localhost/swiftlet-busybox"
     let flags = PodmanFixture.runFlags
