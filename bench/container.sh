@@ -22,6 +22,9 @@
 #
 # SWIFTLET_COMPARE=/path/to/another/swiftlet adds a line for a second build (swiftlet*).
 #
+# "swiftlet run --rootfs" writes to a temporary overlay upper layer (docs/05-containers.md); "--read-only"
+# needs none, so the difference is the overlay's cost.
+#
 # "swiftlet --pids 512" is the same run with a limit, so with a cgroup: without a limit Swiftlet
 # creates none (docs/05-containers.md explains why), while crun and runc always do.
 #
@@ -66,6 +69,7 @@ cc -O2 -o "$work/harness" "$here/bench/harness.c"
 
 cat > "$work/launchers" <<EOF
 swiftlet run --rootfs	$swiftlet container run --rootfs $bundle/rootfs -- /bin/true
+swiftlet run --rootfs --read-only	$swiftlet container run --rootfs $bundle/rootfs --read-only -- /bin/true
 swiftlet run --bundle	$swiftlet container run --bundle $bundle
 swiftlet --pids 512 (cgroup)	$swiftlet container run --pids 512 --rootfs $bundle/rootfs -- /bin/true
 crun run	$(command -v crun) run -b $bundle bench-crun

@@ -20,8 +20,10 @@ final class RootOverlay {
     var work: String { base + "/work" }
     var merged: String { base + "/merged" }
 
-    /// overlayfs's mount options. Commas and colons in a path would split them: refused in init.
-    var options: String { "lowerdir=\(lower),upperdir=\(upper),workdir=\(work)" }
+    /// overlayfs's mount options. Commas and colons in a path would split them: refused in init. A temporary
+    /// upper layer is `volatile` (Linux 5.10+): unmounting skips the sync of the upper filesystem, which
+    /// measured 15 to 20 ms of every run here; nobody reads those writes again.
+    var options: String { "lowerdir=\(lower),upperdir=\(upper),workdir=\(work)" + (temporary ? ",volatile" : "") }
 
     init(_ kind: ContainerSpec.Overlay, lower: String) throws(ContainerError) {
         self.lower = lower
