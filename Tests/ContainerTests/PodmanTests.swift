@@ -131,8 +131,8 @@ struct PodmanTests {
                        raw: true, deadline: 600)
         }
         #expect(r.status == 4, "\(r.stdout) \(r.stderr)")
-        // The guest's console ends lines with CR LF (its tty's ONLCR).
-        let lines = r.stdout.split(separator: "\n").map { String($0.filter { $0 != "\r" }) }
+        // The guest's console ends lines with CR LF (its tty's ONLCR): one Character in Swift, a newline.
+        let lines = r.stdout.split(whereSeparator: \.isNewline).map(String.init)
         #expect(lines.contains("hi") && lines.contains("/tmp") && lines.contains("1000"), "\(r.stdout)")
         #expect(lines.contains { $0.hasSuffix("-swiftlet") }, "the guest's own kernel ran it: \(r.stdout)")
     }
