@@ -12,8 +12,11 @@
 //                              SIGKILL ends it at once; the command dies with its VM
 // The kernel and initramfs: $SWIFTLET_VM_KERNEL and $SWIFTLET_VM_INITRD, else guest/linux/out/bzImage and
 // initramfs.cpio of the checkout the binary was built in (.build/<configuration>/swiftlet).
-// Not supported in a VM (refused in one line): a terminal (-t), namespaces and mounts beyond the rootfs
-// (the VM is the isolation), exec.
+// A terminal (podman -t): a pty, the master to --console-socket, the slave the VMM's stdio (its interactive
+// console). Not supported in a VM: exec (refused in one line); namespaces and mounts beyond the rootfs are
+// not used (the VM is the isolation).
+
+import CLinux
 
 #if canImport(Glibc)
 import Glibc
@@ -29,9 +32,6 @@ enum OCIVirtualMachine {
 
     static func create(spec: ContainerSpec, id: String, bundle: String, directory: String, startFD: Int32,
                        consoleSocket: String?, warn: (String) -> Void) throws(ContainerError) -> OCIState {
-        if spec.process.terminal {
-            throw ContainerError(step: "vm", "a terminal (process.terminal, podman -t) is not supported for a microVM container yet")
-        }
         let executable = selfExecutable()
         let (kernel, initrd) = try guestFiles(executable: executable)
         let arguments = ["swiftlet", "oci-vm-boot", "--start-fd", "3", "--rootfs", spec.rootPath, "--base-initrd", initrd,
@@ -42,6 +42,17 @@ enum OCIVirtualMachine {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, startFD, 3)
+        // A terminal (podman -t): a pty whose master goes to the console socket and whose slave is the VMM's
+        // stdio, so the VMM runs its interactive console (raw mode, Ctrl-A x) on it, as `swiftlet boot` on a terminal.
+        var slave: Int32 = -1
+        defer { if slave >= 0 { close(slave) } }
+        if spec.process.terminal {
+            guard let consoleSocket else {
+                throw ContainerError(step: "vm", "process.terminal is true but no --console-socket was given")
+            }
+            slave = try terminal(sendingMasterTo: consoleSocket)
+            for fd in Int32(0)...2 { posix_spawn_file_actions_adddup2(&actions, slave, fd) }
+        }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -55,6 +66,20 @@ enum OCIVirtualMachine {
         var state = OCIState(id: id, pid: pid, startTime: startTime, bundle: bundle, rootfs: spec.rootPath, created: OCIState.timestamp())
         state.mode = "vm"
         return state
+    }
+
+    /// A new pty: the master sent to `socket` (SCM_RIGHTS), the slave returned.
+    static func terminal(sendingMasterTo socket: String) throws(ContainerError) -> Int32 {
+        var slave: Int32 = -1
+        let master = sl_open_pty(&slave)
+        guard master >= 0 else { throw ContainerError(step: "terminal", "cannot create a pty", errno: .init(rawValue: -master)) }
+        let sent = sl_send_fd_to_socket(socket, master)
+        close(master)
+        guard sent == 0 else {
+            close(slave)
+            throw ContainerError(step: "terminal", "cannot send the pty to the console socket \(socket)", errno: .init(rawValue: -sent))
+        }
+        return slave
     }
 
     /// The guest's command: into the bundle's rootfs, with the spec's environment, user and cwd.

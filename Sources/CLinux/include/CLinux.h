@@ -177,6 +177,10 @@ int sl_release_finish(sl_process *process, int begin_result, int *terminal_maste
  */
 int sl_spawn_exec(const sl_plan *plan, int pid_ns_fd, sl_process *process, int *failed_step);
 
+/* A new pseudo-terminal from /dev/ptmx: returns the master (close-on-exec) and puts the slave in *slave,
+ * or -errno. */
+int sl_open_pty(int *slave);
+
 /* Connects to the Unix socket `path` and sends `fd` as SCM_RIGHTS (OCI --console-socket). 0 or -errno. */
 int sl_send_fd_to_socket(const char *path, int fd);
 
