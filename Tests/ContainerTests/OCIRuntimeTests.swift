@@ -234,6 +234,15 @@ struct OCIRuntimeLifecycleTests {
         #expect(runtime.run("state stale").status == 1)
         #expect(runtime.run("delete --force stale").status == 0)
         #expect(runtime.run("create stale").status == 0)
+        // A state.json that is not ours (truncated, or garbage): one line, and --force still removes it.
+        mkdir(runtime.root + "/garbled", 0o700)
+        try runtime.directory.write("{\"id\": 1, ", to: "state/garbled/state.json")
+        let garbled = runtime.run("state garbled")
+        #expect(garbled.status == 1)
+        #expect(garbled.stderr.split(separator: "\n").count == 1 && garbled.stderr.contains("has no usable state"))
+        #expect(runtime.run("delete garbled").status == 1, "without --force a leftover stays for a person to look at")
+        #expect(runtime.run("delete --force garbled").status == 0)
+        #expect(!FileSystemProbe.exists(runtime.root + "/garbled"))
     }
 
     @Test func hooksRunAtTheirPointsWithTheState() throws {
