@@ -82,10 +82,12 @@ struct OCIRuntimePartsTests {
         var spec = ContainerSpec.standard(rootPath: "/r", args: ["echo", "a b"])
         spec.process.env = ["PATH=/bin", "X=1"]
         spec.process.cwd = "/tmp"
-        #expect(OCIVirtualMachine.guestCommand(spec.process) == ["chroot", "/container", "env", "-i", "PATH=/bin", "X=1",
-                                                                   "sh", "-c", "cd \"$0\" && exec \"$@\"", "/tmp", "echo", "a b"])
+        let mounts = ["chroot", "/container", "sh", "-c", OCIVirtualMachine.mountsThenExec, "sh"]
+        #expect(OCIVirtualMachine.guestCommand(spec.process) == mounts + ["env", "-i", "PATH=/bin", "X=1",
+                                                                          "sh", "-c", "cd \"$0\" && exec \"$@\"", "/tmp", "echo", "a b"])
         spec.process.user = .init(uid: 1000, gid: 100)
-        #expect(OCIVirtualMachine.guestCommand(spec.process).starts(with: ["chroot", "/container", "nsenter", "-S", "1000", "-G", "100", "env"]))
+        #expect(OCIVirtualMachine.guestCommand(spec.process).starts(with: mounts + ["nsenter", "-S", "1000", "-G", "100", "env"]),
+                "the mounts as root, then the user switch")
         #expect(OCIVirtualMachine.memoryMiB(spec) == 128)
         spec.resources.memoryBytes = 32 << 20
         #expect(OCIVirtualMachine.memoryMiB(spec) == 64, "no less than the minimal kernel needs")

@@ -127,7 +127,7 @@ struct PodmanTests {
         let kernel = PodmanFixture.kernelFiles
         let r = LinuxBootLock.serialize {
             podman.run("SWIFTLET_VM_KERNEL=\(kernel[0]) SWIFTLET_VM_INITRD=\(kernel[1]) \(podman.base) --runtime \(podman.vmRuntime) run --rm \(flags) "
-                       + "--memory 64m -e GREETING=hi -w /tmp -u 1000:1000 \(image) sh -c 'echo $GREETING; uname -r; pwd; id -u; exit 4'",
+                       + "--memory 64m -e GREETING=hi -w /tmp -u 1000:1000 \(image) sh -c 'echo $GREETING; uname -r; pwd; id -u; echo shells=$(ps -o comm | grep -c ^sh$); exit 4'",
                        raw: true, deadline: 600)
         }
         #expect(r.status == 4, "\(r.stdout) \(r.stderr)")
@@ -135,5 +135,6 @@ struct PodmanTests {
         let lines = r.stdout.split(whereSeparator: \.isNewline).map(String.init)
         #expect(lines.contains("hi") && lines.contains("/tmp") && lines.contains("1000"), "\(r.stdout)")
         #expect(lines.contains { $0.hasSuffix("-swiftlet") }, "the guest's own kernel ran it: \(r.stdout)")
+        #expect(lines.contains { $0.hasPrefix("shells=") && $0 != "shells=0" }, "ps found the shell: /proc is mounted in the container: \(r.stdout)")
     }
 }
