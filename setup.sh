@@ -24,7 +24,7 @@ while [ $# -gt 0 ]; do
 done
 
 step() { printf '\nsetup: %s\n' "$*"; }
-packages=(time busybox-static cpio bc flex bison libelf-dev libssl-dev linux-source qemu-system-x86 crun runc uidmap iproute2 strace kmod linux-perf acpica-tools gdb socat)
+packages=(time busybox-static cpio bc flex bison libelf-dev libssl-dev linux-source qemu-system-x86 crun runc podman uidmap iproute2 strace kmod linux-perf acpica-tools gdb socat)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -40,17 +40,22 @@ step "building swiftlet and swiftlet-cli (release, static executables; a first b
 swift build -c release --product swiftlet
 swift build -c release --product swiftlet-cli   # the full CLI the front end hands other subcommands to
 bin=.build/release
+# The OCI runtime names podman and conmon call (docs/05-containers.md): the same binary, chosen by argv[0].
+ln -sf swiftlet "$bin/swiftlet-runtime"
+ln -sf swiftlet "$bin/swiftlet-vm"
 
 if $install; then
     sudo=""; [ -w "$prefix" ] || [ "$(id -u)" = 0 ] || sudo=sudo
     step "installing into $prefix"
     $sudo install -d "$prefix/bin" "$prefix/share/man/man1" "$prefix/share/bash-completion/completions" "$prefix/share/swiftlet"
     $sudo install -m 0755 "$bin/swiftlet" "$bin/swiftlet-cli" "$prefix/bin/"
+    $sudo ln -sf swiftlet "$prefix/bin/swiftlet-runtime"
+    $sudo ln -sf swiftlet "$prefix/bin/swiftlet-vm"
     "$bin/swiftlet-cli" manual | $sudo tee "$prefix/share/man/man1/swiftlet.1" >/dev/null
     # compare finds the guest kernels and the rootfs of this checkout from anywhere through this link.
     $sudo ln -sfn "$(pwd)/guest" "$prefix/share/swiftlet/guest"
     "$bin/swiftlet-cli" --generate-completion-script bash | $sudo tee "$prefix/share/bash-completion/completions/swiftlet" >/dev/null
-    echo "  $prefix/bin/swiftlet, $prefix/bin/swiftlet-cli (keep the two side by side), man swiftlet, bash completion"
+    echo "  $prefix/bin/swiftlet, $prefix/bin/swiftlet-cli (keep the two side by side), the OCI runtime names swiftlet-runtime and swiftlet-vm, man swiftlet, bash completion"
     swiftlet=$prefix/bin/swiftlet
     case ":$PATH:" in
         *":$prefix/bin:"*) ;;

@@ -1,12 +1,14 @@
 // OCIConfigFuzzer: a libFuzzer target for a bundle's config.json as the container launcher reads it
 // (Sources/Container: JSONParser, ContainerSpec(oci:) and what is derived from a spec before anything runs:
 // mount options, the seccomp program, device rules, id-map text), built and run by fuzz/run.sh. The input
-// is the config.json file.
+// is the config.json file; the OCI runtime's parts are read from the same document: the hooks
+// (OCIHooks), and a spec's cgroupsPath and sysctls (OCIRuntime.cgroupPath / checkSysctls).
 //
 // A JSONSyntaxError or ContainerError is expected; a trap never. Checked with require(), which traps with its message: a document the
 // parser accepts is printed by JSONValue.formatted() as one it parses back to the same value; a spec that
 // is read has a command, absolute mount destinations and id mappings of size 1 or more; its device rules
-// carry only r, w and m.
+// carry only r, w and m; a cgroupsPath read is absolute without "." or ".." components; sysctl keys
+// read have no "/" and lie in a namespace the spec creates; hooks read have absolute paths.
 @testable import Container
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -17,6 +19,9 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     guard let again = try? JSONParser.parse(printed) else { fatalError("formatted() wrote what the parser refuses: \(printed)") }
     require(again == document, "formatted() changed the document")
 
+    if let hooks = try? OCIHooks(document: document) {
+        for list in hooks.hooks.values { for hook in list { require(hook.path.hasPrefix("/"), "a relative hook path was read") } }
+    }
     var warnings = 0
     guard let spec = try? ContainerSpec(oci: document, bundle: "/bundle", warn: { _ in warnings += 1 }) else { return 0 }
     trace("spec read: \(spec.process.args), \(spec.mounts.count) mounts, \(spec.deviceRules.count) device rules, \(warnings) warnings")
@@ -35,5 +40,10 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
         _ = rule.cRule
     }
     if let memory = spec.resources.memoryBytes { _ = ResourceLimits.describe(bytes: memory) }
+    if let path = spec.cgroupsPath {
+        let parts = path.split(separator: "/")
+        require(path.hasPrefix("/") && !parts.contains("..") && !parts.contains("."), "cgroupsPath \(path) was read")
+    }
+    for key in spec.sysctls.keys { require(!key.contains("/"), "sysctl key \(key) was read") }
     return 0
 }

@@ -73,6 +73,17 @@ static __attribute__((noreturn)) void fail(int error_fd, int step, int error, in
     record.exit_status = exit_status;
     copy_string(record.detail, sizeof record.detail, detail);
     ssize_t n;
+    if (error_fd < 0) {
+        /* After an OCI `start` nobody reads the error pipe: one line on the container's stderr. */
+        char line[600];
+        size_t at = 0;
+        const char *parts[] = { "swiftlet: ", sl_step_name(step), ": ", record.detail,
+                                error == ENOENT ? ": not found\n" : ": failed\n" };
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+            for (const char *c = parts[i]; *c != '\0' && at + 1 < sizeof line; c++) line[at++] = *c;
+        n = write(2, line, at);
+        _exit(exit_status);
+    }
     do {
         n = write(error_fd, &record, sizeof record);
     } while (n < 0 && errno == EINTR);
@@ -375,7 +386,7 @@ static int loopback_up(void)
 }
 
 /* Sends `fd` as SCM_RIGHTS over the sync socket. */
-static int send_fd(int socket, int fd)
+int sl_send_fd(int socket, int fd)
 {
     char byte = 't';
     struct iovec iov = { &byte, 1 };
@@ -413,7 +424,7 @@ static int open_terminal(int sync_fd)
     int slave = -1;
     if (ioctl(master, TIOCSPTLCK, &unlock) < 0) r = -errno;
     if (r == 0 && (slave = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY)) < 0) r = -errno;
-    if (r == 0) r = send_fd(sync_fd, master);
+    if (r == 0) r = sl_send_fd(sync_fd, master);
     close(master);
     if (r == 0 && ioctl(slave, TIOCSCTTY, 0) < 0) r = -errno;
     for (int fd = 0; r == 0 && fd < 3; fd++) {
@@ -587,6 +598,60 @@ static __attribute__((noreturn)) void run_init(const sl_plan *p, int error_fd)
     }
 }
 
+/* Whether execve could find argv[0]: on the search path when it has no '/'; -ENOENT when not. */
+static int command_exists(const sl_plan *p)
+{
+    const char *file = p->argv[0];
+    if (strchr(file, '/') != NULL) return access(file, X_OK) == 0 ? 0 : -errno;
+    const char *segment = p->search_path != NULL ? p->search_path : SL_DEFAULT_PATH;
+    size_t file_length = strlen(file);
+    char candidate[4096];
+    for (;;) {
+        const char *end = strchr(segment, ':');
+        size_t length = end != NULL ? (size_t)(end - segment) : strlen(segment);
+        if (length > 0 && length + file_length + 2 <= sizeof candidate) {
+            memcpy(candidate, segment, length);
+            candidate[length] = '/';
+            memcpy(candidate + length + 1, file, file_length + 1);
+            if (access(candidate, X_OK) == 0) return 0;
+        }
+        if (end == NULL) return -ENOENT;
+        segment = end + 1;
+    }
+}
+
+/*
+ * OCI `create`: set up, then wait for `start`. A command that cannot be found fails `create` (as runc's
+ * does); then the parent-death signal goes (the creating runtime exits now, the container stays), the
+ * error pipe closes (the parent's "set up" signal) and the child blocks on the start FIFO.
+ */
+static void wait_for_start(const sl_plan *p, int error_fd)
+{
+    int r = command_exists(p);
+    if (r == -ENOENT) fail(error_fd, SL_STEP_EXEC, ENOENT, -1, p->argv[0], 127);
+    prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0);
+    close(error_fd);
+    char go = 0;
+    ssize_t n;
+    do {
+        n = read(p->start_fd, &go, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(125);
+    close(p->start_fd);
+}
+
+/* close fds: every inherited descriptor above stderr (and above the preserved ones) is closed by
+ * execve; the error pipe stays open until then so an exec failure can still be reported. */
+static void close_on_exec_from(int first)
+{
+    if (syscall(SYS_close_range, (unsigned)first, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
+        for (int fd = first; fd < 4096; fd++) {
+            int flags = fcntl(fd, F_GETFD);
+            if (flags >= 0 && !(flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
+        }
+    }
+}
+
 /* ---- the child's step list ---------------------------------------------------------------------- */
 
 #define STEP(step, expression, detail)                                                     \
@@ -658,12 +723,31 @@ __attribute__((noreturn)) void sl_child_main(const sl_plan *p, int sync_fd, int 
         STEP(SL_STEP_HOSTNAME, errno_result(sethostname(p->hostname, strlen(p->hostname))), p->hostname);
     MARK(SL_STEP_HOSTNAME);
 
+    /* sysctl: the host's /proc is still mounted here; a namespaced parameter opened by this process
+     * belongs to its new network, IPC or UTS namespace (the parent allowed only those). */
+    for (size_t i = 0; i < p->sysctl_count; i++) {
+        char path[512] = "/proc/sys/";
+        size_t at = strlen(path), length = strlen(p->sysctl_paths[i]);
+        if (at + length + 1 > sizeof path) fail(error_fd, SL_STEP_SYSCTL, ENAMETOOLONG, -1, p->sysctl_paths[i], 125);
+        memcpy(path + at, p->sysctl_paths[i], length + 1);
+        int fd = open(path, O_WRONLY | O_CLOEXEC);
+        if (fd < 0) fail(error_fd, SL_STEP_SYSCTL, errno, -1, p->sysctl_paths[i], 125);
+        size_t value_length = strlen(p->sysctl_values[i]);
+        if (write(fd, p->sysctl_values[i], value_length) != (ssize_t)value_length) fail(error_fd, SL_STEP_SYSCTL, errno, -1, p->sysctl_paths[i], 125);
+        close(fd);
+    }
+    MARK(SL_STEP_SYSCTL);
+
     /* mount propagation: nothing we mount may propagate back to the host's mount namespace. */
     STEP(SL_STEP_PROPAGATION, errno_result(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)), "/");
     MARK(SL_STEP_PROPAGATION);
 
     /* rootfs: pivot_root needs the new root to be a mount point; binding it onto itself makes it one. */
-    STEP(SL_STEP_ROOTFS, errno_result(mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL)), p->rootfs);
+    /* With an overlay the image stays untouched: writes land in the upper directory, in this namespace only. */
+    if (p->overlay_options != NULL)
+        STEP(SL_STEP_ROOTFS, errno_result(mount("overlay", p->rootfs, "overlay", 0, p->overlay_options)), "overlay");
+    else
+        STEP(SL_STEP_ROOTFS, errno_result(mount(p->rootfs, p->rootfs, NULL, MS_BIND | MS_REC, NULL)), p->rootfs);
     int rootfd = open(p->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) fail(error_fd, SL_STEP_ROOTFS, errno, -1, p->rootfs, 125);
     MARK(SL_STEP_ROOTFS);
@@ -728,16 +812,58 @@ __attribute__((noreturn)) void sl_child_main(const sl_plan *p, int sync_fd, int 
     if (p->set_capabilities) STEP(SL_STEP_CAPABILITIES, set_capabilities(p), NULL);
     MARK(SL_STEP_CAPABILITIES);
 
-    /* close fds: every inherited descriptor above stderr is closed by execve; the error pipe stays
-     * open until then so an exec failure can still be reported. */
-    if (syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) < 0) {
-        for (int fd = 3; fd < 4096; fd++) {
-            int flags = fcntl(fd, F_GETFD);
-            if (flags >= 0 && !(flags & FD_CLOEXEC)) fcntl(fd, F_SETFD, flags | FD_CLOEXEC);
-        }
-    }
+    close_on_exec_from(3 + (p->preserve_fds > 0 ? p->preserve_fds : 0));
     MARK(SL_STEP_CLOSE_FDS);
 
+    if (p->start_fd >= 0) {
+        wait_for_start(p, error_fd);
+        error_fd = -1;
+    }
     if (p->init) run_init(p, error_fd);
+    exec_or_fail(p, error_fd);
+}
+
+/*
+ * The child of sl_spawn_exec (OCI `exec`): already in the container's pid namespace (the parent joined
+ * it for its children); joins the others, user first (it grants the capabilities the others need),
+ * mount last (its root becomes this process's root and cwd), then the same steps as a new container's
+ * tail: cwd, rlimits, no_new_privs, seccomp, capabilities, user, terminal, exec.
+ */
+__attribute__((noreturn)) void sl_child_exec_main(const sl_plan *p, int sync_fd, int error_fd)
+{
+    prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0);
+    char go = 0;
+    ssize_t n;
+    do {
+        n = read(sync_fd, &go, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n != 1) _exit(125);
+    if (!p->terminal) close(sync_fd);
+    for (size_t i = 0; i < p->join_ns_count; i++)
+        STEP(SL_STEP_SYNC, errno_result(setns(p->join_ns_fds[i], 0)), "setns");
+    STEP(SL_STEP_SESSION, errno_result(setsid()), NULL);
+    for (int fd = 0; !p->terminal && fd < 3; fd++) {
+        if (p->stdio_fds[fd] >= 0 && p->stdio_fds[fd] != fd)
+            STEP(SL_STEP_SESSION, errno_result(dup2(p->stdio_fds[fd], fd)), "dup2");
+    }
+    if (p->terminal) {
+        STEP(SL_STEP_TERMINAL, open_terminal(sync_fd), "/dev/ptmx");
+        close(sync_fd);
+    }
+    STEP(SL_STEP_CWD, errno_result(chdir(p->cwd != NULL ? p->cwd : "/")), p->cwd);
+    for (size_t i = 0; i < p->rlimit_count; i++) {
+        struct rlimit limit = { (rlim_t)p->rlimits[i].soft, (rlim_t)p->rlimits[i].hard };
+        STEP(SL_STEP_RLIMITS, errno_result(setrlimit(p->rlimits[i].resource, &limit)), NULL);
+    }
+    if (p->no_new_privs) STEP(SL_STEP_NO_NEW_PRIVS, errno_result(prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)), NULL);
+    if (p->seccomp_filter != NULL) {
+        struct sock_fprog program = { p->seccomp_length, (struct sock_filter *)p->seccomp_filter };
+        STEP(SL_STEP_SECCOMP, errno_result((int)syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &program)), NULL);
+    }
+    if (p->set_capabilities) STEP(SL_STEP_BOUNDING_SET, drop_bounding_set(p->cap_bounding), NULL);
+    if (p->set_user) STEP(SL_STEP_USER, switch_user(p), NULL);
+    if (p->set_capabilities) STEP(SL_STEP_CAPABILITIES, set_capabilities(p), NULL);
+    close_on_exec_from(3 + (p->preserve_fds > 0 ? p->preserve_fds : 0));
+    if (p->detach) prctl(PR_SET_PDEATHSIG, 0, 0, 0, 0); /* after switch_user, which sets it again */
     exec_or_fail(p, error_fd);
 }

@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -39,6 +41,7 @@ static const char *const step_names[SL_STEP_COUNT] = {
     [SL_STEP_SESSION] = "session",
     [SL_STEP_LOOPBACK] = "loopback",
     [SL_STEP_HOSTNAME] = "hostname",
+    [SL_STEP_SYSCTL] = "sysctl",
     [SL_STEP_PROPAGATION] = "mount propagation",
     [SL_STEP_ROOTFS] = "rootfs",
     [SL_STEP_MOUNTS] = "mounts",
@@ -63,7 +66,7 @@ const char *sl_step_name(int step)
     return step_names[step];
 }
 
-int sl_spawn(const sl_plan *plan, sl_process *process, int *failed_step)
+static int spawn(const sl_plan *plan, sl_process *process, int *failed_step, int exec_mode)
 {
     int sync_pipe[2], error_pipe[2];
     /* The sync channel is a socket so the parent's write can use MSG_NOSIGNAL: no SIGPIPE when the
@@ -90,10 +93,11 @@ int sl_spawn(const sl_plan *plan, sl_process *process, int *failed_step)
     pthread_sigmask(SIG_SETMASK, &all, &old);
 
     /* A raw clone with no new stack behaves like fork: the child continues here on a copy of ours. */
-    long pid = syscall(SYS_clone, plan->clone_flags | SIGCHLD, 0, NULL, NULL, 0);
+    long pid = syscall(SYS_clone, (exec_mode ? 0 : plan->clone_flags) | SIGCHLD, 0, NULL, NULL, 0);
     if (pid == 0) {
         close(sync_pipe[1]);
         close(error_pipe[0]);
+        if (exec_mode) sl_child_exec_main(plan, sync_pipe[0], error_pipe[1]);
         sl_child_main(plan, sync_pipe[0], error_pipe[1]);
     }
     int saved = errno;
@@ -110,6 +114,36 @@ int sl_spawn(const sl_plan *plan, sl_process *process, int *failed_step)
     process->sync_fd = sync_pipe[1];
     process->error_fd = error_pipe[0];
     return 0;
+}
+
+int sl_spawn(const sl_plan *plan, sl_process *process, int *failed_step)
+{
+    return spawn(plan, process, failed_step, 0);
+}
+
+int sl_spawn_exec(const sl_plan *plan, int pid_ns_fd, sl_process *process, int *failed_step)
+{
+    if (pid_ns_fd >= 0 && setns(pid_ns_fd, CLONE_NEWPID) < 0) {
+        *failed_step = SL_STEP_CLONE;
+        return -errno;
+    }
+    return spawn(plan, process, failed_step, 1);
+}
+
+int sl_send_fd_to_socket(const char *path, int fd)
+{
+    struct sockaddr_un address;
+    memset(&address, 0, sizeof address);
+    address.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof address.sun_path) return -ENAMETOOLONG;
+    strcpy(address.sun_path, path);
+    int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -errno;
+    int r = 0;
+    if (connect(s, (struct sockaddr *)&address, sizeof address) < 0) r = -errno;
+    if (r == 0) r = sl_send_fd(s, fd);
+    close(s);
+    return r;
 }
 
 int sl_release(sl_process *process, int *terminal_master, sl_child_error *error)

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -307,3 +308,18 @@ const unsigned long sl_ms_rdonly = MS_RDONLY, sl_ms_nosuid = MS_NOSUID, sl_ms_no
     sl_ms_relatime = MS_RELATIME, sl_ms_strictatime = MS_STRICTATIME, sl_ms_private = MS_PRIVATE,
     sl_ms_slave = MS_SLAVE, sl_ms_shared = MS_SHARED, sl_ms_unbindable = MS_UNBINDABLE,
     sl_ms_lazytime = MS_LAZYTIME;
+
+int sl_open_pty(int *slave)
+{
+    int master = open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (master < 0) return -errno;
+    int unlock = 0;
+    int peer = -1;
+    if (ioctl(master, TIOCSPTLCK, &unlock) < 0 || (peer = ioctl(master, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0) {
+        int saved = errno;
+        close(master);
+        return -saved;
+    }
+    *slave = peer;
+    return master;
+}

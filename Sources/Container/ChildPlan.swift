@@ -20,9 +20,15 @@ final class ChildPlan {
         var mounts: [PlannedMount]
         var seccomp: [sock_filter]?
         var terminal: Bool
+        var startFD: Int32 = -1
+        var preserveFDs = 0
         var stdio: [Int32]
         var setgroupsAllowed: Bool
         var cgroupTasksFDs: [Int32] = []
+        /// sl_spawn_exec: the namespaces to join, user first, mount last.
+        var joinNamespaceFDs: [Int32] = []
+        var detach = false
+        var overlayOptions: String?
     }
 
     init(_ inputs: Inputs) {
@@ -31,6 +37,7 @@ final class ChildPlan {
         let spec = inputs.spec
         var plan = sl_plan()
         plan.rootfs = UnsafePointer(string(inputs.rootfs))
+        plan.overlay_options = inputs.overlayOptions.map { UnsafePointer(string($0)) }
         var flags: UInt = 0
         for kind in spec.namespaces where kind != .cgroup { flags |= kind.cloneFlag }
         plan.clone_flags = flags
@@ -41,6 +48,14 @@ final class ChildPlan {
         plan.cgroup_tasks_fds = UnsafePointer(tasks)
         plan.cgroup_tasks_fd_count = inputs.cgroupTasksFDs.count
         plan.terminal = inputs.terminal ? 1 : 0
+        plan.start_fd = inputs.startFD
+        plan.preserve_fds = Int32(inputs.preserveFDs)
+        let joins = UnsafeMutablePointer<Int32>.allocate(capacity: max(inputs.joinNamespaceFDs.count, 1))
+        joins.initialize(from: inputs.joinNamespaceFDs, count: inputs.joinNamespaceFDs.count)
+        buffers.append(UnsafeMutableRawPointer(joins))
+        plan.join_ns_fds = UnsafePointer(joins)
+        plan.join_ns_count = inputs.joinNamespaceFDs.count
+        plan.detach = inputs.detach ? 1 : 0
         plan.stdio_fds = (inputs.stdio[0], inputs.stdio[1], inputs.stdio[2])
         plan.loopback = spec.namespaces.contains(.network) ? 1 : 0
         plan.hostname = spec.hostname.map { UnsafePointer(string($0)) }
@@ -99,6 +114,10 @@ final class ChildPlan {
         plan.cap_inheritable = caps.inheritable.mask
         plan.cap_ambient = caps.ambient.mask
 
+        let sysctls = spec.sysctls.sorted { $0.key < $1.key }
+        plan.sysctl_paths = UnsafePointer(stringArray(sysctls.map { $0.key.replacingDots() }))
+        plan.sysctl_values = UnsafePointer(stringArray(sysctls.map(\.value)))
+        plan.sysctl_count = sysctls.count
         plan.`init` = spec.initProcess ? 1 : 0
         plan.argv = UnsafePointer(stringArray(spec.process.args))
         plan.envp = UnsafePointer(stringArray(spec.process.env))
@@ -126,4 +145,9 @@ final class ChildPlan {
         buffers.append(UnsafeMutableRawPointer(array))
         return array
     }
+}
+
+extension String {
+    /// "net.ipv4.ip_forward" -> "net/ipv4/ip_forward": a sysctl key as a path under /proc/sys.
+    func replacingDots() -> String { String(map { $0 == "." ? "/" : $0 }) }
 }

@@ -155,9 +155,18 @@ public final class ContainerCgroup {
         let cgroup = ContainerCgroup(name: name ?? uniqueName(), limits: limits, devices: devices, filesystem: filesystem)
         do throws(ContainerError) {
             for group in groups {
-                let parent = parentDirectory(of: group.hierarchy, rootless: rootless)
+                var parent = parentDirectory(of: group.hierarchy, rootless: rootless)
+                if cgroup.name.hasPrefix("/") {
+                    // OCI linux.cgroupsPath: relative to the hierarchy's root; missing parents are made.
+                    parent = group.hierarchy.mountPoint
+                    for component in cgroup.name.split(separator: "/").dropLast() {
+                        if group.hierarchy.version == .v2 { try enableControllers(group.controllers, in: parent, filesystem) }
+                        parent += "/" + component
+                        if !filesystem.exists(parent) { try? filesystem.makeDirectory(parent) }
+                    }
+                }
                 if group.hierarchy.version == .v2 { try enableControllers(group.controllers, in: parent, filesystem) }
-                let path = parent + "/" + cgroup.name
+                let path = parent + "/" + (cgroup.name.split(separator: "/").last.map(String.init) ?? cgroup.name)
                 do {
                     try filesystem.makeDirectory(path)
                 } catch {

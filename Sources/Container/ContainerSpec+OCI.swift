@@ -103,7 +103,7 @@ struct OCIReader {
 
     mutating func spec(_ document: JSONValue, bundle: String) throws(ContainerError) -> ContainerSpec {
         let top = try object(document, "", known: ["ociVersion", "process", "root", "hostname", "mounts", "linux"],
-                             unsupported: ["hooks", "domainname", "solaris", "windows", "vm", "zos"], silent: ["annotations"])
+                             unsupported: ["domainname", "solaris", "windows", "vm", "zos"], silent: ["annotations", "hooks"])
         if let version = top["ociVersion"] {
             let text = try string(version, "ociVersion")
             if !text.hasPrefix("1.") { warnings.append("config.json: ociVersion \(text) is not 1.x; reading it as 1.0") }
@@ -129,7 +129,7 @@ struct OCIReader {
         return spec
     }
 
-    private mutating func process(_ value: JSONValue) throws(ContainerError) -> ContainerSpec.Process {
+    mutating func process(_ value: JSONValue) throws(ContainerError) -> ContainerSpec.Process {
         let fields = try object(value, "process",
                                 known: ["terminal", "user", "args", "env", "cwd", "capabilities", "rlimits", "noNewPrivileges"],
                                 unsupported: ["consoleSize", "commandLine", "apparmorProfile", "oomScoreAdj", "selinuxLabel",
@@ -210,8 +210,9 @@ struct OCIReader {
 
     private mutating func readLinux(_ value: JSONValue, into spec: inout ContainerSpec) throws(ContainerError) {
         let linux = try object(value, "linux",
-                               known: ["namespaces", "uidMappings", "gidMappings", "resources", "maskedPaths", "readonlyPaths"],
-                               unsupported: ["cgroupsPath", "sysctl", "seccomp", "devices", "rootfsPropagation", "mountLabel",
+                               known: ["namespaces", "uidMappings", "gidMappings", "resources", "maskedPaths", "readonlyPaths",
+                                       "cgroupsPath", "sysctl"],
+                               unsupported: ["seccomp", "devices", "rootfsPropagation", "mountLabel",
                                              "intelRdt", "personality", "timeOffsets", "memoryPolicy", "netDevices"])
         if let namespaces = linux["namespaces"] {
             for (i, element) in try array(namespaces, "linux.namespaces").enumerated() {
@@ -244,6 +245,14 @@ struct OCIReader {
         if let resources = linux["resources"] { try readResources(resources, into: &spec) }
         if let masked = linux["maskedPaths"] { spec.maskedPaths = try strings(masked, "linux.maskedPaths") }
         if let readonly = linux["readonlyPaths"] { spec.readonlyPaths = try strings(readonly, "linux.readonlyPaths") }
+        if let path = linux["cgroupsPath"] { spec.cgroupsPath = try OCIRuntime.cgroupPath(try string(path, "linux.cgroupsPath")) }
+        if let sysctl = linux["sysctl"] {
+            guard case .object(let members) = sysctl else { throw expected("an object", sysctl, "linux.sysctl") }
+            for (key, value) in members {
+                spec.sysctls[key] = try string(value, "linux.sysctl.\(key)")
+            }
+            try OCIRuntime.checkSysctls(spec)
+        }
     }
 
     private mutating func readResources(_ value: JSONValue, into spec: inout ContainerSpec) throws(ContainerError) {

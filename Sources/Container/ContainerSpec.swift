@@ -74,9 +74,18 @@ public struct ContainerSpec: Equatable, Sendable {
     public var deviceRules: [DeviceRule] = []
     public var maskedPaths: [String] = []
     public var readonlyPaths: [String] = []
+    /// linux.cgroupsPath: the cgroup's path from each hierarchy's root (nil: a name of swiftlet's own).
+    public var cgroupsPath: String?
+    /// linux.sysctl: namespaced kernel parameters (net.*, IPC and UTS ones), written inside the container.
+    public var sysctls: [String: String] = [:]
 
     /// Swiftlet extension: run a reaper as PID 1 with the command as its child (`--init`).
     public var initProcess = false
+    /// Swiftlet extension: where the root filesystem's writes go. nil: into it (OCI bundles, --read-only);
+    /// `.temporary`: an overlay whose upper layer is a temporary directory removed at exit (`container run`'s
+    /// default); `.directory(D)`: an overlay whose upper layer is D/upper, kept (`--upper D`).
+    public enum Overlay: Equatable, Sendable { case temporary, directory(String) }
+    public var overlay: Overlay?
     /// Swiftlet extension: install the built-in seccomp filter (on unless a test turns it off).
     public var seccomp = true
 

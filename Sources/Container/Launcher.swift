@@ -43,6 +43,8 @@ public struct RunResult: Sendable {
     public var startedNanoseconds: UInt64 = 0
     /// The container's PID 1 as the host sees it.
     public var pid: Int32 = 0
+    /// With `LaunchOptions.startFD` (OCI `create`): the cgroup directories left for `delete` to remove.
+    public var cgroupDirectories: [String] = []
 }
 
 /// One setup step and its duration.
@@ -74,6 +76,15 @@ public struct LaunchOptions: Sendable {
     /// The cgroup layout to use instead of the host's, detected (tests: a hybrid host's cgroup2 hierarchy
     /// alone, to run the device rules as a BPF program).
     public var cgroupLayout: CgroupLayout?
+    /// OCI `create`: a FIFO (opened O_RDWR) the container waits on before exec; `run` returns once the
+    /// container is set up, leaving it and its cgroup for `start` and `delete` (OCIRuntime).
+    public var startFD: Int32?
+    /// OCI --console-socket: the pty master goes to this Unix socket instead of the launcher's terminal.
+    public var consoleSocket: String?
+    /// OCI --preserve-fds: descriptors 3 ..< 3+N stay open in the container.
+    public var preserveFDs = 0
+    /// The cgroup's name (OCI linux.cgroupsPath: absolute paths are taken from each hierarchy's root).
+    public var cgroupName: String?
 
     public init() {}
 }
@@ -112,7 +123,7 @@ public enum Launcher {
                     swept = true
                 }
                 cgroup = try ContainerCgroup.create(layout: detected, limits: spec.resources, rootless: rootless, devices: devices,
-                                                    memoryAndPids: tracking)
+                                                    memoryAndPids: tracking || options.startFD != nil, name: options.cgroupName)
             }
             timeline.mark("cgroup")
         }
@@ -126,7 +137,7 @@ public enum Launcher {
 
         // terminal
         var terminal: Terminal?
-        if spec.process.terminal {
+        if spec.process.terminal && options.consoleSocket == nil {
             terminal = Terminal.prepare()
             cleanup.terminal = terminal
         }
@@ -142,12 +153,15 @@ public enum Launcher {
             }
         }
 
+        let overlay = try spec.overlay.map { (kind) throws(ContainerError) in try RootOverlay(kind, lower: rootfs) }
+        cleanup.overlay = overlay
         let userNamespace = spec.namespaces.contains(.user)
-        let plan = ChildPlan(.init(spec: spec, rootfs: rootfs, mounts: mounts, seccomp: seccomp,
-                                   terminal: terminal != nil,
+        let plan = ChildPlan(.init(spec: spec, rootfs: overlay?.merged ?? rootfs, mounts: mounts, seccomp: seccomp,
+                                   terminal: spec.process.terminal, startFD: options.startFD ?? -1,
+                                   preserveFDs: options.preserveFDs,
                                    stdio: [options.stdin ?? -1, options.stdout ?? -1, options.stderr ?? -1],
                                    setgroupsAllowed: !(userNamespace && rootless),
-                                   cgroupTasksFDs: tasksFDs.map(\.rawValue)))
+                                   cgroupTasksFDs: tasksFDs.map(\.rawValue), overlayOptions: overlay?.options))
         plan.pointer.pointee.step_end_ns = timeline.childBuffer
         timeline.mark("plan")
 
@@ -187,10 +201,18 @@ public enum Launcher {
             if let detected = layout ?? (try? CgroupLayout.detect()) { ContainerCgroup.sweepStale(layout: detected, rootless: false) }
             timeline.mark("sweep (overlapped)")
         }
-        let released: Int32 = terminal == nil
+        let released: Int32 = !spec.process.terminal
             ? sl_release_finish(&process, go, nil, &childError)
             : withUnsafeMutablePointer(to: &master) { sl_release_finish(&process, go, $0, &childError) }
         if master >= 0 { terminal?.attach(master: master) }
+        if let socket = options.consoleSocket, master >= 0, released == 0 {
+            let sent = sl_send_fd_to_socket(socket, master)
+            close(master)
+            if sent != 0 {
+                sl_abort(&process)
+                throw ContainerError(step: "terminal", "cannot send the pty to the console socket \(socket)", errno: Errno(rawValue: -sent))
+            }
+        }
         if released != 0 {
             var status: Int32 = 0
             _ = sl_wait(process.pid, &status)
@@ -202,6 +224,14 @@ public enum Launcher {
         withExtendedLifetime(plan) {}
         timeline.mark("exec done")
         options.onStart?(process.pid)
+        if options.startFD != nil {
+            // OCI `create`: the container waits for `start`; its cgroup stays until `delete`.
+            cleanup.keepCgroup = true
+            cleanup.finish()
+            return RunResult(exitStatus: 0, signal: nil, cgroup: nil, notices: [], warnings: [], timings: timeline.steps(),
+                             startedNanoseconds: timeline.start, pid: process.pid,
+                             cgroupDirectories: cgroup?.directories.map(\.path) ?? [])
+        }
 
         // wait
         var status: Int32 = 0
@@ -275,6 +305,8 @@ public enum Launcher {
         var forwardedPID: pid_t?
         var terminal: Terminal?
         let cgroup: ContainerCgroup?
+        var keepCgroup = false
+        var overlay: RootOverlay?
         private var done = false
 
         init(cgroup: ContainerCgroup?) {
@@ -287,6 +319,8 @@ public enum Launcher {
             done = true
             if let pid = forwardedPID { sl_forward_signals_unregister(pid) }
             terminal?.restore()
+            overlay?.remove()
+            if keepCgroup { return [] }
             return cgroup?.destroy().map(\.description) ?? []
         }
     }

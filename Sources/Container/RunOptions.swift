@@ -25,8 +25,16 @@ public struct RunOptions: Equatable, Sendable {
     public var timings = false
     /// Write a machine-readable run report to this file (`--report FILE`; see ContainerReport.swift).
     public var report: String?
-    /// Read-only bind mounts (`--bind HOST_PATH:CONTAINER_PATH`), in order.
-    public var binds: [(host: String, container: String)] = []
+    /// Bind mounts (`--bind HOST_PATH:CONTAINER_PATH[:ro|rw]`, read-only unless :rw), in order.
+    public var binds: [(host: String, container: String, readOnly: Bool)] = []
+    /// `-e NAME=VALUE` (or `-e NAME`: the host's value), added to the environment in order.
+    public var env: [String] = []
+    /// `-w DIR`: the command's working directory.
+    public var workdir: String?
+    /// `-u UID[:GID]`.
+    public var user: String?
+    /// `--upper DIR`: keep the container's writes in DIR/upper (default: a temporary upper layer, removed).
+    public var upper: String?
 
     public static func == (a: RunOptions, b: RunOptions) -> Bool {
         a.rootfs == b.rootfs && a.bundle == b.bundle && a.memory == b.memory && a.pids == b.pids && a.cpus == b.cpus
@@ -34,18 +42,36 @@ public struct RunOptions: Equatable, Sendable {
             && a.initProcess == b.initProcess && a.terminal == b.terminal && a.timings == b.timings
             && a.report == b.report && a.command == b.command
             && a.binds.map(\.host) == b.binds.map(\.host) && a.binds.map(\.container) == b.binds.map(\.container)
+            && a.binds.map(\.readOnly) == b.binds.map(\.readOnly) && a.env == b.env && a.workdir == b.workdir
+            && a.user == b.user && a.upper == b.upper
     }
 
-    /// Parses `--bind`'s value: HOST_PATH:CONTAINER_PATH, the container path absolute.
-    public static func parseBind(_ text: String) throws(ContainerError) -> (host: String, container: String) {
-        guard let colon = text.lastIndex(of: ":"), colon != text.startIndex else {
-            throw ContainerError.invalid("--bind \(text): give HOST_PATH:CONTAINER_PATH")
+    /// Parses `--bind`'s value: HOST_PATH:CONTAINER_PATH[:ro|rw], the container path absolute (as podman's -v).
+    public static func parseBind(_ text: String) throws(ContainerError) -> (host: String, container: String, readOnly: Bool) {
+        var rest = text
+        var readOnly = true
+        for (suffix, value) in [(":ro", true), (":rw", false)] where rest.hasSuffix(suffix) {
+            rest = String(rest.dropLast(3))
+            readOnly = value
         }
-        let host = String(text[..<colon]), container = String(text[text.index(after: colon)...])
+        guard let colon = rest.lastIndex(of: ":"), colon != rest.startIndex else {
+            throw ContainerError.invalid("--bind \(text): give HOST_PATH:CONTAINER_PATH[:ro|rw]")
+        }
+        let host = String(rest[..<colon]), container = String(rest[rest.index(after: colon)...])
         guard container.hasPrefix("/"), container != "/" else {
             throw ContainerError.invalid("--bind \(text): the container path must be absolute and not /")
         }
-        return (host, container)
+        return (host, container, readOnly)
+    }
+
+    /// `-u UID[:GID]`: numbers (the container's /etc/passwd is not read).
+    public static func parseUser(_ text: String) throws(ContainerError) -> ContainerSpec.User {
+        let parts = text.split(separator: ":", omittingEmptySubsequences: false)
+        guard (1...2).contains(parts.count), let uid = UInt32(parts[0]) else {
+            throw ContainerError.invalid("--user \(text): give UID or UID:GID as numbers")
+        }
+        guard parts.count == 1 || UInt32(parts[1]) != nil else { throw ContainerError.invalid("--user \(text): the GID is not a number") }
+        return ContainerSpec.User(uid: uid, gid: parts.count == 2 ? UInt32(parts[1])! : uid)
     }
     public var command: [String] = []
 
@@ -53,7 +79,8 @@ public struct RunOptions: Equatable, Sendable {
 
     /// The usage line, for errors and help.
     public static let usage = "swiftlet container run [--rootfs DIR | --bundle DIR] [--memory 64M] [--pids N] [--cpus 0.5] "
-        + "[--hostname NAME] [--net none|host] [--read-only] [--init] [-t] [--timings] [--report FILE] [--bind HOST:PATH] -- COMMAND [ARGS...]"
+        + "[--hostname NAME] [--network none|host] [--read-only] [--init] [-t] [--timings] [--report FILE] [--bind HOST:PATH[:ro|rw]] "
+        + "[-e NAME=VALUE] [-w DIR] [-u UID[:GID]] [--upper DIR] -- COMMAND [ARGS...]"
 
     /// Parses the arguments after `container run`. Options end at "--" or at the first word that is
     /// not an option; everything after is the command.
@@ -83,13 +110,17 @@ public struct RunOptions: Equatable, Sendable {
             case "--rootfs": options.rootfs = try value(name, inline)
             case "--bundle", "-b": options.bundle = try value(name, inline)
             case "--memory", "-m": options.memory = try value(name, inline)
-            case "--pids": options.pids = try value(name, inline)
+            case "--pids", "--pids-limit": options.pids = try value(name, inline)
+            case "-e", "--env": options.env.append(try value(name, inline))
+            case "-w", "--workdir": options.workdir = try value(name, inline)
+            case "-u", "--user": options.user = try value(name, inline)
+            case "--upper": options.upper = try value(name, inline)
             case "--cpus": options.cpus = try value(name, inline)
             case "--hostname": options.hostname = try value(name, inline)
             case "--net", "--network":
                 let text = try value(name, inline)
                 guard let network = Network(rawValue: text) else {
-                    throw ContainerError.invalid("--net \(text): unknown network mode", hint: "use none or host")
+                    throw ContainerError.invalid("--network \(text): unknown network mode", hint: "use none or host")
                 }
                 options.network = network
             case "--read-only": options.readOnly = true
@@ -129,8 +160,27 @@ public struct RunOptions: Equatable, Sendable {
         }
         if terminal {
             spec.process.terminal = true
-            if !spec.process.env.contains(where: { $0.hasPrefix("TERM=") }) { spec.process.env.append("TERM=xterm") }
+            // TERM follows the launcher's terminal, as podman and docker pass it.
+            let term = getenv("TERM").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "xterm"
+            spec.process.env.removeAll { $0.hasPrefix("TERM=") }
+            spec.process.env.append("TERM=" + term)
         }
+        for entry in env {
+            var item = entry
+            if !item.contains("=") {
+                guard !item.isEmpty, let host = getenv(item) else { continue } // podman: -e NAME unset on the host adds nothing
+                item += "=" + String(cString: host)
+            }
+            let name = item.prefix { $0 != "=" }
+            guard !name.isEmpty else { throw ContainerError.invalid("-e \(entry): give NAME=VALUE or NAME") }
+            spec.process.env.removeAll { $0.prefix { $0 != "=" } == name }
+            spec.process.env.append(item)
+        }
+        if let workdir {
+            guard workdir.hasPrefix("/") else { throw ContainerError.invalid("--workdir \(workdir): give an absolute path") }
+            spec.process.cwd = workdir
+        }
+        if let user { spec.process.user = try Self.parseUser(user) }
         if readOnly { spec.rootReadonly = true }
         if initProcess { spec.initProcess = true }
         if let hostname {
@@ -144,8 +194,10 @@ public struct RunOptions: Equatable, Sendable {
         }
         for bind in binds {
             spec.mounts.append(ContainerSpec.Mount(destination: bind.container, type: "bind", source: FileSystem.absolute(bind.host),
-                                                   options: ["bind", "ro", "nosuid", "nodev"]))
+                                                   options: ["bind", bind.readOnly ? "ro" : "rw", "nosuid", "nodev"]))
         }
+        // Writes go to an overlay's upper layer, not into the image (unless the root is read-only anyway).
+        if !spec.rootReadonly { spec.overlay = upper.map { .directory($0) } ?? .temporary }
         if let memory { spec.resources.memoryBytes = try ResourceLimits.parseMemory(memory) }
         if let pids { spec.resources.pids = try ResourceLimits.parsePids(pids) }
         if let cpus {
@@ -176,3 +228,9 @@ extension ContainerSpec {
         return path
     }
 }
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif

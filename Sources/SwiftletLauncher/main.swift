@@ -1,15 +1,28 @@
-// swiftlet: the lean front end. `boot`, `doctor` and `container run` run here, with the VMM and the container
-// launcher linked in but no ArgumentParser and no Foundation, so they cost the least time and memory (see
-// docs/benchmarks.md). `boot`'s options come from the one table in VMM (BootOptions), which swiftlet-cli
-// reads too, so both parse, explain and reject them alike. Every other subcommand is handed unchanged to
-// `swiftlet-cli` (the swift-argument-parser CLI) by execv: the copy beside this binary, else the one on PATH.
+// swiftlet: the lean front end. `boot`, `doctor`, `container run` and the OCI runtime (`oci`, or this binary
+// run as swiftlet-runtime / swiftlet-vm) run here, with the VMM and the container launcher linked in but no
+// ArgumentParser and no Foundation, so they cost the least time and memory (see docs/benchmarks.md).
+// `boot`'s options come from the one table in VMM (BootOptions), which swiftlet-cli reads too, so both
+// parse, explain and reject them alike. Every other subcommand is handed unchanged to `swiftlet-cli` (the
+// swift-argument-parser CLI) by execv: the copy beside this binary, else the one on PATH.
 import Container
 import Glibc
 import VMM
 
 let arguments = Array(CommandLine.arguments.dropFirst())
 
+// The OCI runtime (podman, conmon and containerd call `RUNTIME [global options] create ...`): by the
+// name this binary was run as (swiftlet-runtime, swiftlet-vm: symlinks to swiftlet), or `swiftlet oci`.
+let invokedAs = CommandLine.arguments.first?.split(separator: "/").last.map(String.init) ?? ""
+if invokedAs.hasPrefix("swiftlet-runtime") { exit(OCIRuntime.main(arguments, mode: .process)) }
+if invokedAs.hasPrefix("swiftlet-vm") { exit(OCIRuntime.main(arguments, mode: .vm)) }
+
 switch arguments.first {
+case "oci":
+    let rest = Array(arguments.dropFirst())
+    if rest.first == "--vm" { exit(OCIRuntime.main(Array(rest.dropFirst()), mode: .vm)) }
+    exit(OCIRuntime.main(rest, mode: .process))
+case "oci-vm-boot":
+    exit(OCIVirtualMachineBoot.main(Array(arguments.dropFirst())))
 case "boot":
     do {
         let parsed = try BootArguments.parse(Array(arguments.dropFirst()))

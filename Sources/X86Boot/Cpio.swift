@@ -2,8 +2,8 @@
 // kernel unpacks it into its initramfs (Documentation/driver-api/early-userspace/buffer-format.rst). The
 // kernel unpacks archives placed one after another, skipping zero padding between them as long as each starts
 // at a multiple of 4. Swiftlet adds files to a guest's initramfs that way: the command to run
-// (`InitCommand`: /swiftlet/argv and /swiftlet/env, read by guest/linux/init.c) and compare's probe script
-// and helper. A directory must come before the files in it: the kernel does not create parents.
+// (`InitCommand`: /swiftlet/argv and /swiftlet/env, read by guest/linux/init.c), compare's probe script
+// and helper, and an OCI bundle's root filesystem for swiftlet-vm (symlinks too). A directory must come before the files in it: the kernel does not create parents.
 
 public enum Cpio {
     public struct File: Sendable {
@@ -11,6 +11,8 @@ public enum Cpio {
         public var mode: UInt32
         public var bytes: [UInt8]
         public var isDirectory: Bool
+        /// A symbolic link: `bytes` is the target (S_IFLNK).
+        public var isSymlink = false
         public init(path: String, mode: UInt32, bytes: [UInt8]) {
             self.path = path
             self.mode = mode
@@ -24,13 +26,20 @@ public enum Cpio {
             file.isDirectory = true
             return file
         }
+
+        /// A symbolic link to `target` (mode gets S_IFLNK; the data is the target text).
+        public static func symlink(_ path: String, target: String) -> File {
+            var file = File(path: path, mode: 0o777, bytes: Array(target.utf8))
+            file.isSymlink = true
+            return file
+        }
     }
 
     /// A newc archive of the entries (regular files get S_IFREG, directories S_IFDIR), ended by TRAILER!!!.
     public static func archive(_ files: [File]) -> [UInt8] {
         var out: [UInt8] = []
         for (index, file) in files.enumerated() {
-            let type: UInt32 = file.isDirectory ? 0o040000 : 0o100000
+            let type: UInt32 = file.isDirectory ? 0o040000 : file.isSymlink ? 0o120000 : 0o100000
             append(&out, inode: UInt32(index + 1), mode: type | (file.mode & 0o7777), nlink: file.isDirectory ? 2 : 1,
                    name: file.path.hasPrefix("/") ? String(file.path.dropFirst()) : file.path, data: file.isDirectory ? [] : file.bytes)
         }

@@ -32,8 +32,20 @@ struct ContainerRunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Memory limit, with K, M or G (powers of 1024).", valueName: "SIZE"))
     var memory: String?
 
-    @Option(help: ArgumentHelp("Maximum number of processes.", valueName: "N"))
+    @Option(name: [.customLong("pids"), .customLong("pids-limit")], help: ArgumentHelp("Maximum number of processes.", valueName: "N"))
     var pids: String?
+
+    @Option(name: [.customShort("e"), .customLong("env")], help: ArgumentHelp("Set NAME=VALUE in the environment (NAME alone: the host's value); repeatable.", valueName: "NAME=VALUE"))
+    var env: [String] = []
+
+    @Option(name: [.customShort("w"), .customLong("workdir")], help: ArgumentHelp("The command's working directory in the container.", valueName: "DIR"))
+    var workdir: String?
+
+    @Option(name: [.customShort("u"), .customLong("user")], help: ArgumentHelp("Run as UID[:GID] (numbers).", valueName: "UID[:GID]"))
+    var user: String?
+
+    @Option(help: ArgumentHelp("Keep the container's writes in DIR/upper (default: a temporary overlay upper layer, removed at exit).", valueName: "DIR"))
+    var upper: String?
 
     @Option(help: ArgumentHelp("CPU limit as a number of CPUs, e.g. 0.5.", valueName: "CPUS"))
     var cpus: String?
@@ -41,7 +53,7 @@ struct ContainerRunCommand: ParsableCommand {
     @Option(help: "Hostname inside the container (default: swiftlet).")
     var hostname: String?
 
-    @Option(help: ArgumentHelp("none: only loopback, in a new network namespace; host: the host's network.", valueName: "none|host"))
+    @Option(name: [.customLong("network"), .customLong("net")], help: ArgumentHelp("none: only loopback, in a new network namespace; host: the host's network.", valueName: "none|host"))
     var net: String?
 
     @Flag(name: .customLong("read-only"), help: "Mount the root filesystem read-only.")
@@ -59,7 +71,7 @@ struct ContainerRunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Write a machine-readable run report (step times, PID, exit status, max RSS) to FILE.", valueName: "FILE"))
     var report: String?
 
-    @Option(help: ArgumentHelp("Bind a host file or directory read-only into the container (repeatable).", valueName: "HOST:PATH"))
+    @Option(help: ArgumentHelp("Bind a host file or directory into the container, read-only unless :rw (repeatable).", valueName: "HOST:PATH[:ro|rw]"))
     var bind: [String] = []
 
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments, after --.", valueName: "COMMAND"))
@@ -80,6 +92,10 @@ struct ContainerRunCommand: ParsableCommand {
         options.terminal = tty
         options.timings = timings
         options.report = report
+        options.env = env
+        options.workdir = workdir
+        options.user = user
+        options.upper = upper
         do {
             options.binds = try bind.map { (text: String) throws(ContainerError) in try RunOptions.parseBind(text) }
         } catch {
@@ -89,7 +105,7 @@ struct ContainerRunCommand: ParsableCommand {
         options.command = command.first == "--" ? Array(command.dropFirst()) : command
         if let net {
             guard let network = RunOptions.Network(rawValue: net) else {
-                ContainerCLI.printError("spec: --net \(net): unknown network mode (use none or host)")
+                ContainerCLI.printError("spec: --network \(net): unknown network mode (use none or host)")
                 throw ExitCode(125)
             }
             options.network = network

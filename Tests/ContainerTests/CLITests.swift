@@ -46,7 +46,7 @@ struct CLITests {
         #expect(size.stderr.split(separator: "\n").count == 1)
         let net = CLI.run("run --rootfs \(rootfs) --net bridge -- true")
         #expect(net.status == 125)
-        #expect(net.stderr == "swiftlet container: spec: --net bridge: unknown network mode (use none or host)\n")
+        #expect(net.stderr == "swiftlet container: spec: --network bridge: unknown network mode (use none or host)\n")
         let notFound = CLI.run("run --rootfs \(rootfs) -- no-such-command")
         #expect(notFound.status == 127)
         #expect(notFound.stderr == "swiftlet container: exec: no-such-command: command not found in the container (No such file or directory)\n")

@@ -136,6 +136,28 @@ import Glibc
         }
     }
 
+    /// OCI linux.cgroupsPath (podman's "/libpod_parent/libpod-ID"): from each hierarchy's root, not from the
+    /// launcher's own cgroup; missing parents are made, and on v2 each parent passes the controllers down.
+    @Test func anOCICgroupsPathIsTakenFromTheHierarchysRoot() throws {
+        let fs = RecordingCgroupFilesystem(directories: ["/cg", "/v1/pids"], files: ["/cg/cgroup.subtree_control": ""])
+        let v2 = CgroupHierarchy(version: .v2, mountPoint: "/cg", ownDirectory: "/cg/user.slice/me")
+        var limits = ResourceLimits()
+        limits.memoryBytes = 64 << 20
+        let cgroup = try #require(try ContainerCgroup.create(layout: CgroupLayout(controllers: [.memory: v2, .pids: v2], unified: v2),
+                                                             limits: limits, rootless: false, name: "/libpod_parent/libpod-1", filesystem: fs))
+        #expect(cgroup.directories.map(\.path) == ["/cg/libpod_parent/libpod-1"])
+        #expect(fs.log.contains("mkdir /cg/libpod_parent"))
+        #expect(fs.log.contains("write /cg/cgroup.subtree_control +memory"))
+        #expect(fs.log.contains("write /cg/libpod_parent/cgroup.subtree_control +memory"))
+        #expect(fs.log.contains("write /cg/libpod_parent/libpod-1/memory.max 67108864"))
+        cgroup.destroy()
+        let v1 = CgroupHierarchy(version: .v1, mountPoint: "/v1/pids", ownDirectory: "/v1/pids/process_api/abc")
+        let other = try #require(try ContainerCgroup.create(layout: CgroupLayout(controllers: [.pids: v1], unified: nil),
+                                                            limits: ResourceLimits(), rootless: false, name: "/swiftlet/c1", filesystem: fs))
+        #expect(other.directories.map(\.path) == ["/v1/pids/swiftlet/c1"])
+        other.destroy()
+    }
+
     @Test func deviceRulesReadLastMatchWins() {
         let rules = DeviceRule.effective([DeviceRule(allow: true, kind: .char, major: nil, minor: nil, access: "m"),
                                           DeviceRule(allow: true, kind: .char, major: 10, minor: 232, access: "r")])
@@ -218,7 +240,7 @@ final class RecordingCgroupFilesystem: CgroupFilesystem, @unchecked Sendable {
         self.files = files
     }
 
-    static let interfaceFiles = ["cgroup.procs", "memory.max", "memory.swap.max", "pids.max", "cpu.max", "memory.limit_in_bytes",
+    static let interfaceFiles = ["cgroup.procs", "cgroup.subtree_control", "memory.max", "memory.swap.max", "pids.max", "cpu.max", "memory.limit_in_bytes",
                                  "memory.memsw.limit_in_bytes", "cpu.cfs_quota_us", "cpu.cfs_period_us", "devices.allow", "devices.deny"]
 
     func makeDirectory(_ path: String) throws(Errno) {

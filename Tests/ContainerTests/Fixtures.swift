@@ -250,3 +250,24 @@ enum FileSystemProbe {
         return result
     }
 }
+
+/// Tests that leave traces on the host for a while (a created container's cgroup, podman's storage mounts)
+/// and tests that compare the host's mounts and cgroups before and after (LauncherTests) take turns: Swift
+/// Testing runs suites side by side. A file lock, as LinuxBootLock is, held for each test of a suite marked
+/// `.changesHostState` (the suite itself runs its tests; only tests lock, so a suite never waits on itself).
+struct HostStateChanging: SuiteTrait, TestTrait, TestScoping {
+    static let path = "/tmp/swiftlet-host-state.lock"
+    var isRecursive: Bool { true }
+
+    func provideScope(for test: Test, testCase: Test.Case?, performing function: @Sendable () async throws -> Void) async throws {
+        guard !test.isSuite else { return try await function() }
+        let fd = open(Self.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
+        if fd >= 0 { while flock(fd, LOCK_EX) != 0 && errno == EINTR {} }
+        defer { if fd >= 0 { flock(fd, LOCK_UN); close(fd) } }
+        try await function()
+    }
+}
+
+extension Trait where Self == HostStateChanging {
+    static var changesHostState: Self { HostStateChanging() }
+}

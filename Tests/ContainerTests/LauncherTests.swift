@@ -181,7 +181,7 @@ struct LauncherTests {
 
     // MARK: - cleanup and bad input
 
-    @Test func hundredRunsLeaveMountsAndCgroupsAsTheyWere() {
+    @Test(.changesHostState) func hundredRunsLeaveMountsAndCgroupsAsTheyWere() {
         let before = HostState.capture()
         // The snapshot must see a container's cgroups, or comparing two of them proves nothing.
         let during = Box<HostState?>(nil)
@@ -229,7 +229,7 @@ struct LauncherTests {
         #expect(!FileSystemProbe.exists(stale))
     }
 
-    @Test func killedLauncherLeavesNothingRunning() throws {
+    @Test(.changesHostState) func killedLauncherLeavesNothingRunning() throws {
         // A launcher in a child process, SIGKILLed while its container sleeps: the container dies
         // with it (PR_SET_PDEATHSIG) and the next run removes the cgroup it left.
         let probe = try #require(Spawned.start(Self.testBinary, ["--testing-library", "swift-testing", "--filter", "launcherProbe"],
@@ -250,7 +250,7 @@ struct LauncherTests {
         #expect(HostState.capture(launchers: [probe.pid]).cgroups == before.cgroups, "the next run removed it")
     }
 
-    @Test func badInputIsOneLineAndLeavesNothingBehind() throws {
+    @Test(.changesHostState) func badInputIsOneLineAndLeavesNothingBehind() throws {
         let before = HostState.capture()
         let missing = Run.container(spec: ContainerSpec.standard(rootPath: "/nonexistent/rootfs", args: ["true"]))
         #expect(missing.status == 125)

@@ -38,6 +38,7 @@ typedef enum sl_step {
     SL_STEP_SESSION,        /* "session": setsid, stdio */
     SL_STEP_LOOPBACK,       /* "loopback": bring lo up in the new network namespace */
     SL_STEP_HOSTNAME,       /* "hostname" */
+    SL_STEP_SYSCTL,         /* "sysctl": linux.sysctl through the host's /proc/sys, in the new namespaces */
     SL_STEP_PROPAGATION,    /* "mount propagation": make every mount private */
     SL_STEP_ROOTFS,         /* "rootfs": bind the root filesystem onto itself */
     SL_STEP_MOUNTS,         /* "mounts": /proc, /dev, devices, /sys, masked and read-only paths */
@@ -89,6 +90,8 @@ typedef struct sl_rlimit {
 /* Everything the child needs, prepared by the parent before clone; the child only reads it. */
 typedef struct sl_plan {
     const char *rootfs;            /* absolute host path of the root filesystem */
+    const char *overlay_options;   /* NULL, or "lowerdir=..,upperdir=..,workdir=..": mount an overlay on
+                                      rootfs (an empty directory) instead of binding it onto itself */
     unsigned long clone_flags;     /* CLONE_NEW* for clone(2): user, pid, mount, uts, ipc, net */
     int unshare_cgroup;            /* unshare(CLONE_NEWCGROUP) once the cgroup is joined */
     const int *cgroup_tasks_fds;   /* v1 `tasks` files the parent opened; the child writes "0" to each */
@@ -121,6 +124,16 @@ typedef struct sl_plan {
     const char *search_path;       /* PATH used to find argv[0] when it has no '/' */
     uint64_t *step_end_ns;         /* NULL, or shared memory (MAP_SHARED) of SL_STEP_COUNT entries: the
                                       child writes CLOCK_MONOTONIC at the end of each step it runs */
+    int start_fd;                  /* -1, or (OCI `create`) a FIFO opened O_RDWR: once set up, the child
+                                      checks that argv[0] can be found, closes the error pipe (the parent
+                                      returns), and blocks reading one byte from it (`start` writes it) */
+    char *const *sysctl_paths;     /* "net/ipv4/ip_forward" (under /proc/sys), sysctl_count of them */
+    char *const *sysctl_values;
+    size_t sysctl_count;
+    int preserve_fds;              /* descriptors 3 .. 3+N-1 stay open across execve (--preserve-fds) */
+    int detach;                    /* sl_spawn_exec: the process outlives the runtime (no parent-death signal) */
+    const int *join_ns_fds;        /* sl_spawn_exec: /proc/PID/ns/<name> descriptors to setns(2) into, user first */
+    size_t join_ns_count;
 } sl_plan;
 
 /* What the child sends back through the error pipe when a step fails. */
@@ -155,6 +168,21 @@ int sl_release(sl_process *process, int *terminal_master, sl_child_error *error)
  * begin sends the byte (returns 0 or -errno), finish collects the outcome as sl_release does. */
 int sl_release_begin(sl_process *process);
 int sl_release_finish(sl_process *process, int begin_result, int *terminal_master, sl_child_error *error);
+
+/*
+ * `exec` into a running container: setns(2) into `pid_ns_fd` for the children of this process (allowed
+ * in a multithreaded process), then a child that joins plan->join_ns_fds (user first, mount last: the
+ * mount namespace's root becomes the child's root and cwd) and runs the plan's credential, terminal
+ * and exec steps. Released and reported like sl_spawn's child. Returns 0 or -errno.
+ */
+int sl_spawn_exec(const sl_plan *plan, int pid_ns_fd, sl_process *process, int *failed_step);
+
+/* A new pseudo-terminal from /dev/ptmx: returns the master (close-on-exec) and puts the slave in *slave,
+ * or -errno. */
+int sl_open_pty(int *slave);
+
+/* Connects to the Unix socket `path` and sends `fd` as SCM_RIGHTS (OCI --console-socket). 0 or -errno. */
+int sl_send_fd_to_socket(const char *path, int fd);
 
 /* Kills a child that was never released and reaps it. */
 void sl_abort(sl_process *process);
