@@ -111,6 +111,19 @@ void *ckvm_mmap_file_private(size_t size, int fd, long long offset, int *error) 
     return p;
 }
 
+int ckvm_is_zero(const void *address, size_t size) {
+    const uint64_t *words = address;
+    size_t n = size / 8;
+    for (size_t i = 0; i < n; i++)
+        if (words[i])
+            return 0;
+    const unsigned char *tail = (const unsigned char *)address + n * 8;
+    for (size_t i = 0; i < size % 8; i++)
+        if (tail[i])
+            return 0;
+    return 1;
+}
+
 struct kvm_msr_list *ckvm_msr_list_alloc(uint32_t capacity) {
     struct kvm_msr_list *list = calloc(1, sizeof(*list) + (size_t)capacity * sizeof(uint32_t));
     if (list)

@@ -1,4 +1,4 @@
-// swiftlet: the lean front end. `boot`, `doctor` and `container run` run here, parsed by hand, with the VMM
+// swiftlet: the lean front end. `boot`, `restore`, `doctor` and `container run` run here, parsed by hand, with the VMM
 // and the container launcher linked in but no ArgumentParser and no Foundation, so they cost the least
 // time and memory (see
 // docs/benchmarks.md). Every other subcommand, --help, and anything this parser does not recognise is
@@ -13,6 +13,13 @@ switch arguments.first {
 case "boot":
     do {
         if let parsed = try BootArguments.parse(Array(arguments.dropFirst())) { exit(BootRunner.run(parsed)) }
+    } catch {
+        printError("swiftlet: \(error)")
+        exit(error.exitStatus)
+    }
+case "restore":
+    do {
+        if let parsed = try RestoreArguments.parse(Array(arguments.dropFirst())) { exit(RestoreRunner.run(parsed)) }
     } catch {
         printError("swiftlet: \(error)")
         exit(error.exitStatus)

@@ -94,6 +94,10 @@ public struct MachineConfiguration: Sendable {
     public var virtioEventFDs = true
     /// `--gdb`: where a gdb stub listens; the guest waits for gdb before its first instruction.
     public var gdb: GDBEndpoint? = nil
+    /// `--snapshot FILE`: write a snapshot when the guest writes the snapshot marker, then stop.
+    public var snapshotPath: String? = nil
+    /// `--control-socket PATH`: a Unix socket taking one-line commands (pause, resume, snapshot PATH, ...).
+    public var controlSocket: String? = nil
 
     public init() {}
 

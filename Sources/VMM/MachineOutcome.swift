@@ -30,12 +30,14 @@ public enum MachineOutcome: Sendable, Equatable {
     case stoppedByUser
     /// The VMM got SIGTERM, SIGINT or SIGHUP and shut the VM down (status 128 + the signal's number).
     case stoppedBySignal(Int32)
+    /// `boot --snapshot FILE`: the guest wrote the snapshot marker and its state is in FILE (status 0).
+    case snapshotWritten(summary: String)
 
     public var exitStatus: Int32 {
         switch self {
         case let .debugExit(_, status): status
         case let .commandExited(status): status
-        case .halted, .reset: ExitStatus.success
+        case .halted, .reset, .snapshotWritten: ExitStatus.success
         case .tripleFault, .emulationFailure, .crashed, .kernelPanic: ExitStatus.guestCrashed
         case .timeout, .noConsoleClient: ExitStatus.timeout
         case .vmmFailure: ExitStatus.kvmUnavailable
@@ -61,6 +63,7 @@ public enum MachineOutcome: Sendable, Equatable {
         case let .noConsoleClient(path, seconds): VMMError.noConsoleClient(path: path, seconds: seconds).description
         case let .vmmFailure(message): message
         case .stoppedByUser: "stopped by Ctrl-A x"
+        case let .snapshotWritten(summary): "\(summary); the VM was stopped (restore it with `swiftlet restore`)"
         case let .stoppedBySignal(number): "stopped by \(signalName(number)): the VM was shut down (status \(128 + number))"
         }
     }

@@ -125,6 +125,7 @@ extension MachineOutcome {
         case .vmmFailure: "vmm-failure"
         case .stoppedByUser: "stopped"
         case .stoppedBySignal: "signal"
+        case .snapshotWritten: "snapshot"
         }
     }
 }

@@ -27,11 +27,18 @@ struct BootCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Wait for gdb on ADDRESS before the first instruction: 127.0.0.1:PORT (:PORT, PORT; 0 picks a free port) or a Unix socket path. Loopback only. See docs/09-gdb.md.", valueName: "ADDRESS"))
     var gdb: String?
 
+    @Option(help: ArgumentHelp("Write a snapshot to FILE when the guest writes the snapshot marker (the minimal Linux's init: when it is ready for a command), then stop. Restore it with `swiftlet restore FILE`. See docs/10-snapshots.md.", valueName: "FILE"))
+    var snapshot: String?
+
+    @Option(help: ArgumentHelp("Take one-line commands on a Unix socket at PATH: pause, resume, snapshot FILE, status, stop. SIGUSR1 pauses, SIGUSR2 resumes.", valueName: "PATH"))
+    var controlSocket: String?
+
     func run() throws {
         var arguments = BootArguments()
         do {
             arguments.configuration = try machine.configuration()
             if let gdb { arguments.configuration.gdb = try GDBEndpoint.parse(gdb) }
+            try BootArguments.applySnapshotOptions(snapshot: snapshot, controlSocket: controlSocket, to: &arguments.configuration)
         } catch {
             printError("swiftlet: \(error)")
             throw ExitCode(error.exitStatus)

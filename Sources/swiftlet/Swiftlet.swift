@@ -8,6 +8,6 @@ struct Swiftlet: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "swiftlet",
         abstract: "A tiny KVM hypervisor and container launcher: run the same thing both ways and see the difference.",
-        subcommands: [BootCommand.self, ExplainCommand.self, DoctorCommand.self, ContainerCommand.self, CompareCommand.self]
+        subcommands: [BootCommand.self, RestoreCommand.self, ExplainCommand.self, DoctorCommand.self, ContainerCommand.self, CompareCommand.self]
     )
 }

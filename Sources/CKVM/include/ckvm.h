@@ -119,6 +119,9 @@ uint32_t ckvm_msr_list_index(const struct kvm_msr_list *list, uint32_t position)
  * with *error set to errno. */
 void *ckvm_mmap_file_private(size_t size, int fd, long long offset, int *error);
 
+/* 1 if the `size` bytes at `address` are all zero, else 0 (a snapshot leaves zero pages out of its file). */
+int ckvm_is_zero(const void *address, size_t size);
+
 /* Thread kick: install a no-op handler for `signal` (without SA_RESTART) so that pthread_kill interrupts
  * KVM_RUN with EINTR; send it to a thread. Both return 0 or -errno. */
 int ckvm_install_kick_handler(int signal);
