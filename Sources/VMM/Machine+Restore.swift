@@ -152,6 +152,12 @@ extension Machine {
         } catch let error as SnapshotError { throw refuse(error) } catch let error as KVMError { throw .kvm(error) } catch {
             throw .invalidOption("\(error)")
         }
+        if format.isLinux && saved.commandLine.contains(Machine.snapshotParameter) {
+            // Init waits at its snapshot point for a command on the console (none: it starts a shell).
+            machine.pendingConsoleInput.withLock { $0 = Machine.commandMessage(command) }
+        } else if !command.isEmpty {
+            throw refuse(.mismatch("a command was given, but the snapshot's guest does not wait for one (only a minimal Linux snapshotted by `boot --snapshot` does)"))
+        }
         machine.restoredFrom = (path, ckvm_monotonic_ns() - started)
         machine.note("restored from snapshot \(path) (taken of \(kernel.displayName), \(saved.cpus) vCPU\(saved.cpus == 1 ? "" : "s"), \(MachineConfiguration.describeSize(saved.memorySize)) of RAM, \(saved.backend))")
         return machine

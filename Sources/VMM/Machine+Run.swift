@@ -93,6 +93,7 @@ extension Machine {
             }
             console.flushIfQuiet()
             if tickMs != nil { for thread in threads { _ = ckvm_kick_thread(UInt(thread), kickSignal) } }
+            if feedPendingConsoleInput() { timeoutMs = 1 } // the rest as soon as the guest drains the FIFO
             if !markerSnapshotTaken && snapshotDue.load(ordering: .acquiring) {
                 markerSnapshotTaken = true
                 takeMarkerSnapshot()
@@ -151,6 +152,17 @@ extension Machine {
         guard nanoseconds < 1.8e19 else { return UInt64.max } // 2^64 is about 1.845e19
         let (sum, overflow) = now.addingReportingOverflow(UInt64(nanoseconds))
         return overflow ? UInt64.max : sum
+    }
+
+    /// Offers the pending console input to the 8250 (as much as its FIFO takes); true while some is left.
+    func feedPendingConsoleInput() -> Bool {
+        guard let serial else { return false }
+        return pendingConsoleInput.withLock { bytes in
+            guard !bytes.isEmpty else { return false }
+            let taken = serial.enqueueInput(bytes)
+            bytes.removeFirst(taken)
+            return !bytes.isEmpty
+        }
     }
 
     /// Records the outcome if none is recorded yet and asks every vCPU to stop.

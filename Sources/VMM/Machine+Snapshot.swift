@@ -64,6 +64,21 @@ func hostCPUVendor() -> String {
 }
 
 extension Machine {
+    /// The kernel parameter that puts Swiftlet's init in snapshot mode (unknown to the kernel, which
+    /// ignores a dotted parameter it has no module for; init reads it in /proc/cmdline).
+    static let snapshotParameter = "swiftlet.snapshot"
+    /// The byte Swiftlet's init writes to the lab marker port at its snapshot point (through /dev/port,
+    /// one byte: the 32-bit "SNAP" marker is for tiny guests).
+    static let linuxSnapshotMarker: UInt32 = 5
+
+    /// The bytes a restore types on a Linux guest's console for init in snapshot mode: "N:" and N bytes of
+    /// NUL-ended words (guest/linux/init.c, receive_command).
+    static func commandMessage(_ words: [String]) -> [UInt8] {
+        var body: [UInt8] = []
+        for word in words { body += Array(word.utf8) + [0] }
+        return Array("\(body.count):".utf8) + body
+    }
+
     // MARK: Pause and resume
 
     /// Parks every vCPU outside KVM_RUN; true once all are parked (false if the run ended first or they

@@ -77,6 +77,8 @@ public final class Machine: @unchecked Sendable {
     let snapshotDue = Atomic<Bool>(false)
     /// Set when this machine was restored from a snapshot: the file, and how long the restore took (ns).
     public internal(set) var restoredFrom: (path: String, nanoseconds: UInt64)?
+    /// Bytes to type on the serial console as the guest takes them (a restored init's command).
+    let pendingConsoleInput = Mutex<[UInt8]>([])
 
     // MARK: The recipe
 
@@ -268,7 +270,7 @@ public final class Machine: @unchecked Sendable {
         let lab = LabPorts(parameters: configuration.labParameters) { [unowned self] code in
             let now = ckvm_monotonic_ns()
             self.markers.withLock { $0.append((code, now)) }
-            if code == snapshotReadyMarker { self.snapshotMarkerSeen() }
+            if code == snapshotReadyMarker || (linux && code == Self.linuxSnapshotMarker) { self.snapshotMarkerSeen() }
         }
         do {
             try portBus.insert(serial, name: "COM1 (8250 UART)", base: 0x3F8, length: 8)
