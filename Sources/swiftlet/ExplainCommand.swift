@@ -25,7 +25,17 @@ struct ExplainCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Also print the recipe's notes (what `swiftlet boot -v` prints before the guest runs).")
     var verbose = false
 
+    @Option(help: ArgumentHelp("Explain a snapshot file instead: the machine, RAM, every vCPU's registers, MSRs, LAPIC and events, the PICs, IOAPIC, PIT, KVM clock and each device's state. Creates no VM.", valueName: "FILE"))
+    var snapshot: String?
+
     func run() throws {
+        if let snapshot {
+            do { print(try SnapshotExplanation.render(path: snapshot), terminator: "") } catch {
+                printError("swiftlet: \(error)")
+                throw ExitCode(error.exitStatus)
+            }
+            return
+        }
         do {
             let c = try machine.configuration()
             let built = try Machine.build(c)

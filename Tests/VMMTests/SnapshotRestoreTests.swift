@@ -98,6 +98,20 @@ struct SnapshotRestoreTests {
         #expect(Int(info.st_blocks) * 512 < 1 << 20, "but only the touched pages take disk: \(info.st_blocks * 512) bytes")
     }
 
+    @Test func explainReadsTheSnapshotBack() throws {
+        defer { unlink(path) }
+        _ = try snapshotCounter(to: path)
+        let r = ProcessRunner.run(swiftlet, ["explain", "--snapshot", path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("kernel          embedded guest 'counter' (multiboot)"), "\(r.stdout)")
+        // The counter's running sum 1 + ... + 5 is in RBX at the marker, and the marker's value in RAX.
+        #expect(r.stdout.contains("rax 0x534e4150 rbx 0xf"), "\(r.stdout)")
+        #expect(r.stdout.contains("64-bit long mode, CPL 0"), "\(r.stdout)")
+        #expect(r.stdout.contains("serial-com1: 16 bytes"), "\(r.stdout)")
+        let foreign = ProcessRunner.run(swiftlet, ["explain", "--snapshot", "/proc/self/status"])
+        #expect(foreign.status == ExitStatus.badInput, "\(foreign.stderr)")
+    }
+
     @Test func manyRestoresOfOneFileRunAtOnce() throws {
         defer { unlink(path) }
         _ = try snapshotCounter(to: path)
