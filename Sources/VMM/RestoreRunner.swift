@@ -88,6 +88,7 @@ public enum RestoreRunner {
             printError("swiftlet: \(machine.tracer.totalExits) VM exits: " + machine.tracer.countsLine())
             printError(machine.restoreTimeline())
         }
+        if let samples = machine.ripSampleReport() { printError(samples) }
         if let message = outcome.message { printError("swiftlet: \(message)") }
         return outcome.exitStatus
     }

@@ -207,7 +207,10 @@ static int split_file(const char *path, char *buffer, long size, char **list, in
 /* The console the kernel writes to (ttyS0, hvc0...), as the controlling terminal of a new session. */
 static void take_console(void)
 {
+	static int taken; /* snapshot mode takes it before the snapshot point: once is enough */
 	char active[256], path[300] = "/dev/";
+	if (taken++)
+		return;
 	setsid();
 	if (slurp("/sys/class/tty/console/active", active, sizeof(active)) <= 0)
 		return;
