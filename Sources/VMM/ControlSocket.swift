@@ -120,7 +120,7 @@ extension Machine {
             guard words.count == 2, !words[1].isEmpty else { return "error give a path: snapshot PATH" }
             do { return "ok " + (try snapshotWhileRunning(to: words[1])).line } catch { return "error \(error)" }
         case "stop":
-            finish(.stoppedByUser)
+            finish(.stoppedByControlSocket)
             return "ok stopping"
         case "":
             return "error empty command (pause, resume, snapshot PATH, status, stop)"

@@ -123,7 +123,7 @@ extension MachineOutcome {
         case .crashed: "crashed"
         case .timeout, .noConsoleClient: "timeout"
         case .vmmFailure: "vmm-failure"
-        case .stoppedByUser: "stopped"
+        case .stoppedByUser, .stoppedByControlSocket: "stopped"
         case .stoppedBySignal: "signal"
         case .snapshotWritten: "snapshot"
         }
