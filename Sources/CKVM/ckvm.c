@@ -63,6 +63,8 @@ const unsigned long CKVM_SET_IRQCHIP = KVM_SET_IRQCHIP;
 const unsigned long CKVM_GET_PIT2 = KVM_GET_PIT2;
 const unsigned long CKVM_SET_PIT2 = KVM_SET_PIT2;
 const unsigned long CKVM_GET_CLOCK = KVM_GET_CLOCK;
+const unsigned long CKVM_GET_XSAVE = KVM_GET_XSAVE;
+const unsigned long CKVM_SET_XSAVE = KVM_SET_XSAVE;
 const unsigned long CKVM_SET_CLOCK = KVM_SET_CLOCK;
 
 int ckvm_ioctl_none(int fd, unsigned long request) {

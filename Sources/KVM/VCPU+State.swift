@@ -1,12 +1,14 @@
 // VCPU+State: the vCPU ioctls a snapshot needs beyond the ones the boot path uses: debug registers, XCRs,
+// the XSAVE area,
 // the MP state setter, and every MSR KVM can save (the index list comes from KVMSystem.msrIndexList()).
-// One method per ioctl. Reference: Documentation/virt/kvm/api.rst §4.32-4.33 (DEBUGREGS), §4.42-4.43 (XCRS),
+// One method per ioctl. Reference: Documentation/virt/kvm/api.rst §4.32-4.33 (DEBUGREGS), §4.42-4.43 (XCRS), §4.40-4.41 (XSAVE),
 // §4.39 (SET_MP_STATE), §4.18-4.19 (MSRS). Which of them kvm_pvm answers is listed in docs/10-snapshots.md.
 import CKVM
 import SystemPackage
 
 public typealias DebugRegisters = kvm_debugregs
 public typealias ExtendedControlRegisters = kvm_xcrs
+public typealias XSAVEState = kvm_xsave
 
 extension VCPU {
     /// DR0-DR3, DR6, DR7. The corresponding ioctl is `KVM_GET_DEBUGREGS`.
@@ -33,6 +35,20 @@ extension VCPU {
     public func setExtendedControlRegisters(_ state: ExtendedControlRegisters) throws(KVMError) {
         var state = state
         _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_SET_XCRS, &state), "KVM_SET_XCRS")
+    }
+
+    /// The XSAVE area (x87, SSE, AVX and every other state component XCR0 enables; 4 KiB, the legacy
+    /// layout KVM uses). The corresponding ioctl is `KVM_GET_XSAVE` (KVM_CAP_XSAVE).
+    public func xsaveState() throws(KVMError) -> XSAVEState {
+        var state = XSAVEState()
+        _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_GET_XSAVE, &state), "KVM_GET_XSAVE")
+        return state
+    }
+
+    /// The corresponding ioctl is `KVM_SET_XSAVE`.
+    public func setXSAVEState(_ state: XSAVEState) throws(KVMError) {
+        var state = state
+        _ = try KVMError.check(ckvm_ioctl_ptr(fd, CKVM_SET_XSAVE, &state), "KVM_SET_XSAVE")
     }
 
     /// The corresponding ioctl is `KVM_SET_MP_STATE`.

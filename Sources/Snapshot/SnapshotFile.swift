@@ -11,7 +11,7 @@
 //              cost disk), so a restore maps each region straight from the file, copy-on-write.
 //
 // What the records hold (tags): MACH the machine (backend, CPU vendor, configuration), MEMR one RAM region,
-// CPID/REGS/SREG/FPU_/XCRS/DBGR/MSRS/LAPC/EVNT/MPST one vCPU's state (index: the vCPU id), IRQC one
+// CPID/REGS/SREG/FPU_/XSAV/XCRS/DBGR/MSRS/LAPC/EVNT/MPST one vCPU's state (index: the vCPU id), IRQC one
 // in-kernel interrupt controller (index: the chip), PIT2 the PIT, CLCK the KVM clock, DEVC one device.
 // The parser checks structure (bounds, counts, UTF-8, the checksum, region layout); the VMM checks that the
 // raw KVM structures have the sizes its kernel headers give them.

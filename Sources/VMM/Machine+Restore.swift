@@ -7,8 +7,8 @@
 // page is read from the file when the guest first touches it, and stays private to this process, so many
 // restores of one file share its page cache) → memory slots → devices → vCPUs with the saved CPUID → the
 // VM's state (PICs, IOAPIC, PIT, clock) → each vCPU's state → each device's state. No kernel is loaded.
-// Order of the vCPU's state (as Firecracker's): MP state, registers, special registers, FPU, XCRs,
-// debug registers, LAPIC, MSRs (after SREGS and the LAPIC: APIC_BASE and EFER), events last.
+// Order of the vCPU's state (as Firecracker's): MP state, registers, special registers, FPU, XCRs, the
+// XSAVE area, debug registers, LAPIC, MSRs (after SREGS and the LAPIC: APIC_BASE and EFER), events last.
 import CKVM
 import Devices
 import Glibc
@@ -223,7 +223,10 @@ extension Machine {
             try vcpu.setRegisters(try fromRawBytes(payload("REGS") ?? [], as: Registers.self, "REGS"))
             try vcpu.setSpecialRegisters(try fromRawBytes(payload("SREG") ?? [], as: SpecialRegisters.self, "SREG"))
             try vcpu.setFPU(try fromRawBytes(payload("FPU_") ?? [], as: FPUState.self, "FPU_"))
+            // XCR0 before the XSAVE area (it says which components the area may hold); the area after the FPU
+            // (it holds the same x87/SSE state and more).
             if let xcrs = payload("XCRS") { try vcpu.setExtendedControlRegisters(try fromRawBytes(xcrs, as: ExtendedControlRegisters.self, "XCRS")) }
+            if let xsave = payload("XSAV") { try vcpu.setXSAVEState(try fromRawBytes(xsave, as: XSAVEState.self, "XSAV")) }
             if let debug = payload("DBGR") { try vcpu.setDebugRegisters(try fromRawBytes(debug, as: DebugRegisters.self, "DBGR")) }
             if let lapic = payload("LAPC") { try vcpu.setLocalAPIC(try fromRawBytes(lapic, as: LocalAPICState.self, "LAPC")) }
             var msrs = StateReader(payload("MSRS") ?? [], what: "vCPU \(id)'s MSRs")

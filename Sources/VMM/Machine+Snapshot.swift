@@ -3,7 +3,7 @@
 //
 // What a VM's state is, in the order it is saved: the machine (backend, CPU vendor, configuration), its RAM
 // regions, then per vCPU the CPUID table, general registers (KVM_GET_REGS), special registers (SREGS), x87/SSE
-// (FPU), XCRs, debug registers, every MSR in KVM_GET_MSR_INDEX_LIST that the vCPU answers (TSC, kvmclock's
+// (FPU), the XSAVE area, XCRs, debug registers, every MSR in KVM_GET_MSR_INDEX_LIST that the vCPU answers (TSC, kvmclock's
 // system time and wall clock MSRs, EFER, STAR/LSTAR, ...), the LAPIC page, pending events and the MP state;
 // then the in-kernel PICs and IOAPIC, the PIT, the KVM clock, and each device's own saved state
 // (PersistentState). Everything is read while every vCPU is parked outside KVM_RUN (PauseGate).
@@ -152,6 +152,8 @@ extension Machine {
                 records.append(SnapshotRecord("REGS", index: id, rawBytes(try vcpu.registers())))
                 records.append(SnapshotRecord("SREG", index: id, rawBytes(try vcpu.specialRegisters())))
                 records.append(SnapshotRecord("FPU_", index: id, rawBytes(try vcpu.fpu())))
+                // The XSAVE area holds what KVM_GET_FPU cannot (AVX's upper halves and later state components).
+                if let xsave = try? vcpu.xsaveState() { records.append(SnapshotRecord("XSAV", index: id, rawBytes(xsave))) }
                 if let xcrs = try? vcpu.extendedControlRegisters() { records.append(SnapshotRecord("XCRS", index: id, rawBytes(xcrs))) }
                 if let debug = try? vcpu.debugRegisters() { records.append(SnapshotRecord("DBGR", index: id, rawBytes(debug))) }
                 var msrs = StateWriter()

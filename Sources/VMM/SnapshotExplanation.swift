@@ -105,6 +105,9 @@ public enum SnapshotExplanation {
         if let p = c.record("XCRS", index: id)?.payload, p.count >= 16 {
             out.append("  XCRS  \(le32(p, 0)) XCR\(le32(p, 0) == 1 ? "" : "s"); XCR0 \(h(le64(p, 16)))")
         }
+        if let p = c.record("XSAV", index: id)?.payload, p.count >= 520 {
+            out.append("  XSAV  \(p.count)-byte XSAVE area; components present (XSTATE_BV) \(h(le64(p, 512)))")
+        }
         if let p = c.record("DBGR", index: id)?.payload, p.count >= 48 {
             out.append("  DBGR  dr6 \(h(le64(p, 32))) dr7 \(h(le64(p, 40)))")
         }

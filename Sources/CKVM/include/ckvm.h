@@ -61,6 +61,8 @@ extern const unsigned long CKVM_SET_IRQCHIP;
 extern const unsigned long CKVM_GET_PIT2;
 extern const unsigned long CKVM_SET_PIT2;
 extern const unsigned long CKVM_GET_CLOCK;
+extern const unsigned long CKVM_GET_XSAVE;
+extern const unsigned long CKVM_SET_XSAVE;
 extern const unsigned long CKVM_SET_CLOCK;
 
 /* ioctl without an argument, with an integer argument, and with a pointer argument.
