@@ -2,7 +2,8 @@
 // list, the machine and region records, CRC32C) and the device states a restore hands to devices
 // (Serial8250+State.swift), built and run by fuzz/run.sh. The input is a snapshot's header and state
 // section, as `swiftlet restore` reads them; the file's size is the input's length shifted left by its
-// low five bits, so inputs announcing memory beyond their own bytes are taken too.
+// low five bits, so inputs announcing memory beyond their own bytes are taken too (the counter seed is
+// padded to a length whose low bits make room for its 64 MiB).
 //
 // A SnapshotError is expected; a trap never. What the parser accepts must keep its promises, checked with
 // require(): the state and memory lie inside the file, every region is page-aligned inside the memory
