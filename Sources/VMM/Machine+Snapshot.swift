@@ -104,7 +104,10 @@ extension Machine {
     // MARK: Capturing the state
 
     /// Why this machine cannot be snapshotted, or nil.
-    func snapshotRefusal() -> String? {
+    func snapshotRefusal() -> String? { Self.snapshotRefusal(configuration) }
+
+    /// Why a machine so configured cannot be snapshotted, or nil (checked again at `--snapshot`'s start).
+    static func snapshotRefusal(_ configuration: MachineConfiguration) -> String? {
         if configuration.console == .virtio { return "the virtio console's queues are not saved yet; snapshot a machine with --console serial" }
         if configuration.gdb != nil { return "a machine under --gdb cannot be snapshotted" }
         if configuration.bootMode == .firmware { return "--boot firmware machines cannot be snapshotted (their ROM slot is not saved)" }

@@ -145,6 +145,7 @@ public final class Machine: @unchecked Sendable {
             }
             guard c.bootMode == .direct else { throw .invalidOption("--boot firmware boots multiboot kernels; Linux is booted directly") }
         }
+        if c.snapshotPath != nil, let refusal = snapshotRefusal(c) { throw .invalidOption("--snapshot: \(refusal)") }
         if let t = c.timeout, !(t > 0) { throw .invalidOption("--timeout must be a positive number of seconds") }
         try validateConsole(c)
     }

@@ -155,6 +155,14 @@ struct SnapshotRestoreTests {
         refused(nil, ["--cpus", "2"], "does not fit: --cpus 2, the snapshot's machine has 1")
     }
 
+    @Test func machinesWhoseStateIsNotSavedAreRefusedBeforeTheyBoot() {
+        let r = ProcessRunner.run(swiftlet, ["boot", "--guest", "counter", "--console", "virtio", "--snapshot", path])
+        #expect(r.status == ExitStatus.badInput, "\(r.stderr)")
+        #expect(r.stderr.contains("--snapshot: the virtio console's queues are not saved yet"), "\(r.stderr)")
+        #expect(!r.stdout.contains("counter:"), "the guest never ran")
+        #expect(access(path, F_OK) != 0, "no file was written")
+    }
+
     @Test func controlSocketPausesSnapshotsAndResumesARunningVM() throws {
         let socketPath = path + ".sock"
         defer { unlink(path); unlink(socketPath) }
