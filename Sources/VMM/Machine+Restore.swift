@@ -110,6 +110,9 @@ extension Machine {
               let consoleKind = ConsoleKind(rawValue: saved.console), consoleKind == .serial else {
             throw refuse(.malformed("the machine record names a kernel format, kernel or console this swiftlet does not know"))
         }
+        guard saved.memorySize >= X86Layout.minimumRAM, Int(saved.cpus) <= MachineConfiguration.maximumCPUs else {
+            throw refuse(.malformed("a machine of \(saved.memorySize) bytes and \(saved.cpus) vCPUs is not one swiftlet builds"))
+        }
         var configuration = MachineConfiguration()
         configuration.kernel = kernel
         configuration.memorySize = saved.memorySize

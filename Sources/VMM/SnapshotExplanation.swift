@@ -66,7 +66,7 @@ public enum SnapshotExplanation {
                 line("  IRQC IOAPIC at \(h(le64(b, 8))): IRR \(h(UInt64(le32(b, 24)), 8)); unmasked: \(unmasked.isEmpty ? "none" : unmasked.joined(separator: ", "))")
             }
         }
-        if let pit = c.record("PIT2"), pit.payload.count >= 24 {
+        if let pit = c.record("PIT2"), pit.payload.count >= 76 {
             let b = pit.payload
             line("  PIT2 i8254 channel 0: count \(le32(b, 0)), mode \(b[13]), gate \(b[15])  (channels 1 and 2 follow; flags \(h(UInt64(le32(b, 72)))))")
         }
@@ -102,7 +102,7 @@ public enum SnapshotExplanation {
         if let p = c.record("FPU_", index: id)?.payload, let f = try? fromRawBytes(p, as: FPUState.self, "FPU_") {
             out.append("  FPU_  x87 control \(h(UInt64(f.fcw), 4)) status \(h(UInt64(f.fsw), 4)), MXCSR \(h(UInt64(f.mxcsr), 8)), 8 x87 and 16 XMM registers")
         }
-        if let p = c.record("XCRS", index: id)?.payload, p.count >= 16 {
+        if let p = c.record("XCRS", index: id)?.payload, p.count >= 24 {
             out.append("  XCRS  \(le32(p, 0)) XCR\(le32(p, 0) == 1 ? "" : "s"); XCR0 \(h(le64(p, 16)))")
         }
         if let p = c.record("XSAV", index: id)?.payload, p.count >= 520 {

@@ -155,6 +155,26 @@ struct SnapshotRestoreTests {
         refused(nil, ["--cpus", "2"], "does not fit: --cpus 2, the snapshot's machine has 1")
     }
 
+    @Test func recordsOfTheWrongSizeAreExplainedWithoutTrappingAndRefusedByRestore() throws {
+        defer { unlink(path) }
+        _ = try snapshotCounter(to: path)
+        let bytes = ProcessRunner.readBytes(path)
+        let contents = try SnapshotContents.decode(bytes, fileSize: UInt64(bytes.count))
+        let shortened = path + ".short"
+        defer { unlink(shortened) }
+        for tag in ["REGS", "SREG", "FPU_", "XSAV", "XCRS", "DBGR", "MSRS", "EVNT", "MPST", "CPID", "CLCK", "DEVC"] {
+            let records = contents.records.map { $0.tag == tag ? SnapshotRecord($0.tag, index: $0.index, [1]) : $0 }
+            let (head, header) = SnapshotContents.encode(records: records, memoryLength: contents.header.memoryLength)
+            ProcessRunner.writeFile(shortened, head)
+            try #require(truncate(shortened, off_t(header.memoryOffset + header.memoryLength)) == 0)
+            let explained = ProcessRunner.run(swiftlet, ["explain", "--snapshot", shortened])
+            #expect(explained.status == 0, "explain reads what it can: \(tag): \(explained.stderr)")
+            let restored = ProcessRunner.run(swiftlet, ["restore", shortened])
+            #expect(restored.status == ExitStatus.badInput, "\(tag): \(restored.stderr)")
+            #expect(restored.stderr.hasPrefix("swiftlet: snapshot \(shortened): "), "\(tag): \(restored.stderr)")
+        }
+    }
+
     @Test func machinesWhoseStateIsNotSavedAreRefusedBeforeTheyBoot() {
         let r = ProcessRunner.run(swiftlet, ["boot", "--guest", "counter", "--console", "virtio", "--snapshot", path])
         #expect(r.status == ExitStatus.badInput, "\(r.stderr)")
