@@ -41,7 +41,7 @@ extension Machine {
 
     /// What Swiftlet's Linux init (guest/linux/init.c) means by each lab marker it writes.
     static let initMarkerNames: [UInt32: String] = [3: "init reached (lab marker 3)", 4: "command starts: init's execve (lab marker 4)",
-                                                    5: "ready for a command: the snapshot point (lab marker 5)"]
+                                                    7: "ready for a command: the snapshot point (lab marker 7)"]
 
     /// The timeline as text: the milestones read off the console and the guest's lab markers, in order.
     public func timeline() -> String {

@@ -68,8 +68,8 @@ extension Machine {
     /// ignores a dotted parameter it has no module for; init reads it in /proc/cmdline).
     static let snapshotParameter = "swiftlet.snapshot"
     /// The byte Swiftlet's init writes to the lab marker port at its snapshot point (through /dev/port,
-    /// one byte: the 32-bit "SNAP" marker is for tiny guests).
-    static let linuxSnapshotMarker: UInt32 = 5
+    /// one byte: the 32-bit "SNAP" marker is for tiny guests; 5 and 6 are compare's probe script's).
+    static let linuxSnapshotMarker: UInt32 = 7
 
     /// The bytes a restore types on a Linux guest's console for init in snapshot mode: "N:" and N bytes of
     /// NUL-ended words (guest/linux/init.c, receive_command).

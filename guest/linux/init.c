@@ -30,7 +30,7 @@
  *      debug-exit device exists).
  * Snapshot mode (the kernel command line has swiftlet.snapshot: `swiftlet boot --snapshot FILE` put it there):
  * in step 4 the child that will run the command first takes the console, switches it to raw mode, prints
- * "swiftlet-init: ready for a command" and writes byte 5 to the marker port: the VMM snapshots the VM right
+ * "swiftlet-init: ready for a command" and writes byte 7 to the marker port: the VMM snapshots the VM right
  * there. A restore of that snapshot (`swiftlet restore FILE -- COMMAND`) types the command on the console as
  * "N:" and N bytes of NUL-ended words; the child reads it, puts the terminal back and runs it (no words: a
  * shell). So everything up to here is paid once, at snapshot time.
@@ -237,8 +237,8 @@ struct kernel_termios {
 #define K_TCGETS 0x5401
 #define K_TCSETS 0x5402
 
-/* Snapshot mode: marks the snapshot point (byte 5), then reads "N:" and N bytes of NUL-ended words from
- * the console in raw mode; returns the word count (0: none, run a shell). */
+/* Snapshot mode: marks the snapshot point (byte 7; 5 and 6 are compare's probe script's), then reads "N:"
+ * and N bytes of NUL-ended words from the console in raw mode; returns the word count (0: none, run a shell). */
 static int receive_command(char *buffer, long size, char **list, int max)
 {
 	struct kernel_termios saved, raw;
@@ -253,7 +253,7 @@ static int receive_command(char *buffer, long size, char **list, int max)
 	}
 	say("ready for a command (snapshot point)", "", "");
 	ioctl(1, TCSBRK, (void *)1);
-	outb(0x440, 5);
+	outb(0x440, 7);
 	long length = 0, got = 0, n;
 	char c;
 	while (read(0, &c, 1) == 1 && c != ':')
