@@ -62,7 +62,7 @@ extension Comparison {
         var y = 40.0
         for lane in lanes {
             let color = colors[lane.id] ?? "#555"
-            lanesSVG += "<text x=\"8\" y=\"\(f(y + 4))\" font-weight=\"bold\" fill=\"\(color)\">\(escape(lane.id == "vm" ? "VM" : lane.id))</text>"
+            lanesSVG += "<text x=\"8\" y=\"\(f(y + 4))\" font-weight=\"bold\" fill=\"\(color)\">\(escape(lane.shortName))</text>"
             if let last = lane.timeline.last {
                 lanesSVG += "<line x1=\"\(f(x(low)))\" y1=\"\(f(y))\" x2=\"\(f(x(last.milliseconds)))\" y2=\"\(f(y))\" stroke=\"\(color)\" stroke-width=\"4\" stroke-linecap=\"round\"/>"
             } else {
@@ -102,7 +102,7 @@ extension Comparison {
         for id in ["container", "vm"] {
             let runtime = row("memory_runtime")?.cells[id]?.number
             let workload = row("memory_workload")?.cells[id]?.number
-            let name = id == "vm" ? "VM" : "container"
+            let name = column(id)?.shortName ?? id
             if id == "container" {
                 var parts: [(String, Double, String)] = []
                 if let runtime { parts.append(("launcher peak RSS \(formatKiB(runtime))", runtime, "#2f7dd1")) }

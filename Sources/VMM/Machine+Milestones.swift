@@ -32,7 +32,10 @@ extension Machine {
             let state = line.hasSuffix("off") || line.hasSuffix("off\r") ? "off" : "on"
             syscallChange.withLock { $0 = state }
         }
-        for (pattern, name) in Self.milestonePatterns where line.contains(pattern) {
+        // A restored machine did not boot: only a panic is a milestone then (a "Linux version" line is the
+        // guest's user space printing /proc/version).
+        let restored = restoredFrom != nil
+        for (pattern, name) in Self.milestonePatterns where line.contains(pattern) && (!restored || name == "kernel panic") {
             guard !milestones.withLock({ $0.contains { $0.name == name } }) else { continue }
             mark(name)
             if name == "kernel panic" { panicLine.withLock { if $0 == nil { $0 = line } } }

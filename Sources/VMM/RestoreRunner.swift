@@ -14,6 +14,8 @@ public struct RestoreArguments: Sendable {
     public var timeout: Double? = nil
     public var verbose = false
     public var controlSocket: String? = nil
+    /// Where to write the run report (`--report FILE`, RunReport.swift); it names the snapshot (restored_from).
+    public var reportPath: String? = nil
     public var command: [String] = []
 
     public init() {}
@@ -38,7 +40,7 @@ public struct RestoreArguments: Sendable {
                 file = argument
                 continue
             }
-            guard ["--memory", "--cpus", "--console", "--timeout", "--control-socket"].contains(name) else { return nil }
+            guard ["--memory", "--cpus", "--console", "--timeout", "--control-socket", "--report"].contains(name) else { return nil }
             if value == nil {
                 guard index < arguments.count else { throw .invalidOption("\(name) needs a value") }
                 value = arguments[index]
@@ -57,6 +59,9 @@ public struct RestoreArguments: Sendable {
                 guard let seconds = Double(v) else { throw .invalidOption("--timeout \(v): not a number of seconds") }
                 try MachineConfiguration.validateTimeout(seconds, as: v)
                 result.timeout = seconds
+            case "--report":
+                guard !v.isEmpty else { throw .invalidOption("--report needs a file name") }
+                result.reportPath = v
             default:
                 guard !v.isEmpty else { throw .invalidOption("--control-socket needs a path") }
                 result.controlSocket = v
@@ -77,6 +82,7 @@ public enum RestoreRunner {
                                           controlSocket: arguments.controlSocket, command: arguments.command)
         } catch {
             printError("swiftlet: \(error)")
+            if let path = arguments.reportPath { BootRunner.writeReport(RunReport.buildFailure(error), to: path) }
             return error.exitStatus
         }
         if arguments.verbose {
@@ -90,6 +96,7 @@ public enum RestoreRunner {
         }
         if let samples = machine.ripSampleReport() { printError(samples) }
         if let message = outcome.message { printError("swiftlet: \(message)") }
+        if let path = arguments.reportPath { BootRunner.writeReport(machine.runReport(outcome: outcome), to: path) }
         return outcome.exitStatus
     }
 }

@@ -35,6 +35,9 @@ struct RestoreCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Take one-line commands on a Unix socket at PATH: pause, resume, snapshot FILE, status, stop.", valueName: "PATH"))
     var controlSocket: String?
 
+    @Option(help: ArgumentHelp("Write a machine-readable run report to FILE (as `swiftlet boot --report`, with restored_from).", valueName: "FILE"))
+    var report: String?
+
     @Flag(name: .shortAndLong, help: "Print the restore's steps and timeline.")
     var verbose = false
 
@@ -48,6 +51,7 @@ struct RestoreCommand: ParsableCommand {
         if let console { words += ["--console", console] }
         if let timeout { words += ["--timeout", String(timeout)] }
         if let controlSocket { words += ["--control-socket", controlSocket] }
+        if let report { words += ["--report", report] }
         if verbose { words.append("-v") }
         if !command.isEmpty { words += ["--"] + command }
         do {
