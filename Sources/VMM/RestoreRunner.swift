@@ -4,7 +4,7 @@
 //
 // The options a restore takes either must match the snapshot (--memory, --cpus, --console: given, they are
 // checked, and a difference is refused with status 2 before any VM exists) or concern this run only
-// (--timeout, --control-socket, --snapshot for a marker the restored guest writes again, -v). A COMMAND after
+// (--timeout, --control-socket, whose `snapshot PATH` snapshots the restored VM again, --report, -v). A COMMAND after
 // `--` goes to a restored minimal Linux's init, which waits for one after its snapshot (docs/10-snapshots.md).
 import CKVM
 
