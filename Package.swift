@@ -36,7 +36,10 @@ let package = Package(
         // Swift layers.
         .target(name: "KVM", dependencies: ["CKVM", systemPackage], swiftSettings: lean),
         .target(name: "GuestMemory", dependencies: ["CKVM"], swiftSettings: lean),
-        .target(name: "Devices", swiftSettings: lean),
+        // Snapshot: the snapshot file format, its byte codec and CRC32C, and the PersistentState protocol
+        // devices save and restore their state through; pure, no fds, no KVM (fuzzed in fuzz/).
+        .target(name: "Snapshot", swiftSettings: lean),
+        .target(name: "Devices", dependencies: ["Snapshot"], swiftSettings: lean),
         // JSON: a small RFC 8259 reader and writer without Foundation (config.json, run reports, doctor --json).
         .target(name: "JSON", swiftSettings: lean),
         // Virtio: virtqueues, the device core, the MMIO and PCI transports, the console; no KVM, no threads.
@@ -47,7 +50,7 @@ let package = Package(
         // GDBRemote: the GDB remote serial protocol (framing, packets, the all-stop session, the x86-64
         // register file and target.xml, page walks, breakpoint bookkeeping); pure, no fds, no KVM.
         .target(name: "GDBRemote", swiftSettings: lean),
-        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Devices", "Virtio", "X86Boot", "GDBRemote", "JSON", "CGuestImages", "CKVM"], swiftSettings: lean),
+        .target(name: "VMM", dependencies: ["KVM", "GuestMemory", "Devices", "Virtio", "X86Boot", "GDBRemote", "JSON", "CGuestImages", "CKVM", "Snapshot"], swiftSettings: lean),
         .target(name: "Container", dependencies: ["CLinux", "JSON", systemPackage], swiftSettings: lean),
         // `swiftlet compare`: runs the same work as a container and in a VM through the swiftlet binary and
         // renders the measurements (text, JSON, HTML). No KVM calls of its own: it needs KVM only to name the backend.
@@ -85,8 +88,9 @@ let package = Package(
         .testTarget(name: "VirtioTests", dependencies: ["Virtio", "GuestMemory", "Devices"]),
         .testTarget(name: "X86BootTests", dependencies: ["X86Boot", "GuestMemory", "CGuestImages", "TestSupport"]),
         .testTarget(name: "KVMTests", dependencies: ["KVM", "TestSupport"]),
-        .testTarget(name: "VMMTests", dependencies: ["VMM", "KVM", "X86Boot", "GuestMemory", "Devices", "Virtio", "GDBRemote", "CGuestImages", "TestSupport"]),
+        .testTarget(name: "VMMTests", dependencies: ["VMM", "Snapshot", "KVM", "X86Boot", "GuestMemory", "Devices", "Virtio", "GDBRemote", "CGuestImages", "TestSupport"]),
         .testTarget(name: "GDBRemoteTests", dependencies: ["GDBRemote"]),
+        .testTarget(name: "SnapshotTests", dependencies: ["Snapshot"]),
         .testTarget(name: "ContainerTests", dependencies: ["Container", "TestSupport"]),
         .testTarget(name: "CompareTests", dependencies: ["Compare", "Container", "KVM", "X86Boot", "TestSupport"]),
     ]

@@ -27,7 +27,7 @@ case "${1:-}" in
 esac
 
 # The guests and their order in the embedded table (the header documents these names).
-guests=(hello triple-fault unmapped loop doctor probe console-bench virtio-hostile syscalls)
+guests=(hello triple-fault unmapped loop doctor probe console-bench virtio-hostile syscalls counter)
 generated=Sources/CGuestImages/guest_images.c
 
 find_tool() {   # find_tool VAR NAME...: the first NAME next to swift, in /opt/swift/usr/bin, or on PATH

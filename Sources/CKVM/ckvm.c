@@ -53,6 +53,19 @@ const unsigned long CKVM_GET_MP_STATE = KVM_GET_MP_STATE;
 const unsigned long CKVM_TRANSLATE = KVM_TRANSLATE;
 const unsigned long CKVM_GET_MSRS = KVM_GET_MSRS;
 const unsigned long CKVM_SET_GUEST_DEBUG = KVM_SET_GUEST_DEBUG;
+const unsigned long CKVM_GET_MSR_INDEX_LIST = KVM_GET_MSR_INDEX_LIST;
+const unsigned long CKVM_GET_DEBUGREGS = KVM_GET_DEBUGREGS;
+const unsigned long CKVM_SET_DEBUGREGS = KVM_SET_DEBUGREGS;
+const unsigned long CKVM_GET_XCRS = KVM_GET_XCRS;
+const unsigned long CKVM_SET_XCRS = KVM_SET_XCRS;
+const unsigned long CKVM_GET_IRQCHIP = KVM_GET_IRQCHIP;
+const unsigned long CKVM_SET_IRQCHIP = KVM_SET_IRQCHIP;
+const unsigned long CKVM_GET_PIT2 = KVM_GET_PIT2;
+const unsigned long CKVM_SET_PIT2 = KVM_SET_PIT2;
+const unsigned long CKVM_GET_CLOCK = KVM_GET_CLOCK;
+const unsigned long CKVM_GET_XSAVE = KVM_GET_XSAVE;
+const unsigned long CKVM_SET_XSAVE = KVM_SET_XSAVE;
+const unsigned long CKVM_SET_CLOCK = KVM_SET_CLOCK;
 
 int ckvm_ioctl_none(int fd, unsigned long request) {
     int r = ioctl(fd, request, 0);
@@ -88,6 +101,42 @@ void *ckvm_mmap(size_t size, int fd, int *error) {
     }
     *error = 0;
     return p;
+}
+
+void *ckvm_mmap_file_private(size_t size, int fd, long long offset, int *error) {
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, fd, (off_t)offset);
+    if (p == MAP_FAILED) {
+        *error = errno;
+        return NULL;
+    }
+    *error = 0;
+    return p;
+}
+
+int ckvm_is_zero(const void *address, size_t size) {
+    const uint64_t *words = address;
+    size_t n = size / 8;
+    for (size_t i = 0; i < n; i++)
+        if (words[i])
+            return 0;
+    const unsigned char *tail = (const unsigned char *)address + n * 8;
+    for (size_t i = 0; i < size % 8; i++)
+        if (tail[i])
+            return 0;
+    return 1;
+}
+
+struct kvm_msr_list *ckvm_msr_list_alloc(uint32_t capacity) {
+    struct kvm_msr_list *list = calloc(1, sizeof(*list) + (size_t)capacity * sizeof(uint32_t));
+    if (list)
+        list->nmsrs = capacity;
+    return list;
+}
+
+void ckvm_msr_list_free(struct kvm_msr_list *list) { free(list); }
+
+uint32_t ckvm_msr_list_index(const struct kvm_msr_list *list, uint32_t position) {
+    return position < list->nmsrs ? list->indices[position] : 0;
 }
 
 int ckvm_munmap(void *address, size_t size) { return munmap(address, size) < 0 ? -errno : 0; }

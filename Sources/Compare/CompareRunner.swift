@@ -36,6 +36,8 @@ public struct CompareOptions: Sendable {
     public var timeout: Double = 600
     /// Count the container workload's system calls with strace (a third container run).
     public var countSyscalls = true
+    /// `--vm-snapshot FILE`: the VM column restores this snapshot instead of booting (`swiftlet restore`).
+    public var vmSnapshot: String?
     /// The `swiftlet` executable to run (the lean front end, or swiftlet-cli).
     public var swiftlet: String
 
@@ -90,6 +92,8 @@ struct VMSide {
     var serial = ""
     var kernel: String?
     var initrd: String?
+    /// The snapshot the VM was restored from (`--vm-snapshot`), nil when it booted.
+    var restoredFrom: String?
 }
 
 struct HostSide {
@@ -184,6 +188,7 @@ public enum CompareRunner {
     // MARK: The VM column
 
     static func runVM(_ options: CompareOptions, work: String, progress: (String) -> Void) -> VMSide {
+        if let snapshot = options.vmSnapshot { return restoreVM(options, snapshot: snapshot, work: work, progress: progress) }
         var side = VMSide()
         let reportPath = work + "/vm.report"
         var arguments = [options.swiftlet, "boot", "--report", reportPath, "--memory", options.memory,
@@ -214,6 +219,27 @@ public enum CompareRunner {
             progress("vm: swiftlet boot --kernel \(kernel) --initrd \(initrd)+probe -- \(what)\(slow)")
         }
         // The VMM stops the guest at --timeout; compare's own deadline is a backstop.
+        let run = ChildProcess.run(arguments, deadline: options.timeout + 60, workDirectory: work)
+        side.run = run
+        side.serial = run.stdout
+        side.report = ReportFile(ChildProcess.readText(reportPath))
+        side.answers = ProbeAnswers(run.stdout)
+        side.log = KernelLog(run.stdout)
+        return side
+    }
+
+    /// `--vm-snapshot FILE`: the VM column restores a snapshot of the minimal Linux taken at its init's
+    /// snapshot point and gives it the probe script's text as the command (`sh -c SCRIPT swiftlet-probe
+    /// COMMAND`: the script is not in the snapshot's initramfs), so the command runs between the same markers
+    /// and the same questions are answered as after a boot.
+    static func restoreVM(_ options: CompareOptions, snapshot: String, work: String, progress: (String) -> Void) -> VMSide {
+        var side = VMSide()
+        side.restoredFrom = snapshot
+        side.kernel = snapshot
+        let reportPath = work + "/vm.report"
+        let arguments = [options.swiftlet, "restore", snapshot, "--report", reportPath, "--timeout", formatTimeout(options.timeout), "--",
+                         "/bin/sh", "-c", ProbeScript.text, "swiftlet-probe"] + options.command
+        progress("vm: swiftlet restore \(snapshot) -- \(options.command.joined(separator: " ")) (restored from a snapshot, not booted)")
         let run = ChildProcess.run(arguments, deadline: options.timeout + 60, workDirectory: work)
         side.run = run
         side.serial = run.stdout

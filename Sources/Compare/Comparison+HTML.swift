@@ -114,7 +114,7 @@ extension Comparison {
         for lane in lanes {
             let kind = lane.id == "vm" ? "vm" : "container"
             let tag = lane.id == "vm" ? vmTag.map { "<tspan class=\"muted small\"> \(escape($0))</tspan>" } ?? "" : ""
-            lanesSVG += "<text x=\"4\" y=\"\(f(y - 44))\" font-weight=\"bold\" class=\"c-\(kind)\">\(escape(lane.id == "vm" ? "VM" : lane.id))\(tag)</text>"
+            lanesSVG += "<text x=\"4\" y=\"\(f(y - 44))\" font-weight=\"bold\" class=\"c-\(kind)\">\(escape(lane.shortName))\(tag)</text>"
             if let last = lane.timeline.last {
                 lanesSVG += "<line x1=\"\(f(x(low)))\" y1=\"\(f(y))\" x2=\"\(f(x(last.milliseconds)))\" y2=\"\(f(y))\" class=\"s-\(kind)\" stroke-width=\"4\" stroke-linecap=\"round\"/>"
             } else {
@@ -134,7 +134,7 @@ extension Comparison {
                 lanesSVG += "<text x=\"\(f(px))\" y=\"\(f(labelY))\" text-anchor=\"middle\" font-weight=\"bold\" class=\"c-\(kind)\">\(index + 1)</text>"
             }
             if !lane.timeline.isEmpty {
-                lists += "<p><b class=\"k-\(kind)\">\(escape(lane.id == "vm" ? "VM" : lane.id))</b></p><ol class=\"marks\">"
+                lists += "<p><b class=\"k-\(kind)\">\(escape(lane.shortName))</b></p><ol class=\"marks\">"
                 for (index, mark) in lane.timeline.enumerated() {
                     lists += "<li><b class=\"k-\(kind)\">\(index + 1)</b><span class=\"t\">\(escape(formatMilliseconds(mark.milliseconds)))</span>\(escape(mark.name))</li>"
                 }
@@ -177,7 +177,7 @@ extension Comparison {
             } else if let runtime {
                 parts.append(("VMM peak RSS \(formatKiB(runtime))", runtime, "c-vm"))
             }
-            bars.append(Bar(label: id == "vm" ? "VM" : "container", parts: parts))
+            bars.append(Bar(label: column(id)?.shortName ?? id, parts: parts))
         }
         let maximum = max(1, bars.map { $0.parts.reduce(0) { $0 + $1.kib } }.max() ?? 1)
         let left = 4.0, width = 700.0, barHeight = 30.0, legendLine = 34.0

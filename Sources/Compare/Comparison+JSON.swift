@@ -28,6 +28,7 @@ extension Column {
         .object([
             ("id", .string(id)),
             ("title", .string(title)),
+            ("restored_from", restoredFrom.map { .string($0) } ?? .null),
             ("runs", .array(runs.map { .string($0) })),
             ("completed", .bool(completed)),
             ("failure", failure.map { .string($0) } ?? .null),

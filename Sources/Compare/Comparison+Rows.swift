@@ -85,7 +85,9 @@ extension Comparison {
     }
 
     static func vmColumn(_ options: CompareOptions, _ side: VMSide, hardware: Bool) -> Column {
-        var column = Column(id: "vm", title: side.kernel == nil ? "VM (swiftlet boot --guest probe)" : "VM (swiftlet boot, minimal Linux)")
+        var column = Column(id: "vm", title: side.restoredFrom.map { "VM (swiftlet restore \($0): minimal Linux restored from a snapshot, not booted)" }
+                            ?? (side.kernel == nil ? "VM (swiftlet boot --guest probe)" : "VM (swiftlet boot, minimal Linux)"))
+        column.restoredFrom = side.restoredFrom
         let tinyGuest = side.kernel == nil
         if let run = side.run { column.runs.append(describe(run.arguments)) }
         if let failure = side.failure {
@@ -122,7 +124,11 @@ extension Comparison {
         }
         // Timeline: the VMM's own steps, the guest's boot milestones, the guest's lab markers.
         if let started = report.unsigned("started_ns") {
-            column.timeline.append(TimelineMark(name: "VMM started building the machine", milliseconds: ms(started, since: run.spawnNanoseconds)))
+            column.timeline.append(TimelineMark(name: side.restoredFrom == nil ? "VMM started building the machine" : "VMM started restoring the machine from its snapshot",
+                                                milliseconds: ms(started, since: run.spawnNanoseconds)))
+            if let restore = report.unsigned("restore_ns") {
+                column.timeline.append(TimelineMark(name: "machine restored (RAM mapped, state set)", milliseconds: ms(started + restore, since: run.spawnNanoseconds)))
+            }
             for value in report.all("milestone") {
                 guard let space = value.firstIndex(of: " "), let offset = UInt64(value[..<space]) else { continue }
                 column.timeline.append(TimelineMark(name: String(value[value.index(after: space)...]), milliseconds: ms(started + offset, since: run.spawnNanoseconds)))
@@ -139,6 +145,7 @@ extension Comparison {
             case (false, 4): name = "init executes the \(options.probe ? "probe script" : "probe script and command") (marker 4)"
             case (false, 5): name = "command starts (marker 5)"
             case (false, 6): name = "command ended (marker 6)"
+            case (false, 7): name = "init's snapshot point (marker 7)"
             default: name = "marker \(code)"
             }
             column.timeline.append(TimelineMark(name: name, milliseconds: ms(at, since: run.spawnNanoseconds)))
@@ -147,7 +154,11 @@ extension Comparison {
         column.timeline.sort { $0.milliseconds < $1.milliseconds }
         if !tinyGuest {
             if !options.probe { column.output = commandOutput(side.serial) }
-            if let banner = side.log.banner { column.details.append(.init(title: "guest kernel banner (serial console)", text: banner)) }
+            // A restored guest printed no boot log: a "Linux version" line on its console is the probe's answer.
+            if let banner = side.log.banner, side.restoredFrom == nil { column.details.append(.init(title: "guest kernel banner (serial console)", text: banner)) }
+            if let snapshot = side.restoredFrom {
+                column.details.append(.init(title: "restored, not booted", text: "this VM was restored from the snapshot \(snapshot) (swiftlet restore): its kernel booted once, when the snapshot was taken, and its times start at the restore"))
+            }
             if !side.log.memoryMap.isEmpty {
                 column.details.append(.init(title: "memory map the guest kernel was given (its BIOS-e820 lines)",
                                             text: side.log.memoryMap.map { "[0x\(hex($0.start))-0x\(hex($0.end))] \($0.type)" }.joined(separator: "\n")))

@@ -11,7 +11,7 @@ extension Comparison {
         out.append("swiftlet compare \(what)")
         out.append("KVM on this host: \(backend)")
         if let backendNote { out += wrap(backendNote, width: width, indent: "  ") }
-        let names = ["container": "container", "vm": "VM", "host": "host"]
+        let names = Dictionary(uniqueKeysWithValues: ["container", "vm", "host"].map { id in (id, column(id)?.shortName ?? id) })
         // A reason that repeats in a column (every question the guest's userspace would answer) is printed once.
         var reasonsShown: [String: Set<String>] = [:]
         for group in Row.Group.allCases {

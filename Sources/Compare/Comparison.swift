@@ -77,6 +77,17 @@ public struct Column: Sendable, Equatable {
     public var output = ""
     /// Notes worth showing in full: the guest kernel's banner, its memory map, the VMM's diagnosis.
     public var details: [Detail] = []
+    /// The VM column only: the snapshot file the VM was restored from (`--vm-snapshot`); nil when it booted.
+    /// Every view names it, so a restore is never shown as a boot.
+    public var restoredFrom: String?
+
+    /// The column's short name in tables and charts: "container", "VM", "VM (restored)", "host".
+    public var shortName: String {
+        switch id {
+        case "vm": restoredFrom == nil ? "VM" : "VM (restored)"
+        default: id
+        }
+    }
 
     public struct Detail: Sendable, Equatable {
         public var title: String

@@ -93,8 +93,10 @@ struct RowBuilder {
             let code = tinyVM ? "1" : probe ? "4" : "5"
             if let marker = report.all("marker").first(where: { $0.hasPrefix(code + " ") }), let at = UInt64(marker.split(separator: " ")[1]) {
                 let value = Comparison.ms(at, since: run.spawnNanoseconds)
+                let restored = vm.restoredFrom != nil
                 vmCell = .measured(formatMilliseconds(value), number: value, unit: "ms",
-                                   source: tinyVM ? "from compare's posix_spawn of `swiftlet boot` to the probe guest's first C statement, a write to lab port 0x440 the VMM timestamps"
+                                   source: restored ? "from compare's posix_spawn of `swiftlet restore` (the VM restored from a snapshot, not booted) to lab marker 5, which the probe script writes just before it runs the command"
+                                                 : tinyVM ? "from compare's posix_spawn of `swiftlet boot` to the probe guest's first C statement, a write to lab port 0x440 the VMM timestamps"
                                                  : probe ? "from compare's posix_spawn of `swiftlet boot` to lab marker 4, which the guest's init writes just before it executes the probe script"
                                                  : "from compare's posix_spawn of `swiftlet boot` to lab marker 5, which the probe script writes just before it runs the command")
             }
@@ -111,7 +113,7 @@ struct RowBuilder {
         }
         return row("time_total", "total time, start to exit", .startup,
                    container: cell(container.timed, "swiftlet container run", missing: containerMissing),
-                   vm: cell(vm.run, "swiftlet boot", missing: vmColumn.failure ?? "the VM did not run"))
+                   vm: cell(vm.run, vm.restoredFrom == nil ? "swiftlet boot" : "swiftlet restore", missing: vmColumn.failure ?? "the VM did not run"))
     }
 
     // MARK: Memory

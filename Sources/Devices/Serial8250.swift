@@ -47,7 +47,7 @@ public final class Serial8250: BusDevice, @unchecked Sendable {
         var lineLevel = false
     }
 
-    private let state = Mutex(State())
+    let state = Mutex(State())
     private let output: @Sendable (UInt8) -> Void
     private let setInterruptLine: @Sendable (Bool) -> Void
 

@@ -47,6 +47,19 @@ public final class GuestMemoryRegion: @unchecked Sendable {
         self.host = pointer
     }
 
+    /// A region mapped from `fd` at `offset`, MAP_PRIVATE: the file's pages load on first touch and the
+    /// guest's writes stay in this process (a snapshot restore; many restores share the file's page cache).
+    init(base: GuestAddress, size: UInt64, fileDescriptor fd: Int32, offset: UInt64) throws(GuestMemoryError) {
+        guard let range = AddressRange(base: base, length: size) else {
+            throw .invalidRegion("region at \(base) of \(size) bytes is empty or wraps around")
+        }
+        guard size <= UInt64(Int.max), offset <= UInt64(Int64.max) else { throw .mapFailed(size: size, errno: ENOMEM) }
+        var error: Int32 = 0
+        guard let pointer = ckvm_mmap_file_private(Int(size), fd, Int64(offset), &error) else { throw .mapFailed(size: size, errno: error) }
+        self.range = range
+        self.host = pointer
+    }
+
     deinit { _ = ckvm_munmap(host, Int(range.length)) }
 }
 
@@ -58,6 +71,19 @@ public final class GuestMemory: @unchecked Sendable {
         var regions: [GuestMemoryRegion] = []
         for item in layout.sorted(by: { $0.base < $1.base }) {
             let region = try GuestMemoryRegion(base: item.base, size: item.size)
+            if let previous = regions.last, previous.range.overlaps(region.range) {
+                throw .invalidRegion("\(region.range) overlaps \(previous.range)")
+            }
+            regions.append(region)
+        }
+        self.regions = regions
+    }
+
+    /// Maps each region of `layout` from `fd` at its file offset, copy-on-write (see GuestMemoryRegion).
+    public init(mappingFile fd: Int32, layout: [(base: GuestAddress, size: UInt64, fileOffset: UInt64)]) throws(GuestMemoryError) {
+        var regions: [GuestMemoryRegion] = []
+        for item in layout.sorted(by: { $0.base < $1.base }) {
+            let region = try GuestMemoryRegion(base: item.base, size: item.size, fileDescriptor: fd, offset: item.fileOffset)
             if let previous = regions.last, previous.range.overlaps(region.range) {
                 throw .invalidRegion("\(region.range) overlaps \(previous.range)")
             }

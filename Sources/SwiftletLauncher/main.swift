@@ -1,4 +1,4 @@
-// swiftlet: the lean front end. `boot`, `doctor`, `container run` and the OCI runtime (`oci`, or this binary
+// swiftlet: the lean front end. `boot`, `restore`, `doctor`, `container run` and the OCI runtime (`oci`, or this binary
 // run as swiftlet-runtime / swiftlet-vm) run here, with the VMM and the container launcher linked in but no
 // ArgumentParser and no Foundation, so they cost the least time and memory (see docs/benchmarks.md).
 // `boot`'s options come from the one table in VMM (BootOptions), which swiftlet-cli reads too, so both
@@ -31,6 +31,13 @@ case "boot":
             exit(0)
         }
         exit(BootRunner.run(parsed))
+    } catch {
+        printError("swiftlet: \(error)")
+        exit(error.exitStatus)
+    }
+case "restore":
+    do {
+        if let parsed = try RestoreArguments.parse(Array(arguments.dropFirst())) { exit(RestoreRunner.run(parsed)) }
     } catch {
         printError("swiftlet: \(error)")
         exit(error.exitStatus)

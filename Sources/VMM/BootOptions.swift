@@ -66,6 +66,8 @@ public enum BootOptions {
         OptionDefinition("--trace-exits", inlineValue: "WORDS", help: "Print the VM exits (repeats of one register folded into one line) and a table of exit counts and times at the end. --trace-exits=summary: the table only; =all: every exit on its own line; =\(ExitTraceSettings.kindWords.map(\.word).joined(separator: ",")): only those kinds (words combine).", completion: .choices(["summary", "all"] + ExitTraceSettings.kindWords.map(\.word)), scope: .runOnly),
         OptionDefinition("--report", value: "FILE", help: "Write a JSON run report (milestones, markers, VM exits, memory, how the run ended) to FILE.", completion: .file, scope: .runOnly),
         OptionDefinition("--gdb", value: "ADDRESS", help: "Wait for gdb on ADDRESS before the first instruction: 127.0.0.1:PORT (:PORT, PORT; 0 picks a free port) or a Unix socket path. Loopback only.", scope: .runOnly),
+        OptionDefinition("--snapshot", value: "FILE", help: "Write a snapshot to FILE when the guest writes the snapshot marker (the minimal Linux's init: when it is ready for a command), then stop. Restore it with `swiftlet restore FILE`.", completion: .file, scope: .runOnly),
+        OptionDefinition("--control-socket", value: "PATH", help: "Take one-line commands on a Unix socket at PATH: pause, resume, snapshot FILE, status, stop. SIGUSR1 pauses, SIGUSR2 resumes.", completion: .file, scope: .runOnly),
         OptionDefinition("--qemu-exit-status", help: "End with QEMU's isa-debug-exit status, (v << 1) | 1 for a guest that wrote v, instead of v itself.", scope: .runOnly),
         OptionDefinition("--verbose", short: "-v", help: "Print what the VMM set up (the recipe's notes); after the run, exit counts and the boot timeline."),
     ]

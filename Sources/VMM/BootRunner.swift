@@ -92,6 +92,7 @@ public struct BootArguments: Sendable {
         if let initrd = raw["--initrd"] { configuration.initrd = initrd }
         if let report = raw["--report"] { reportPath = report }
         if let gdb = raw["--gdb"] { configuration.gdb = try GDBEndpoint.parse(gdb) }
+        try Self.applySnapshotOptions(snapshot: raw["--snapshot"], controlSocket: raw["--control-socket"], to: &configuration)
         if let cpus = raw["--cpus"] {
             guard let n = Int(cpus) else { throw .invalidOption("--cpus \(cpus): not a number") }
             configuration.cpus = n
@@ -104,6 +105,18 @@ public struct BootArguments: Sendable {
         verbose = flag("--verbose")
         try Self.applyConsoleOptions(console: raw["--console"], virtioTransport: raw["--virtio-transport"],
                                      socket: raw["--console-socket"], file: raw["--console-file"], to: &configuration)
+    }
+
+    /// `--snapshot FILE` and `--control-socket PATH`: shared with swiftlet-cli's BootCommand.
+    public static func applySnapshotOptions(snapshot: String?, controlSocket: String?, to configuration: inout MachineConfiguration) throws(VMMError) {
+        if let snapshot {
+            guard !snapshot.isEmpty else { throw .invalidOption("--snapshot needs a file name") }
+            configuration.snapshotPath = snapshot
+        }
+        if let controlSocket {
+            guard !controlSocket.isEmpty else { throw .invalidOption("--control-socket needs a path") }
+            configuration.controlSocket = controlSocket
+        }
     }
 
     /// `--console`, `--virtio-transport`, `--console-socket`, `--console-file`: shared with swiftlet-cli's

@@ -139,6 +139,9 @@ extension Machine {
         // on kvm_pvm; Firecracker passes the same).
         if mpTablePCIBus() == nil { parts.append("pci=off") }
         if configuration.backendProfile { parts += BackendProfile.parameters(for: backend) }
+        // `--snapshot FILE`: Swiftlet's init stops before the command, marks the snapshot point and waits for
+        // the command a restore types on the console (guest/linux/init.c, docs/10-snapshots.md).
+        if configuration.snapshotPath != nil { parts.append(Self.snapshotParameter) }
         if !configuration.commandLine.isEmpty { parts.append(configuration.commandLine) }
         return parts.joined(separator: " ")
     }

@@ -32,7 +32,10 @@ extension Machine {
             let state = line.hasSuffix("off") || line.hasSuffix("off\r") ? "off" : "on"
             syscallChange.withLock { $0 = state }
         }
-        for (pattern, name) in Self.milestonePatterns where line.contains(pattern) {
+        // A restored machine did not boot: only a panic is a milestone then (a "Linux version" line is the
+        // guest's user space printing /proc/version).
+        let restored = restoredFrom != nil
+        for (pattern, name) in Self.milestonePatterns where line.contains(pattern) && (!restored || name == "kernel panic") {
             guard !milestones.withLock({ $0.contains { $0.name == name } }) else { continue }
             mark(name)
             if name == "kernel panic" { panicLine.withLock { if $0 == nil { $0 = line } } }
@@ -40,7 +43,8 @@ extension Machine {
     }
 
     /// What Swiftlet's Linux init (guest/linux/init.c) means by each lab marker it writes.
-    static let initMarkerNames: [UInt32: String] = [3: "init reached (lab marker 3)", 4: "command starts: init's execve (lab marker 4)"]
+    static let initMarkerNames: [UInt32: String] = [3: "init reached (lab marker 3)", 4: "command starts: init's execve (lab marker 4)",
+                                                    7: "ready for a command: the snapshot point (lab marker 7)"]
 
     /// The timeline as text: the milestones read off the console and the guest's lab markers, in order.
     public func timeline() -> String {

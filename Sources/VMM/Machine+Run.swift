@@ -42,6 +42,15 @@ extension Machine {
             }
         }
 
+        // --control-socket and SIGUSR1/SIGUSR2: pause, resume, snapshot (ControlSocket.swift).
+        var control: ControlSocket? = nil
+        if let path = configuration.controlSocket {
+            do { control = try ControlSocket(path: path) } catch { return .vmmFailure("\(error)") }
+        }
+        defer { control?.close() }
+        let pauseSignals = PauseSignals()
+        defer { pauseSignals.remove() }
+
         gdbStub?.start()
         var threads: [pthread_t] = []
         for vcpu in vcpus {
@@ -66,7 +75,9 @@ extension Machine {
 
         // Wait until something ends the run (a vCPU, a device, the console) or the timeout passes. The pipe
         // only wakes this thread; `stopRequested` is the truth.
+        vcpuThreads.withLock { $0 = threads }
         wakeFD.store(doneFD, ordering: .releasing)
+        var markerSnapshotTaken = false
         let deadline = configuration.timeout.map { Self.deadline(after: $0, from: ckvm_monotonic_ns()) }
         if threads.isEmpty { finish(.vmmFailure("no vCPU could be started")) }
         // Periodic kicks: for RIP sampling, and on kvm_pvm to get pending interrupts delivered (see tickInterval()).
@@ -82,15 +93,32 @@ extension Machine {
             }
             console.flushIfQuiet()
             if tickMs != nil { for thread in threads { _ = ckvm_kick_thread(UInt(thread), kickSignal) } }
-            var fds = [pollfd(fd: pipeFDs[0], events: Int16(POLLIN), revents: 0), pollfd(fd: stopSignals.fd, events: Int16(POLLIN), revents: 0)]
-            if poll(&fds, stopSignals.fd >= 0 ? 2 : 1, timeoutMs) > 0 {
+            if feedPendingConsoleInput() { timeoutMs = 1 } // the rest as soon as the guest drains the FIFO
+            if !markerSnapshotTaken && snapshotDue.load(ordering: .acquiring) {
+                markerSnapshotTaken = true
+                takeMarkerSnapshot()
+                continue
+            }
+            // Slots: wake-up pipe, stop signals, pause and resume signals, then the control socket's fds.
+            var fds = ([pipeFDs[0], stopSignals.fd, pauseSignals.pauseFD, pauseSignals.resumeFD] + (control?.pollFDs ?? []))
+                .map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if poll(&fds, nfds_t(fds.count), timeoutMs) > 0 {
                 if fds[0].revents != 0 {
                     var byte: UInt8 = 0
                     _ = read(pipeFDs[0], &byte, 1)
                 }
                 if fds[1].revents != 0, let signal = stopSignals.take() { finish(.stoppedBySignal(signal)); break }
+                if fds[2].revents != 0, ckvm_eventfd_drain(pauseSignals.pauseFD) > 0 { _ = pauseVCPUs() }
+                if fds[3].revents != 0, ckvm_eventfd_drain(pauseSignals.resumeFD) > 0 { resumeVCPUs() }
+                if let control {
+                    if fds[4].revents != 0 { control.accept() }
+                    else if fds.count > 5, fds[5].revents != 0 {
+                        for line in control.readCommands() { control.reply(controlCommand(line)) }
+                    }
+                }
             }
         }
+        pauseGate.end()
         wakeFD.store(-1, ordering: .releasing)
         gdbStub?.releaseForEnd()
         kickAll(threads)
@@ -127,6 +155,17 @@ extension Machine {
         return overflow ? UInt64.max : sum
     }
 
+    /// Offers the pending console input to the 8250 (as much as its FIFO takes); true while some is left.
+    func feedPendingConsoleInput() -> Bool {
+        guard let serial else { return false }
+        return pendingConsoleInput.withLock { bytes in
+            guard !bytes.isEmpty else { return false }
+            let taken = serial.enqueueInput(bytes)
+            bytes.removeFirst(taken)
+            return !bytes.isEmpty
+        }
+    }
+
     /// Records the outcome if none is recorded yet and asks every vCPU to stop.
     func finish(_ result: MachineOutcome) {
         outcome.withLock { if $0 == nil { $0 = result } }
@@ -148,6 +187,7 @@ extension Machine {
         stub?.vcpuStarted(vcpu)
         if vcpu.id == 0 { mark("first KVM_RUN") }
         while !stopRequested.load(ordering: .acquiring) {
+            if pauseGate.isPaused { parkForPause(vcpu); continue }
             if let stub, !stub.beforeRun(vcpu) { break }
             let entered = ckvm_monotonic_ns()
             let exit: VCPUExit

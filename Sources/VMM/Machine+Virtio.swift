@@ -484,7 +484,8 @@ extension Machine {
             let device = virtioConsole.device
             return { device.enqueueInput(port: 0, $0) }
         }
-        if format.isLinux, let serial { return { serial.enqueueInput($0) } }
+        // A restored init's command goes first (Machine+Restore.swift): typed input waits until it is in.
+        if format.isLinux, let serial { return { [unowned self] in pendingConsoleInput.withLock { $0.isEmpty } ? serial.enqueueInput($0) : 0 } }
         return nil
     }
 

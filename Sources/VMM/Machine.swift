@@ -39,13 +39,13 @@ public final class Machine: @unchecked Sendable {
     public let memory: GuestMemory
     public let portBus = Bus(name: "port I/O")
     public let mmioBus = Bus(name: "MMIO")
-    public private(set) var vcpus: [VCPU] = []
+    public internal(set) var vcpus: [VCPU] = []
     public let console: ConsoleOutput
     public let tracer: ExitTracer
     /// Where each step of the boot put things, for `explain` and the learning lab.
     public private(set) var bootNotes: [String] = []
     /// The CPUID table vCPU 0 was given with KVM_SET_CPUID2 (what `explain` compares with the host's).
-    public private(set) var vcpu0CPUID: [CPUIDEntry] = []
+    public internal(set) var vcpu0CPUID: [CPUIDEntry] = []
     /// Timestamps (ns since the process's monotonic clock) of each lab-port marker the guest wrote.
     public let markers = Mutex<[(code: UInt32, nanoseconds: UInt64)]>([])
     /// Set once, by whichever vCPU or device ends the run first.
@@ -68,6 +68,17 @@ public final class Machine: @unchecked Sendable {
     let ripSamplingOn = Atomic<Bool>(false)
     /// `--gdb`: the stub that stops and resumes the vCPUs for gdb (Machine+GDB.swift).
     var gdbStub: GDBStub?
+    /// The keyboard controller (its state is saved in snapshots).
+    var i8042: I8042?
+    /// Pause and resume (PauseGate.swift); the vCPU threads, so a pause can kick them.
+    let pauseGate = PauseGate()
+    let vcpuThreads = Mutex<[pthread_t]>([])
+    /// Set by the snapshot marker (`--snapshot FILE`), taken by the run loop.
+    let snapshotDue = Atomic<Bool>(false)
+    /// Set when this machine was restored from a snapshot: the file, and how long the restore took (ns).
+    public internal(set) var restoredFrom: (path: String, nanoseconds: UInt64)?
+    /// Bytes to type on the serial console as the guest takes them (a restored init's command).
+    let pendingConsoleInput = Mutex<[UInt8]>([])
 
     // MARK: The recipe
 
@@ -101,7 +112,7 @@ public final class Machine: @unchecked Sendable {
         return machine
     }
 
-    private init(configuration: MachineConfiguration, format: KernelFormat, kvm: KVMSystem, vm: VirtualMachine,
+    init(configuration: MachineConfiguration, format: KernelFormat, kvm: KVMSystem, vm: VirtualMachine,
                  memory: GuestMemory, console: ConsoleOutput, started: UInt64) {
         self.configuration = configuration
         self.format = format
@@ -137,6 +148,7 @@ public final class Machine: @unchecked Sendable {
             }
             guard c.bootMode == .direct else { throw .invalidOption("--boot firmware boots multiboot kernels; Linux is booted directly") }
         }
+        if c.snapshotPath != nil, let refusal = snapshotRefusal(c) { throw .invalidOption("--snapshot: \(refusal)") }
         if let t = c.timeout, !(t > 0) { throw .invalidOption("--timeout must be a positive number of seconds") }
         try validateConsole(c)
     }
@@ -259,9 +271,11 @@ public final class Machine: @unchecked Sendable {
             self.finish(linux ? .commandExited(status: Int32(value & 0xFF)) : .debugExit(value: value, status: rule.status(for: value)))
         }
         let i8042 = I8042 { [unowned self] in self.finish(.reset(how: "i8042 reset command 0xFE on port 0x64")) }
+        self.i8042 = i8042
         let lab = LabPorts(parameters: configuration.labParameters) { [unowned self] code in
             let now = ckvm_monotonic_ns()
             self.markers.withLock { $0.append((code, now)) }
+            if code == snapshotReadyMarker || (linux && code == Self.linuxSnapshotMarker) { self.snapshotMarkerSeen() }
         }
         do {
             try portBus.insert(serial, name: "COM1 (8250 UART)", base: 0x3F8, length: 8)

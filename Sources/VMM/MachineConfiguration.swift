@@ -99,6 +99,10 @@ public struct MachineConfiguration: Sendable {
     public var gdb: GDBEndpoint? = nil
     /// How a multiboot guest's debug-exit value becomes the exit status (`--qemu-exit-status`: QEMU's rule).
     public var debugExitRule: DebugExitRule = .value
+    /// `--snapshot FILE`: write a snapshot when the guest writes the snapshot marker, then stop.
+    public var snapshotPath: String? = nil
+    /// `--control-socket PATH`: a Unix socket taking one-line commands (pause, resume, snapshot PATH, ...).
+    public var controlSocket: String? = nil
 
     public init() {}
 

@@ -28,18 +28,22 @@ public enum MachineOutcome: Sendable, Equatable {
     case vmmFailure(String)
     /// The user pressed Ctrl-A x.
     case stoppedByUser
+    /// `stop` on the control socket (status 130, as Ctrl-A x).
+    case stoppedByControlSocket
     /// The VMM got SIGTERM, SIGINT or SIGHUP and shut the VM down (status 128 + the signal's number).
     case stoppedBySignal(Int32)
+    /// `boot --snapshot FILE`: the guest wrote the snapshot marker and its state is in FILE (status 0).
+    case snapshotWritten(summary: String)
 
     public var exitStatus: Int32 {
         switch self {
         case let .debugExit(_, status): status
         case let .commandExited(status): status
-        case .halted, .reset: ExitStatus.success
+        case .halted, .reset, .snapshotWritten: ExitStatus.success
         case .tripleFault, .emulationFailure, .crashed, .kernelPanic: ExitStatus.guestCrashed
         case .timeout, .noConsoleClient: ExitStatus.timeout
         case .vmmFailure: ExitStatus.kvmUnavailable
-        case .stoppedByUser: 130
+        case .stoppedByUser, .stoppedByControlSocket: 130
         case let .stoppedBySignal(number): 128 + number
         }
     }
@@ -63,6 +67,8 @@ public enum MachineOutcome: Sendable, Equatable {
         case let .noConsoleClient(path, seconds): VMMError.noConsoleClient(path: path, seconds: seconds).description
         case let .vmmFailure(message): message
         case .stoppedByUser: "stopped by Ctrl-A x (status 130)"
+        case .stoppedByControlSocket: "stopped by the control socket's stop command (status 130)"
+        case let .snapshotWritten(summary): "\(summary); the VM was stopped (status 0; restore it with `swiftlet restore`)"
         case let .stoppedBySignal(number): "stopped by \(signalName(number)): the VM was shut down (status \(128 + number))"
         }
     }

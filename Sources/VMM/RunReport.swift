@@ -77,6 +77,11 @@ extension Machine {
         report.add("side", "vm")
         report.add("backend", backend.rawValue)
         report.add("started_ns", String(started))
+        // A restored machine says so: its started_ns is when the restore began, and nothing booted.
+        if let restored = restoredFrom {
+            report.add("restored_from", restored.path)
+            report.add("restore_ns", String(restored.nanoseconds))
+        }
         for m in milestones.withLock({ $0 }) { report.add("milestone", "\(m.nanoseconds) \(m.name)") }
         for m in markers.withLock({ $0 }) { report.add("marker", "\(m.code) \(m.nanoseconds)") }
         let table = tracer.table
@@ -122,8 +127,9 @@ extension MachineOutcome {
         case .crashed: "crashed"
         case .timeout, .noConsoleClient: "timeout"
         case .vmmFailure: "vmm-failure"
-        case .stoppedByUser: "stopped"
+        case .stoppedByUser, .stoppedByControlSocket: "stopped"
         case .stoppedBySignal: "signal"
+        case .snapshotWritten: "snapshot"
         }
     }
 }

@@ -8,6 +8,7 @@
 import Devices
 import GuestMemory
 import KVM
+import Snapshot
 import X86Boot
 
 public enum ExitStatus {
@@ -37,6 +38,10 @@ public enum VMMError: Error, CustomStringConvertible {
     case thread(String)
     /// `--console-socket`: no client connected within --timeout; the guest never ran.
     case noConsoleClient(path: String, seconds: Double)
+    /// A snapshot file that was refused (bad input: status 2, no VM started).
+    case snapshot(path: String, SnapshotError)
+    /// Writing a snapshot failed (the disk, the file system).
+    case snapshotWrite(path: String, String)
 
     public var description: String {
         switch self {
@@ -47,6 +52,8 @@ public enum VMMError: Error, CustomStringConvertible {
         case let .kvm(error): "\(error)"
         case let .bus(message): "machine layout: \(message)"
         case let .thread(message): "cannot start a vCPU thread: \(message)"
+        case let .snapshot(path, error): "snapshot \(path): \(error)"
+        case let .snapshotWrite(path, why): "cannot write snapshot \(path): \(why)"
         case let .noConsoleClient(path, seconds): "no client connected to --console-socket \(path) within --timeout \(formatSeconds(seconds)); the guest never ran"
         }
     }
@@ -56,6 +63,7 @@ public enum VMMError: Error, CustomStringConvertible {
         case .kvm: ExitStatus.kvmUnavailable
         case .thread: ExitStatus.kvmUnavailable
         case .noConsoleClient: ExitStatus.timeout
+        case .snapshotWrite: ExitStatus.kvmUnavailable
         default: ExitStatus.badInput
         }
     }

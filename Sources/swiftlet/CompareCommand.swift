@@ -57,6 +57,9 @@ struct CompareCommand: ParsableCommand {
     @Flag(name: .shortAndLong, help: "Do not print progress lines on stderr.")
     var quiet = false
 
+    @Option(name: .customLong("vm-snapshot"), help: ArgumentHelp("Restore the VM from this snapshot (`swiftlet boot --snapshot`, docs/10-snapshots.md) instead of booting it; every view says the VM was restored.", valueName: "FILE"))
+    var vmSnapshot: String?
+
     @Argument(parsing: .postTerminator, help: "The command to run on both sides (after --).")
     var command: [String] = []
 
@@ -64,6 +67,8 @@ struct CompareCommand: ParsableCommand {
     var usageProblem: String? {
         if probe && !command.isEmpty { return "give --probe or a command after --, not both" }
         if tinyVM && !probe { return "--tiny-vm goes with --probe" }
+        if vmSnapshot != nil && probe { return "--vm-snapshot runs a command (the probe's helper is not inside a snapshot's guest): give -- COMMAND" }
+        if vmSnapshot != nil && (kernel != nil || initrd != nil) { return "--vm-snapshot restores its own kernel and initramfs: leave out --kernel and --initrd" }
         if !probe && command.isEmpty { return "give a command after -- (e.g. -- uname -r), or --probe" }
         if cpus < 1 { return "--cpus \(cpus): give 1 or more" }
         do { try MachineConfiguration.validateTimeout(timeout) } catch { return error.description }
@@ -86,8 +91,9 @@ struct CompareCommand: ParsableCommand {
         options.cpus = cpus
         options.timeout = timeout
         options.countSyscalls = !noSyscalls
+        options.vmSnapshot = vmSnapshot
         // A command needs the Linux guest on the VM side: say so now rather than fill every VM cell with "unavailable".
-        if !probe {
+        if !probe && vmSnapshot == nil {
             let directory = options.defaultLinuxDirectory
             for (given, path, what) in [(kernel, directory + "/bzImage", "--kernel"), (initrd, directory + "/initramfs.cpio", "--initrd")]
             where given == nil && access(path, R_OK) != 0 {

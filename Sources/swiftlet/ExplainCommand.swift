@@ -19,7 +19,17 @@ struct ExplainCommand: ParsableCommand {
               completion: .custom { words, index, prefix in BootCompletion.candidates(subcommand: "explain", words: words, index: index, prefix: prefix) })
     var arguments: [String] = []
 
+    @Option(help: ArgumentHelp("Explain a snapshot file instead: the machine, RAM, every vCPU's registers, MSRs, LAPIC and events, the PICs, IOAPIC, PIT, KVM clock and each device's state. Creates no VM.", valueName: "FILE"))
+    var snapshot: String?
+
     func run() throws {
+        if let snapshot {
+            do { print(try SnapshotExplanation.render(path: snapshot), terminator: "") } catch {
+                printError("swiftlet: \(error)")
+                throw ExitCode(error.exitStatus)
+            }
+            return
+        }
         do {
             let parsed = try BootArguments.parse(arguments, for: "explain")
             if parsed.helpRequested {

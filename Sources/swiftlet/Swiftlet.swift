@@ -15,7 +15,7 @@ struct Swiftlet: ParsableCommand {
         commandName: "swiftlet",
         abstract: "A tiny KVM hypervisor and container launcher: run the same thing both ways and see the difference.",
         version: SwiftletVersion.line,
-        subcommands: [BootCommand.self, ExplainCommand.self, DoctorCommand.self, ContainerCommand.self, CompareCommand.self,
+        subcommands: [BootCommand.self, RestoreCommand.self, ExplainCommand.self, DoctorCommand.self, ContainerCommand.self, CompareCommand.self,
                       ManualCommand.self]
     )
 

@@ -50,6 +50,20 @@ extern const unsigned long CKVM_GET_MP_STATE;
 extern const unsigned long CKVM_TRANSLATE;
 extern const unsigned long CKVM_GET_MSRS;
 extern const unsigned long CKVM_SET_GUEST_DEBUG;
+/* Snapshot and restore (docs/10-snapshots.md). */
+extern const unsigned long CKVM_GET_MSR_INDEX_LIST;
+extern const unsigned long CKVM_GET_DEBUGREGS;
+extern const unsigned long CKVM_SET_DEBUGREGS;
+extern const unsigned long CKVM_GET_XCRS;
+extern const unsigned long CKVM_SET_XCRS;
+extern const unsigned long CKVM_GET_IRQCHIP;
+extern const unsigned long CKVM_SET_IRQCHIP;
+extern const unsigned long CKVM_GET_PIT2;
+extern const unsigned long CKVM_SET_PIT2;
+extern const unsigned long CKVM_GET_CLOCK;
+extern const unsigned long CKVM_GET_XSAVE;
+extern const unsigned long CKVM_SET_XSAVE;
+extern const unsigned long CKVM_SET_CLOCK;
 
 /* ioctl without an argument, with an integer argument, and with a pointer argument.
  * Each returns the result (>= 0) or -errno. */
@@ -96,6 +110,19 @@ struct kvm_cpuid_entry2 *ckvm_cpuid_entry(struct kvm_cpuid2 *cpuid, uint32_t ind
 struct kvm_msrs *ckvm_msrs_alloc(uint32_t count);
 void ckvm_msrs_free(struct kvm_msrs *msrs);
 struct kvm_msr_entry *ckvm_msrs_entry(struct kvm_msrs *msrs, uint32_t index);
+
+/* struct kvm_msr_list with room for `capacity` indices (nmsrs = capacity); free with free(). */
+struct kvm_msr_list *ckvm_msr_list_alloc(uint32_t capacity);
+void ckvm_msr_list_free(struct kvm_msr_list *list);
+uint32_t ckvm_msr_list_index(const struct kvm_msr_list *list, uint32_t position);
+
+/* mmap(NULL, size, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_NORESERVE, fd, offset): a copy-on-write view of a
+ * file (a snapshot's guest memory: pages load on first touch, writes stay private). The address, or NULL
+ * with *error set to errno. */
+void *ckvm_mmap_file_private(size_t size, int fd, long long offset, int *error);
+
+/* 1 if the `size` bytes at `address` are all zero, else 0 (a snapshot leaves zero pages out of its file). */
+int ckvm_is_zero(const void *address, size_t size);
 
 /* Thread kick: install a no-op handler for `signal` (without SA_RESTART) so that pthread_kill interrupts
  * KVM_RUN with EINTR; send it to a thread. Both return 0 or -errno. */
