@@ -20,7 +20,8 @@ public struct BootArguments: Sendable {
         var raw: [String: String] = [:]
         var index = 0
         let valued: Set = ["--kernel", "--guest", "--memory", "--boot", "--timeout", "--cmdline", "--initrd", "--cpus", "--report",
-                           "--console", "--virtio-transport", "--console-socket", "--console-file", "--gdb"]
+                           "--console", "--virtio-transport", "--console-socket", "--console-file", "--gdb",
+                           "--machine", "--module"]
         while index < arguments.count {
             let argument = arguments[index]
             index += 1
@@ -43,6 +44,7 @@ public struct BootArguments: Sendable {
                 value = arguments[index]
                 index += 1
             }
+            if name == "--module", let value { result.configuration.modules.append(try ModuleSource.parse(value)); continue }
             raw[name] = value
         }
         try result.apply(raw)
@@ -67,6 +69,10 @@ public struct BootArguments: Sendable {
         if let initrd = raw["--initrd"] { configuration.initrd = initrd }
         if let report = raw["--report"] { reportPath = report }
         if let gdb = raw["--gdb"] { configuration.gdb = try GDBEndpoint.parse(gdb) }
+        if let machine = raw["--machine"] {
+            guard let model = MachineModel(rawValue: machine) else { throw .invalidOption("--machine \(machine): unknown machine (use pc or bare)") }
+            configuration.machine = model
+        }
         if let cpus = raw["--cpus"] {
             guard let n = Int(cpus) else { throw .invalidOption("--cpus \(cpus): not a number") }
             configuration.cpus = n

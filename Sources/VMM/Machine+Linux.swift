@@ -121,15 +121,6 @@ extension Machine {
         return n == seed.count ? seed : nil
     }
 
-    /// KVM_CREATE_IRQCHIP (8259 PICs, IOAPIC, a LAPIC per vCPU) and KVM_CREATE_PIT2, before any vCPU exists.
-    func createInterruptControllers() throws(VMMError) {
-        do {
-            try vm.createIRQChip()
-            try vm.createPIT()
-        } catch { throw .kvm(error) }
-        note("in-kernel irqchip: two 8259 PICs, IOAPIC at 0xfec00000, a LAPIC per vCPU at 0xfee00000; i8254 PIT")
-    }
-
     /// The command line the kernel gets: the VMM's parameters, the backend profile, then the user's. The
     /// command after `--` does not go here: it travels in the initramfs (`initCommandArchive()`).
     func composeCommandLine() -> String {
@@ -175,13 +166,7 @@ extension Machine {
         let name = configuration.kernel.displayName
         do {
             try memory.write(bytes: BootGDT.bytes, at: X86Layout.gdt)
-            let pciBus = mpTablePCIBus()
-            let mp = try MPTable.write(cpus: configuration.cpus, into: memory, routing: .identity, pciBus: pciBus)
-            note("MP table: \(mp)")
-            // The same machine for kernels built with ACPI (Debian's have no MP table parser).
-            let acpi = try ACPITables.write(cpus: configuration.cpus, into: memory, routing: .identity, pciBus: pciBus)
-            note("\(acpi.placement)")
-            let rsdp = acpi.layout.rsdp
+            let rsdp = try writePlatformTables()
             switch format {
             case .bzImage:
                 let kernel = try LinuxBzImage(image)
@@ -205,10 +190,8 @@ extension Machine {
             }
         } catch let error as LinuxBootError {
             throw .invalidOption("kernel \(name): \(error)")
-        } catch let error as MPTableError {
-            throw .invalidOption("\(error)")
-        } catch let error as ACPITablesError {
-            throw .invalidOption("\(error)")
+        } catch let error as VMMError {
+            throw error
         } catch let error as GuestMemoryError {
             throw .memory(error)
         } catch {
@@ -271,7 +254,7 @@ extension Machine {
     /// kernel stalled ~200 s after "Switched to clocksource kvm-clock" without kicks and did not with them.
     /// The profile kicks every vCPU out of KVM_RUN every few milliseconds, so KVM injects what is pending.
     func tickInterval() -> Int32? {
-        guard format.isLinux, configuration.backendProfile, backend == .pvm else { return nil }
+        guard configuration.machine == .pc, configuration.backendProfile, backend == .pvm else { return nil }
         if let value = getenv("SWIFTLET_PVM_TICK_MS"), let ms = Int32(String(cString: value)), ms > 0 { return ms }
         return BackendProfile.pvmTickMilliseconds
     }

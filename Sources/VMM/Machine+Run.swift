@@ -73,7 +73,16 @@ extension Machine {
         let tickMs = [ripSampleInterval(), tickInterval()].compactMap { $0 }.min()
         // At least every 50 ms: a partial console line (a prompt) is written once the guest has gone quiet.
         let consolePollMs: Int32 = 50
+        // The PC: every haltCheckMilliseconds, all vCPUs are kicked and report whether they are parked
+        // (HLT with interrupts off never leaves KVM_RUN when the LAPIC is in the kernel; Machine+Platform.swift).
+        let checksHalt = hasInterruptControllers
+        var nextHaltCheck = ckvm_monotonic_ns() + Self.haltCheckMilliseconds * 1_000_000
         while !stopRequested.load(ordering: .acquiring) {
+            if checksHalt, ckvm_monotonic_ns() >= nextHaltCheck {
+                if everyVCPUParked() { finish(.halted(vcpu: 0)); break }
+                for thread in threads { _ = ckvm_kick_thread(UInt(thread), kickSignal) }
+                nextHaltCheck = ckvm_monotonic_ns() + Self.haltCheckMilliseconds * 1_000_000
+            }
             var timeoutMs: Int32 = min(tickMs ?? consolePollMs, consolePollMs)
             if let deadline {
                 let now = ckvm_monotonic_ns()
@@ -206,6 +215,7 @@ extension Machine {
             return .unknown
         case .interrupted:
             vcpu.setImmediateExit(false)
+            reportParkedState(vcpu)
             if ripSamplingEnabled, let rip = try? vcpu.registers().rip { ripSamples.withLock { $0[vcpu.id, default: [:]][rip, default: 0] += 1 } }
             if finishesHypercalls, let name = finishPendingHypercall(vcpu) {
                 finishedInstructions.withLock { $0[name, default: 0] += 1 }

@@ -146,12 +146,6 @@ extension Machine {
         }
     }
 
-    /// The in-kernel irqchip for a multiboot guest with a virtio device (Linux guests have it already).
-    func createIRQChipForVirtio() throws(VMMError) {
-        do { try vm.createIRQChip() } catch { throw .kvm(error) }
-        note("in-kernel irqchip (PICs, IOAPIC, LAPIC) so the virtio console's interrupts have somewhere to go")
-    }
-
     /// The recipe step: the console device, its transport on the bus, and its notification paths.
     func attachVirtioConsole() throws(VMMError) {
         let console = self.console
@@ -484,7 +478,7 @@ extension Machine {
             let device = virtioConsole.device
             return { device.enqueueInput(port: 0, $0) }
         }
-        if format.isLinux, let serial { return { serial.enqueueInput($0) } }
+        if hasInterruptControllers, let serial { return { serial.enqueueInput($0) } }
         return nil
     }
 

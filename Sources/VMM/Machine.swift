@@ -53,6 +53,9 @@ public final class Machine: @unchecked Sendable {
     let stopRequested = Atomic<Bool>(false)
     var entryPoint: UInt32 = 0
     var multibootInfoAddress: UInt32 = 0
+    /// The kernel carries a Multiboot2 header (EAX = 0x36d76289 at entry) rather than a Multiboot one.
+    var multiboot2 = false
+    var multibootMagic: UInt32 { Multiboot.bootloaderMagic }
     let unmappedReports = Atomic<Int>(0)
     /// The first accesses to guest-physical addresses with neither RAM nor a device (for the run report).
     public let unmappedAccesses = Mutex<[UnbackedAccess]>([])
@@ -66,6 +69,9 @@ public final class Machine: @unchecked Sendable {
     let wakeFD = Atomic<Int32>(-1)
     let ripSamples = Mutex<[UInt32: [UInt64: Int]]>([:])
     let ripSamplingOn = Atomic<Bool>(false)
+    /// Halt detection on the PC (Machine+Platform.swift): the current round, and each vCPU's last report.
+    let haltRound = Atomic<Int>(0)
+    let parkReports = Mutex<[UInt32: (round: Int, parkedSince: Int?)]>([:])
     /// `--gdb`: the stub that stops and resumes the vCPUs for gdb (Machine+GDB.swift).
     var gdbStub: GDBStub?
 
@@ -85,7 +91,7 @@ public final class Machine: @unchecked Sendable {
         if let unpackNote { machine.note(unpackNote) }
         machine.unpackedKernel = unpacked
         try machine.setArchitectureAddresses()
-        if format.isLinux { try machine.createInterruptControllers() } else if configuration.console == .virtio { try machine.createIRQChipForVirtio() }
+        try machine.createInterruptControllers()
         try machine.registerMemorySlots()
         switch format {
         case .multiboot:
@@ -125,14 +131,16 @@ public final class Machine: @unchecked Sendable {
         if host > 0 && c.memorySize > host {
             throw .invalidOption("--memory \(c.memorySize >> 20)M is more than this host has (\(host >> 20) MiB of RAM)")
         }
-        if format == .multiboot {
-            guard c.cpus == 1 else { throw .invalidOption("--cpus \(c.cpus): multiboot guests run on one vCPU (give --cpus 1)") }
-            guard c.initrd == nil else { throw .invalidOption("--initrd is for Linux kernels; this is a multiboot kernel") }
-        } else {
-            guard c.cpus >= 1, c.cpus <= MachineConfiguration.maximumCPUs else {
-                throw .invalidOption("--cpus \(c.cpus): give 1 to \(MachineConfiguration.maximumCPUs)")
-            }
+        guard c.cpus >= 1, c.cpus <= MachineConfiguration.maximumCPUs else {
+            throw .invalidOption("--cpus \(c.cpus): give 1 to \(MachineConfiguration.maximumCPUs)")
+        }
+        if c.machine == .bare {
+            guard format == .multiboot else { throw .invalidOption("--machine bare is for multiboot kernels: Linux needs the PC's interrupt controllers (drop --machine bare)") }
+            guard c.cpus == 1 else { throw .invalidOption("--cpus \(c.cpus): a bare machine has no LAPICs to start more vCPUs with (drop --machine bare)") }
+        }
+        if format != .multiboot {
             guard c.bootMode == .direct else { throw .invalidOption("--boot firmware boots multiboot kernels; Linux is booted directly") }
+            guard c.modules.isEmpty else { throw .invalidOption("--module is for multiboot kernels; give Linux its initramfs with --initrd") }
         }
         if let t = c.timeout, !(t > 0) { throw .invalidOption("--timeout must be a positive number of seconds") }
         try validateConsole(c)
@@ -200,6 +208,7 @@ public final class Machine: @unchecked Sendable {
         if configuration.bootMode == .firmware {
             reserved.append((AddressRange(base: X86Layout.firmwareBase, length: X86Layout.firmwareSize)!, "the firmware ROM at 0xffff0000"))
         }
+        if let tables = platformTableRange { reserved.append((tables, "the ACPI and MP tables at 0xe0000-0xfffff")) }
         let kernel: Multiboot.Kernel
         do { kernel = try Multiboot.validate(image: image, memory: memory, reserved: reserved) } catch {
             throw .kernel(path: configuration.kernel.displayName, error)
@@ -213,6 +222,7 @@ public final class Machine: @unchecked Sendable {
     }
 
     func writeBootInformation() throws(VMMError) {
+        _ = try writePlatformTables()
         let base = X86Layout.multibootInfo
         // The virtio console is announced on the command line, in Linux's syntax, for the guest to parse.
         let commandLine = (virtioKernelParameters() + (configuration.commandLine.isEmpty ? [] : [configuration.commandLine])).joined(separator: " ")
@@ -244,7 +254,7 @@ public final class Machine: @unchecked Sendable {
     func attachDevices() throws(VMMError) {
         let console = self.console
         let vm = self.vm
-        let irqchip = format.isLinux
+        let irqchip = hasInterruptControllers
         let serial = Serial8250(output: { console.put($0) }, interruptLine: { level in
             if irqchip { try? vm.setIRQLine(4, level: level) }
         })
@@ -264,6 +274,7 @@ public final class Machine: @unchecked Sendable {
             try portBus.insert(debugExit, name: "debug-exit", base: DebugExit.defaultPort, length: 4)
             try portBus.insert(i8042, name: "i8042 (reset)", base: I8042.basePort, length: 5)
             try portBus.insert(lab, name: "lab ports", base: LabPorts.basePort, length: LabPorts.length)
+            if configuration.machine == .pc { try portBus.insert(makeRTC(), name: "RTC/CMOS (MC146818)", base: RTC.basePort, length: RTC.length) }
             if !memory.contains(X86Layout.labMMIO, length: 0x20) {
                 try mmioBus.insert(lab, name: "lab MMIO marker", base: X86Layout.labMMIO.rawValue, length: 4)
                 try mmioBus.insert(debugExit, name: "lab MMIO debug-exit", base: X86Layout.labMMIO.rawValue + 0x10, length: 4)
@@ -286,12 +297,12 @@ public final class Machine: @unchecked Sendable {
                 let table = CPUIDPolicy.forVCPU(UInt32(id), cpuid)
                 try vcpu.setCPUID(table)
                 if id == 0 { vcpu0CPUID = table }
+                if configuration.machine == .pc { try configureLocalInterrupts(vcpu) }
                 if format.isLinux {
                     setBootMSRs(vcpu)
-                    try configureLocalInterrupts(vcpu)
                     // Only the bootstrap processor gets entry registers; the others wait for INIT/SIPI.
                     if id == 0, let entry = linuxEntry { try setLinuxEntryState(vcpu, entry) }
-                } else if configuration.bootMode == .direct {
+                } else if configuration.bootMode == .direct && id == 0 {
                     try setMultibootEntryState(vcpu)
                 }
                 vcpus.append(vcpu)
@@ -301,9 +312,12 @@ public final class Machine: @unchecked Sendable {
             note("vCPU 0: \(entry.summary)")
             if configuration.cpus > 1 { note("vCPUs 1-\(configuration.cpus - 1): waiting for INIT/SIPI from the kernel (in-kernel LAPIC)") }
         } else if configuration.bootMode == .direct {
-            note("vCPU 0: 32-bit protected mode, paging off, EIP=0x\(hex(entryPoint)), EAX=0x2badb002, EBX=0x\(hex(multibootInfoAddress)) (Multiboot §3.2)")
+            note("vCPU 0: 32-bit protected mode, paging off, EIP=0x\(hex(entryPoint)), EAX=0x\(hex(multibootMagic)), EBX=0x\(hex(multibootInfoAddress)) (\(multiboot2 ? "Multiboot2 §3.3" : "Multiboot §3.2"))")
         } else {
             note("vCPU 0: reset state, real mode, CS:IP = f000:fff0 (physical 0xfffffff0, the firmware's reset vector)")
+        }
+        if linuxEntry == nil && configuration.cpus > 1 {
+            note("vCPUs 1-\(configuration.cpus - 1): waiting for INIT/SIPI from the guest's LAPIC (KVM_MP_STATE_UNINITIALIZED)")
         }
     }
 
@@ -322,7 +336,7 @@ public final class Machine: @unchecked Sendable {
         try vcpu.setSpecialRegisters(sregs)
         var regs = Registers()
         regs.rip = UInt64(entryPoint)
-        regs.rax = UInt64(Multiboot.bootloaderMagic)
+        regs.rax = UInt64(multibootMagic)
         regs.rbx = UInt64(multibootInfoAddress)
         regs.rflags = 0x2
         try vcpu.setRegisters(regs)

@@ -21,11 +21,17 @@ struct MachineOptions: ParsableArguments {
     @Option(help: "Stop the guest after this many seconds (status 8).")
     var timeout: Double?
 
-    @Option(help: "Linux: an initramfs (cpio) to load with the kernel.")
+    @Option(help: "Linux: an initramfs (cpio) to load with the kernel; multiboot: module 0, as QEMU's -initrd.")
     var initrd: String?
 
-    @Option(help: "Linux: number of vCPUs (1-\(MachineConfiguration.maximumCPUs)).")
+    @Option(help: "Multiboot: a module FILE[,CMDLINE] to load after the kernel (repeatable, in order).")
+    var module: [String] = []
+
+    @Option(help: "Number of vCPUs (1-\(MachineConfiguration.maximumCPUs)); the application processors wait for INIT/SIPI.")
     var cpus: Int = 1
+
+    @Option(help: "pc: interrupt controllers, PIT, RTC, MP and ACPI tables (default); bare: none of them (multiboot only).")
+    var machine: String = "pc"
 
     @Option(help: "Kernel command line (Linux: Swiftlet adds console=ttyS0 (or hvc0 and virtio_mmio.device=...) reboot=k panic=-1 and the backend profile in front).")
     var cmdline: String = ""
@@ -72,6 +78,9 @@ struct MachineOptions: ParsableArguments {
         c.commandLine = cmdline
         c.initrd = initrd
         c.cpus = cpus
+        guard let model = MachineModel(rawValue: machine) else { throw .invalidOption("--machine \(machine): unknown machine (use pc or bare)") }
+        c.machine = model
+        for m in module { c.modules.append(try ModuleSource.parse(m)) }
         c.initArguments = command
         c.backendProfile = !noBackendProfile
         c.decompressKernel = decompress
