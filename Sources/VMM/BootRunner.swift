@@ -11,6 +11,9 @@ public struct BootArguments: Sendable {
     public var verbose = false
     /// Where to write the run report (`--report FILE`, see RunReport.swift), if anywhere.
     public var reportPath: String? = nil
+    /// The process exits right after the run: the VM is destroyed by a lingering child after it has gone
+    /// (Machine.deferTeardown). Off for callers that go on running.
+    public var deferTeardown = true
 
     public init() {}
 
@@ -130,6 +133,7 @@ public enum BootRunner {
         if let message = outcome.message { printError("swiftlet: \(message)") }
         if let diagnosis = machine.diagnosis() { printError("swiftlet: \(diagnosis)") }
         if let path = arguments.reportPath { writeReport(machine.runReport(outcome: outcome), to: path) }
+        if arguments.deferTeardown { machine.deferTeardown() }
         return outcome.exitStatus
     }
 
