@@ -56,10 +56,21 @@ public enum BackendProfile {
 extension Machine {
     /// The kernel's format from its bytes: multiboot ELF, PVH vmlinux, or bzImage.
     static func detectFormat(_ image: [UInt8], name: String) throws(VMMError) -> KernelFormat {
-        if image.count >= 4, image[0] == 0x7F, image[1] == 0x45, image[2] == 0x4C, image[3] == 0x46 {
-            do { _ = try Multiboot.findHeader(in: image); return .multiboot } catch KernelImageError.noMultibootHeader {
-                // Not multiboot: a vmlinux with a PVH note?
-            } catch { throw .kernel(path: name, error) }
+        let isELF = image.count >= 4 && image[0] == 0x7F && image[1] == 0x45 && image[2] == 0x4C && image[3] == 0x46
+        // Multiboot2, then Multiboot: an ELF with the header, or any file whose header has the a.out kludge.
+        if Multiboot2.hasHeader(image) {
+            do { _ = try Multiboot2.findHeader(in: image); return .multiboot } catch { throw .kernel(path: name, error) }
+        }
+        do {
+            let header = try Multiboot.findHeader(in: image)
+            if isELF || header.flags & Multiboot.flagAddressFields != 0 { return .multiboot }
+            throw VMMError.kernel(path: name, .badAddressFields("a kernel that is not ELF needs the a.out kludge (multiboot header flag 16) to say where it loads"))
+        } catch KernelImageError.noMultibootHeader {
+            // Not multiboot: a vmlinux with a PVH note, or a bzImage?
+        } catch let error as VMMError { throw error } catch let error as KernelImageError { throw .kernel(path: name, error) } catch {
+            throw .invalidOption("kernel \(name): \(error)")
+        }
+        if isELF {
             do { _ = try PVHKernel(image); return .pvh } catch .noPVHNote {
                 throw .invalidOption("kernel \(name): an ELF file with neither a multiboot header nor a PVH note (XEN_ELFNOTE_PHYS32_ENTRY); give a multiboot kernel, a vmlinux built with CONFIG_PVH=y, or a bzImage")
             } catch { throw .invalidOption("kernel \(name): \(error)") }
@@ -68,7 +79,7 @@ extension Machine {
             return .bzImage
         }
         if image.isEmpty { throw .kernel(path: name, .empty) }
-        throw .invalidOption("kernel \(name): not a kernel Swiftlet can boot: neither an ELF file (multiboot or PVH vmlinux) nor a Linux bzImage (no \"HdrS\" at offset 0x202)")
+        throw .invalidOption("kernel \(name): not a kernel Swiftlet can boot: neither an ELF file (multiboot or PVH vmlinux), a multiboot kernel with the a.out kludge, nor a Linux bzImage (no \"HdrS\" at offset 0x202)")
     }
 
     /// The recipe's unpacking step: with `--decompress`, or on kvm_pvm with the backend profile (whose
@@ -254,7 +265,7 @@ extension Machine {
     /// kernel stalled ~200 s after "Switched to clocksource kvm-clock" without kicks and did not with them.
     /// The profile kicks every vCPU out of KVM_RUN every few milliseconds, so KVM injects what is pending.
     func tickInterval() -> Int32? {
-        guard configuration.machine == .pc, configuration.backendProfile, backend == .pvm else { return nil }
+        guard format.isLinux, configuration.backendProfile, backend == .pvm else { return nil }
         if let value = getenv("SWIFTLET_PVM_TICK_MS"), let ms = Int32(String(cString: value)), ms > 0 { return ms }
         return BackendProfile.pvmTickMilliseconds
     }

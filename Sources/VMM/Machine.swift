@@ -55,7 +55,9 @@ public final class Machine: @unchecked Sendable {
     var multibootInfoAddress: UInt32 = 0
     /// The kernel carries a Multiboot2 header (EAX = 0x36d76289 at entry) rather than a Multiboot one.
     var multiboot2 = false
-    var multibootMagic: UInt32 { Multiboot.bootloaderMagic }
+    var multibootMagic: UInt32 { multiboot2 ? Multiboot2.bootloaderMagic : Multiboot.bootloaderMagic }
+    /// The modules placed after a multiboot kernel (`--initrd` first, then each `--module`).
+    public internal(set) var modules: [Multiboot.Module] = []
     let unmappedReports = Atomic<Int>(0)
     /// The first accesses to guest-physical addresses with neither RAM nor a device (for the run report).
     public let unmappedAccesses = Mutex<[UnbackedAccess]>([])
@@ -210,26 +212,64 @@ public final class Machine: @unchecked Sendable {
         }
         if let tables = platformTableRange { reserved.append((tables, "the ACPI and MP tables at 0xe0000-0xfffff")) }
         let kernel: Multiboot.Kernel
-        do { kernel = try Multiboot.validate(image: image, memory: memory, reserved: reserved) } catch {
-            throw .kernel(path: configuration.kernel.displayName, error)
-        }
+        do throws(KernelImageError) {
+            if Multiboot2.hasHeader(image) {
+                guard configuration.bootMode == .direct else {
+                    throw KernelImageError.multiboot2("--boot firmware hands over with the Multiboot (v1) magic; boot a Multiboot2 kernel directly")
+                }
+                kernel = try Multiboot2.validate(image: image, memory: memory, reserved: reserved).kernel
+                multiboot2 = true
+            } else {
+                kernel = try Multiboot.validate(image: image, memory: memory, reserved: reserved)
+            }
+        } catch { throw .kernel(path: configuration.kernel.displayName, error) }
         do { try Multiboot.load(kernel, image: image, into: memory) } catch { throw .memory(error) }
         entryPoint = kernel.entry
         for r in kernel.loadedRanges {
-            note("kernel segment: guest-physical [0x\(hex(r.start)), 0x\(hex(r.end))) from the ELF's program headers")
+            note("kernel segment: guest-physical [0x\(hex(r.start)), 0x\(hex(r.end))) from \(kernel.header.flags & Multiboot.flagAddressFields != 0 ? "the header's a.out kludge address fields" : "the ELF's program headers")")
         }
-        note("multiboot header at file offset 0x\(hex(kernel.header.offset)), flags 0x\(hex(kernel.header.flags)); entry point 0x\(hex(kernel.entry))")
+        note("\(multiboot2 ? "multiboot2" : "multiboot") header at file offset 0x\(hex(kernel.header.offset))\(multiboot2 ? "" : ", flags 0x\(hex(kernel.header.flags))"); entry point 0x\(hex(kernel.entry))")
+        try loadModules(after: kernel.end, reserved: reserved)
+    }
+
+    /// `--initrd` (module 0, as QEMU's -initrd does for multiboot kernels) and each `--module`, page-aligned
+    /// after the kernel.
+    func loadModules(after kernelEnd: UInt64, reserved: [(range: AddressRange, what: String)]) throws(VMMError) {
+        let sources = (configuration.initrd.map { [ModuleSource(path: $0)] } ?? []) + configuration.modules
+        guard !sources.isEmpty else { return }
+        var files: [(name: String, bytes: [UInt8], commandLine: String)] = []
+        for source in sources {
+            switch FileBytes.read(source.path) {
+            case let .success(bytes): files.append((source.path, bytes, source.commandLine.isEmpty ? source.path : source.commandLine))
+            case let .failure(failure): throw .invalidOption("cannot read module \(source.path): \(failure.reason)")
+            }
+        }
+        do {
+            modules = try Multiboot.placeModules(sizes: files.map { ($0.name, UInt64($0.bytes.count), $0.commandLine) }, after: kernelEnd,
+                                                 memory: memory, reserved: reserved)
+        } catch { throw .kernel(path: configuration.kernel.displayName, error) }
+        for (module, file) in zip(modules, files) {
+            do { try memory.write(bytes: file.bytes, at: GuestAddress(module.start)) } catch { throw .memory(error) }
+            note("module \(file.name): guest-physical [0x\(hex(module.start)), 0x\(hex(module.end))), string \"\(module.commandLine)\"")
+        }
     }
 
     func writeBootInformation() throws(VMMError) {
-        _ = try writePlatformTables()
+        let rsdp = try writePlatformTables()
         let base = X86Layout.multibootInfo
         // The virtio console is announced on the command line, in Linux's syntax, for the guest to parse.
         let commandLine = (virtioKernelParameters() + (configuration.commandLine.isEmpty ? [] : [configuration.commandLine])).joined(separator: " ")
-        let info = Multiboot.encodeInfo(base: base, memoryMap: Multiboot.memoryMap(for: memory), commandLine: commandLine)
+        let map = Multiboot.memoryMap(for: memory)
+        let info: [UInt8]
+        if multiboot2 {
+            let rsdpBytes = rsdp.flatMap { try? memory.readBytes(at: $0, count: 36) }
+            info = Multiboot2.encodeInfo(base: base, memoryMap: map, commandLine: commandLine, modules: modules, acpiRSDP: rsdpBytes)
+        } else {
+            info = Multiboot.encodeInfo(base: base, memoryMap: map, commandLine: commandLine, modules: modules)
+        }
         do {
             guard base.rawValue + UInt64(info.count) <= X86Layout.multibootInfoEnd.rawValue else {
-                throw VMMError.invalidOption("the kernel command line is too long for the multiboot information area")
+                throw VMMError.invalidOption("the kernel command line and module strings are too long for the multiboot information area (\(info.count) bytes; at most \(X86Layout.multibootInfoEnd.rawValue - base.rawValue))")
             }
             try memory.write(bytes: info, at: base)
             try memory.write(bytes: BootGDT.bytes, at: X86Layout.gdt)
@@ -247,7 +287,7 @@ public final class Machine: @unchecked Sendable {
             throw .invalidOption("\(error)")
         }
         multibootInfoAddress = UInt32(base.rawValue)
-        note("multiboot information at \(base) (\(info.count) bytes): memory map, command line, loader name")
+        note("\(multiboot2 ? "multiboot2 boot information" : "multiboot information") at \(base) (\(info.count) bytes): memory map, command line, loader name\(modules.isEmpty ? "" : ", \(modules.count) module\(modules.count == 1 ? "" : "s")")\(multiboot2 && rsdp != nil ? ", ACPI old and new RSDP" : "")")
         note("GDT at \(X86Layout.gdt): null, code32 0x08, data32 0x10, code64 0x18, data64 0x20, TSS 0x28")
     }
 
