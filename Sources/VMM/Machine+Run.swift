@@ -77,10 +77,16 @@ extension Machine {
         // (HLT with interrupts off never leaves KVM_RUN when the LAPIC is in the kernel; Machine+Platform.swift).
         let checksHalt = hasInterruptControllers
         var nextHaltCheck = ckvm_monotonic_ns() + Self.haltCheckMilliseconds * 1_000_000
+        exitCounts.withLock { $0 = Array(repeating: 0, count: vcpus.count) }
+        var lastExitCounts = Array(repeating: -1, count: vcpus.count)
         while !stopRequested.load(ordering: .acquiring) {
             if checksHalt, ckvm_monotonic_ns() >= nextHaltCheck {
                 if everyVCPUParked() { finish(.halted(vcpu: 0)); break }
-                for thread in threads { _ = ckvm_kick_thread(UInt(thread), kickSignal) }
+                let counts = exitCounts.withLock { $0 }
+                for (index, thread) in threads.enumerated() where index >= counts.count || counts[index] == lastExitCounts[index] {
+                    _ = ckvm_kick_thread(UInt(thread), kickSignal)
+                }
+                lastExitCounts = counts + Array(repeating: -1, count: max(0, threads.count - counts.count))
                 nextHaltCheck = ckvm_monotonic_ns() + Self.haltCheckMilliseconds * 1_000_000
             }
             var timeoutMs: Int32 = min(tickMs ?? consolePollMs, consolePollMs)
@@ -152,6 +158,8 @@ extension Machine {
     /// The run loop of one vCPU, on its own thread.
     func vcpuLoop(_ vcpu: VCPU) {
         let tracing = tracer.printing
+        let checksHalt = hasInterruptControllers
+        let index = vcpus.firstIndex { $0 === vcpu } ?? 0
         let stub = gdbStub // --gdb: stops, steps and breakpoints (GDBStub.swift)
         stub?.vcpuStarted(vcpu)
         if vcpu.id == 0 { mark("first KVM_RUN") }
@@ -170,6 +178,7 @@ extension Machine {
                 continue
             }
             let reason = handle(exit, on: vcpu, tracing: tracing)
+            if checksHalt, reason != .interrupted { exitCounts.withLock { if index < $0.count { $0[index] += 1 } } }
             tracer.record(reason, guestNanoseconds: exited - entered, vmmNanoseconds: ckvm_monotonic_ns() - exited)
             stub?.afterExit(exit, reason: reason, on: vcpu)
         }

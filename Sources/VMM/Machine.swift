@@ -75,6 +75,9 @@ public final class Machine: @unchecked Sendable {
     /// Halt detection on the PC (Machine+Platform.swift): the current round, and each vCPU's last report.
     let haltRound = Atomic<Int>(0)
     let parkReports = Mutex<[UInt32: (round: Int, parkedSince: Int?)]>([:])
+    /// VM exits per vCPU index, so the halt check kicks only vCPUs that have been quiet (a vCPU that keeps
+    /// exiting is not parked, and an extra exit would only cost it time).
+    let exitCounts = Mutex<[Int]>([])
     /// `--gdb`: the stub that stops and resumes the vCPUs for gdb (Machine+GDB.swift).
     var gdbStub: GDBStub?
 
