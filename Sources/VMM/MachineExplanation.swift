@@ -187,6 +187,8 @@ extension MachineExplanation {
                     } else {
                         note = "no interrupt controller in this machine: the guest polls the Line Status Register"
                     }
+                } else if e.device is RTC {
+                    note = "time of day from the host's clock, the NMI mask (port 0x70 bit 7), CMOS memory sizes; raises no IRQ 8"
                 } else if space == .mmio, let irq = virtioIRQs.first(where: { $0.base == e.base })?.irq {
                     interrupt = "IRQ \(irq) (from virtio_mmio.device= on the command line)"
                 }

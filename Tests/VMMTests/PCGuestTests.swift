@@ -41,7 +41,7 @@ struct PCGuestTests {
         let rate = output.split(separator: "\n").first { $0.hasPrefix("timer: measured LAPIC timer rate ") }
             .flatMap { Int($0.split(separator: " ")[5]) }
         // 1,000,000 cycles of KVM's 1 GHz APIC bus: 1000 Hz, measured in PIT time; a loaded host skews it.
-        #expect(rate.map { $0 > 500 && $0 < 2000 } == true, "\(output)")
+        #expect(rate.map { $0 > 100 && $0 < 3000 } == true, "\(output)")
     }
 
     @Test(arguments: [1, 2, 4])
