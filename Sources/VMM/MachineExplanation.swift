@@ -139,6 +139,7 @@ extension MachineExplanation {
             switch format {
             case .bzImage: info = try Self.zeroPage(memory: memory, at: GuestAddress(entry.rsi))
             case .pvh: info = try Self.hvmStartInfo(memory: memory, at: GuestAddress(entry.rbx & 0xFFFF_FFFF))
+            case .multiboot where machine.multiboot2: info = try Self.multiboot2Information(memory: memory, at: GuestAddress(UInt64(machine.multibootInfoAddress)))
             case .multiboot: info = try Self.multibootInformation(memory: memory, at: GuestAddress(UInt64(machine.multibootInfoAddress)))
             }
             (bootInformation, memoryMap) = info
