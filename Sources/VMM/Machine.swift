@@ -325,7 +325,11 @@ public final class Machine: @unchecked Sendable {
             try portBus.insert(debugExit, name: "debug-exit", base: DebugExit.defaultPort, length: 4)
             try portBus.insert(i8042, name: "i8042 (reset)", base: I8042.basePort, length: 5)
             try portBus.insert(lab, name: "lab ports", base: LabPorts.basePort, length: LabPorts.length)
-            if configuration.machine == .pc { try portBus.insert(makeRTC(), name: "RTC/CMOS (MC146818)", base: RTC.basePort, length: RTC.length) }
+            if configuration.machine == .pc {
+                try portBus.insert(makeRTC(), name: "RTC/CMOS (MC146818)", base: RTC.basePort, length: RTC.length)
+                try portBus.insert(IRQTestDevice { gsi, level in try? vm.setIRQLine(gsi, level: level) },
+                                   name: "IRQ test lines (QEMU pc-testdev)", base: IRQTestDevice.basePort, length: IRQTestDevice.length)
+            }
             if !memory.contains(X86Layout.labMMIO, length: 0x20) {
                 try mmioBus.insert(lab, name: "lab MMIO marker", base: X86Layout.labMMIO.rawValue, length: 4)
                 try mmioBus.insert(debugExit, name: "lab MMIO debug-exit", base: X86Layout.labMMIO.rawValue + 0x10, length: 4)

@@ -92,3 +92,17 @@ import Testing
         #expect(read(restored, 0x0C) == 0x00)
     }
 }
+
+@Suite struct IRQTestDeviceTests {
+    @Test func aWriteToPort0x2000PlusNSetsLineN() {
+        let lines = Mutex<[(UInt32, Bool)]>([])
+        let device = IRQTestDevice { gsi, level in lines.withLock { $0.append((gsi, level)) } }
+        device.write(offset: 0x0E, size: 1, value: 1)
+        device.write(offset: 0x0E, size: 1, value: 0)
+        device.write(offset: 30, size: 1, value: 1) // past the 24 pins: ignored
+        let seen = lines.withLock { $0 }
+        #expect(seen.map(\.0) == [14, 14])
+        #expect(seen.map(\.1) == [true, false])
+        #expect(device.read(offset: 0, size: 1) == 0)
+    }
+}
