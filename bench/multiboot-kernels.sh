@@ -5,9 +5,10 @@
 # SUMMARY line (or the last line it printed) and the exit status.
 #
 # kvm-unit-tests reads QEMU's fw_cfg for the CPU count and memory size unless module 0 (QEMU's -initrd) holds
-# an environment that overrides them: NR_CPUS, MEMSIZE (MiB) and TEST_DEVICE=0 (no QEMU pc-testdev); Swiftlet
+# an environment that overrides them: NR_CPUS, MEMSIZE (MiB) and TEST_DEVICE=0 (QEMU's other test ports are absent); Swiftlet
 # passes the same file as --initrd, its multiboot module 0. A test exits through isa-debug-exit at 0xf4, so
-# status 1 is a pass on all three ((0 << 1) | 1).
+# status 1 is a pass on all three ((0 << 1) | 1). QEMU gets -device pc-testdev, as kvm-unit-tests' own x86/run gives it;
+# Swiftlet's PC has its interrupt lines (ports 0x2000-0x2017, Sources/Devices/IRQTestDevice.swift).
 # Build first: (cd DIR && ./configure --arch=x86_64 && make x86/smptest.flat x86/ioapic.flat x86/apic.flat ...).
 set -uo pipefail
 dir=${1:?usage: bench/multiboot-kernels.sh KVM_UNIT_TESTS_DIR [TEST...]}
@@ -38,7 +39,7 @@ for t in "${tests[@]}"; do
     run "$t" "swiftlet (pc)" "$swiftlet" boot --kernel "$k" --cpus "$cpus" --memory 64M --initrd "$env" --timeout 300
     run "$t" "qemu -M microvm" qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel kvm -m 64M -smp "$cpus" \
         -nodefaults -no-user-config -nographic -no-reboot -display none -monitor none -serial stdio \
-        -device isa-debug-exit,iobase=0xf4,iosize=4 -kernel "$k" -initrd "$env"
+        -device isa-debug-exit,iobase=0xf4,iosize=4 -device pc-testdev -kernel "$k" -initrd "$env"
     run "$t" "qemu (pc)" qemu-system-x86_64 -accel kvm -m 64M -smp "$cpus" -nographic -no-reboot -display none \
-        -monitor none -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=4 -kernel "$k" -initrd "$env"
+        -monitor none -serial stdio -device isa-debug-exit,iobase=0xf4,iosize=4 -device pc-testdev -kernel "$k" -initrd "$env"
 done

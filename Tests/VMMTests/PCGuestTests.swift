@@ -54,6 +54,12 @@ struct PCGuestTests {
         #expect(output.contains("smp: all \(cpus) CPUs reached the barrier"), "\(output)")
     }
 
+    @Test func smpOnTheBareMachineFindsNoLocalAPICAndSaysSo() throws {
+        let (outcome, output, _) = try bootPC("smp", machine: .bare)
+        #expect(outcome == .debugExit(value: 2, status: ExitStatus.guestExit(2)), "\(outcome)")
+        #expect(output.contains("smp: no local APIC at 0xfee00000"))
+    }
+
     @Test func echoAnswersSerialInputFromItsIRQ4Handler() throws {
         let (outcome, output, _) = try bootPC("echo", timeout: 30) { line, machine in
             // The guest's first output resets the UART's receive FIFO: type once it has introduced itself.

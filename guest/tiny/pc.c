@@ -113,6 +113,8 @@ int mp_processors(uint32_t ids[], int max)
         }
         return n;
     }
+    if (max > 0)
+        ids[0] = lapic_id();
     return 1;                          /* no MP table: the bootstrap processor alone */
 }
 

@@ -5,6 +5,7 @@
  *
  * The BSP starts the APs one at a time and waits for each to check in, then joins the barrier; when all
  * CPUs have arrived it prints the count and exits with debug-exit value 0. The APs stop with `cli; hlt`.
+ * Without a local APIC (the bare machine: the APIC page reads all ones) it says so and exits with 2.
  */
 #include "pc.h"
 
@@ -29,10 +30,14 @@ void kmain(uint32_t magic, uint32_t mbi)
     put_line("Swiftlet tiny guest: smp (INIT/SIPI every AP, barrier)");
     if (magic != MULTIBOOT_BOOTLOADER_MAGIC)
         debug_exit(1);
+    uint32_t self = lapic_id();
+    if (self == 0xFF) {                /* the APIC page reads all ones: no local APIC (--machine bare) */
+        put_line("smp: no local APIC at 0xfee00000: this machine cannot start other CPUs");
+        debug_exit(2);
+    }
     uint32_t ids[MAX_CPUS];
     int n = mp_processors(ids, MAX_CPUS);
     lapic_enable();
-    uint32_t self = lapic_id();
     console_lock();
     put_str("smp: MP table lists ");
     put_dec((uint64_t)n);
