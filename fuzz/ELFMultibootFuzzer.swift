@@ -1,5 +1,5 @@
 // ELFMultibootFuzzer: a libFuzzer target for the ELF and multiboot loaders (Sources/X86Boot: ELFImage,
-// Multiboot), built and run by fuzz/run.sh. The input is a kernel file, as `swiftlet boot --kernel` reads it.
+// Multiboot with its a.out kludge, Multiboot2), built and run by fuzz/run.sh. The input is a kernel file, as `swiftlet boot --kernel` reads it.
 //
 // Whatever the file says, the loaders must answer with a KernelImageError, never a trap; and what they accept
 // must keep their promises, checked with require(), which traps with its message (a violation is a crash libFuzzer reports): every
@@ -25,6 +25,14 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     if let header = try? Multiboot.findHeader(in: image) {
         require(header.offset >= 0 && header.offset + 12 <= min(image.count, Multiboot.searchLength) && header.offset % 4 == 0)
+    }
+    if let header = try? Multiboot2.findHeader(in: image) {
+        require(header.offset % 8 == 0 && header.offset + header.length <= image.count, "a multiboot2 header past the file got through")
+        if let (_, kernel) = try? Multiboot2.validate(image: image, memory: memory, reserved: reserved) {
+            require(kernel.loadedRanges.contains { UInt64(kernel.entry) >= $0.start && UInt64(kernel.entry) < $0.end },
+                    "a multiboot2 entry point outside the loaded segments got through")
+            do { try Multiboot.load(kernel, image: image, into: memory) } catch { fatalError("a validated multiboot2 kernel failed to load: \(error)") }
+        }
     }
     guard let kernel = try? Multiboot.validate(image: image, memory: memory, reserved: reserved) else { return 0 }
     for range in kernel.loadedRanges {

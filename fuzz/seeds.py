@@ -98,6 +98,27 @@ def note(name, type_, desc):
 write("elf-multiboot", "seed-hello", elf32_multiboot(bytes([0xB0, 0x41, 0xE6, 0xE9, 0xF4])))
 write("elf-multiboot", "seed-bss", elf32_multiboot(bytes([0xF4]) * 64, load=0x200000))
 
+
+def aout_kludge(code, load=0x100000, bss=0x1000):
+    """A flat (not ELF) multiboot kernel: the header at offset 0 with flag 16 and its five address fields."""
+    flags = 0x00010002
+    header = struct.pack("<III", 0x1BADB002, flags, (-(0x1BADB002 + flags)) & 0xFFFFFFFF)
+    size = 32 + len(code)
+    return header + struct.pack("<IIIII", load, load, load + size, load + size + bss, load + 32) + code
+
+
+def multiboot2_raw(code, load=0x100000, extra_tags=b""):
+    """A flat Multiboot2 kernel: header at offset 0 with address, entry, an optional EFI tag and the end tag."""
+    tags = struct.pack("<HHIIIII", 2, 0, 24, load, load, 0, 0) + extra_tags
+    length = 16 + len(tags) + 16 + 8
+    tags += struct.pack("<HHIII", 3, 0, 16, load + length, 0) + struct.pack("<HHI", 0, 0, 8)
+    header = struct.pack("<IIII", 0xE85250D6, 0, length, (-(0xE85250D6 + length)) & 0xFFFFFFFF)
+    return header + tags + code
+
+
+write("elf-multiboot", "seed-aout-kludge", aout_kludge(bytes([0xF4])))
+write("elf-multiboot", "seed-multiboot2", multiboot2_raw(bytes([0xF4]), extra_tags=struct.pack("<HHI", 7, 1, 8)))
+
 pvh_code = bytes([0xB8, 0, 0, 0, 0, 0xE7, 0xF4, 0xF4])
 write("pvh", "seed-pvh", elf64([(0x100000, pvh_code, 0x3000)], 0xFFFFFFFF80100000,
                                note("Xen", 18, struct.pack("<Q", 0x100000)) + note("GNU", 3, b"abcd")))

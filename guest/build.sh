@@ -27,7 +27,10 @@ case "${1:-}" in
 esac
 
 # The guests and their order in the embedded table (the header documents these names).
-guests=(hello triple-fault unmapped loop doctor probe console-bench virtio-hostile syscalls counter)
+guests=(hello triple-fault unmapped loop doctor probe console-bench virtio-hostile syscalls counter timer smp echo)
+# The guests that drive the PC's interrupt hardware: linked with pc.c and interrupts.S (IDT, LAPIC, IOAPIC,
+# the AP trampoline) as well.
+pc_guests=" timer smp echo "
 generated=Sources/CGuestImages/guest_images.c
 
 find_tool() {   # find_tool VAR NAME...: the first NAME next to swift, in /opt/swift/usr/bin, or on PATH
@@ -74,10 +77,14 @@ ldflags=(-m elf_x86_64 -static -nostdlib --build-id=none -z max-page-size=4096 -
 "$cc" "${cflags[@]}" -c guest/tiny/entry.S -o "$guest_out/obj/entry.o"
 "$cc" "${cflags[@]}" -c guest/tiny/lib.c -o "$guest_out/obj/lib.o"
 "$cc" "${cflags[@]}" -c guest/tiny/virtio.c -o "$guest_out/obj/virtio.o"
+"$cc" "${cflags[@]}" -c guest/tiny/pc.c -o "$guest_out/obj/pc.o"
+"$cc" "${cflags[@]}" -c guest/tiny/interrupts.S -o "$guest_out/obj/interrupts.o"
 for guest in "${guests[@]}"; do
     "$cc" "${cflags[@]}" -c "guest/tiny/$guest.c" -o "$guest_out/obj/$guest.o"
+    extra=()
+    case "$pc_guests" in *" $guest "*) extra=("$guest_out/obj/pc.o" "$guest_out/obj/interrupts.o") ;; esac
     "$ld" "${ldflags[@]}" -o "$guest_out/obj/$guest.elf64" \
-        "$guest_out/obj/entry.o" "$guest_out/obj/lib.o" "$guest_out/obj/virtio.o" "$guest_out/obj/$guest.o"
+        "$guest_out/obj/entry.o" "$guest_out/obj/lib.o" "$guest_out/obj/virtio.o" "$guest_out/obj/$guest.o" ${extra[@]+"${extra[@]}"}
     "$objcopy" -O elf32-i386 --strip-debug "$guest_out/obj/$guest.elf64" "$guest_out/$guest.elf"
     cp "$guest_out/obj/$guest.elf64" "$guest_out/debug/$guest.elf"
 done

@@ -318,3 +318,61 @@ long ckvm_max_rss_kib(void) {
     if (getrusage(RUSAGE_SELF, &ru) < 0) return -errno;
     return ru.ru_maxrss;
 }
+
+/* ckvm_defer_teardown (see ckvm.h). The child runs on its own static stack in the shared address space and
+ * makes raw system calls only (no libc state: it shares the parent's TLS and errno). */
+#include <sched.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+
+static char teardown_stack[16384] __attribute__((aligned(16)));
+static int teardown_keep[64];
+static int teardown_keep_count;
+static long teardown_parent;
+
+static long raw_syscall(long n, long a, long b, long c)
+{
+    long result;
+    __asm__ volatile("syscall" : "=a"(result) : "a"(n), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+    return result;
+}
+
+static int teardown_child(void *unused)
+{
+    (void)unused;
+    raw_syscall(SYS_prctl, PR_SET_PDEATHSIG, SIGKILL, 0);
+    if (raw_syscall(SYS_getppid, 0, 0, 0) != teardown_parent)
+        raw_syscall(SYS_exit, 0, 0, 0);            /* the parent is gone already */
+    /* Close every descriptor but the kept ones (sorted ascending by ckvm_defer_teardown): close_range(2)
+     * over each gap between them and after the last. */
+    long next = 0;
+    for (int i = 0; i <= teardown_keep_count; i++) {
+        long end = i < teardown_keep_count ? teardown_keep[i] : 0x7FFFFFFFL;
+        if (end > next)
+            raw_syscall(436 /* close_range */, next, end - 1, 0);
+        next = end + 1;
+    }
+    for (;;)
+        raw_syscall(SYS_pause, 0, 0, 0);
+    return 0;
+}
+
+int ckvm_defer_teardown(const int *keep, int count)
+{
+    if (count < 0 || count > 64)
+        return -EINVAL;
+    for (int i = 0; i < count; i++) {           /* insertion sort: a handful of descriptors */
+        int j = i, fd = keep[i];
+        while (j > 0 && teardown_keep[j - 1] > fd) {
+            teardown_keep[j] = teardown_keep[j - 1];
+            j--;
+        }
+        teardown_keep[j] = fd;
+    }
+    teardown_keep_count = count;
+    teardown_parent = getpid();
+    /* No CLONE_FILES: the child gets its own copy of the descriptor table (references to the same files). */
+    int pid = clone(teardown_child, teardown_stack + sizeof teardown_stack, CLONE_VM | SIGCHLD, NULL);
+    return pid < 0 ? -errno : pid;
+}

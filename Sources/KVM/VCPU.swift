@@ -248,6 +248,9 @@ public struct MultiprocessingState: Equatable, Sendable {
         }
     }
 
+    /// HLT inside the in-kernel LAPIC: the vCPU sleeps until an interrupt, NMI, INIT or SIPI wakes it.
+    public var isHalted: Bool { Int32(rawValue) == KVM_MP_STATE_HALTED }
+
     public var isWaitingForStartup: Bool {
         Int32(rawValue) == KVM_MP_STATE_UNINITIALIZED || Int32(rawValue) == KVM_MP_STATE_INIT_RECEIVED
     }

@@ -12,6 +12,9 @@ public struct BootArguments: Sendable {
     public var reportPath: String? = nil
     /// `-h`/`--help` was given: print BootOptions.helpText instead of running anything.
     public var helpRequested = false
+    /// The process exits right after the run: the VM is destroyed by a lingering child after it has gone
+    /// (Machine.deferTeardown). Off for callers that go on running.
+    public var deferTeardown = true
 
     public init() {}
 
@@ -92,7 +95,12 @@ public struct BootArguments: Sendable {
         if let initrd = raw["--initrd"] { configuration.initrd = initrd }
         if let report = raw["--report"] { reportPath = report }
         if let gdb = raw["--gdb"] { configuration.gdb = try GDBEndpoint.parse(gdb) }
+        for module in values["--module"] ?? [] { configuration.modules.append(try ModuleSource.parse(module)) }
         try Self.applySnapshotOptions(snapshot: raw["--snapshot"], controlSocket: raw["--control-socket"], to: &configuration)
+        if let machine = raw["--machine"] {
+            guard let model = MachineModel(rawValue: machine) else { throw .invalidOption("--machine \(machine): unknown machine (use pc or bare)") }
+            configuration.machine = model
+        }
         if let cpus = raw["--cpus"] {
             guard let n = Int(cpus) else { throw .invalidOption("--cpus \(cpus): not a number") }
             configuration.cpus = n
@@ -168,6 +176,7 @@ public enum BootRunner {
         if let message = outcome.message { printError("swiftlet: \(message)") }
         if let diagnosis = machine.diagnosis() { printError("swiftlet: \(diagnosis)") }
         if let path = arguments.reportPath { writeReport(machine.runReport(outcome: outcome), to: path) }
+        if arguments.deferTeardown { machine.deferTeardown() }
         return outcome.exitStatus
     }
 

@@ -56,10 +56,21 @@ public enum BackendProfile {
 extension Machine {
     /// The kernel's format from its bytes: multiboot ELF, PVH vmlinux, or bzImage.
     static func detectFormat(_ image: [UInt8], name: String) throws(VMMError) -> KernelFormat {
-        if image.count >= 4, image[0] == 0x7F, image[1] == 0x45, image[2] == 0x4C, image[3] == 0x46 {
-            do { _ = try Multiboot.findHeader(in: image); return .multiboot } catch KernelImageError.noMultibootHeader {
-                // Not multiboot: a vmlinux with a PVH note?
-            } catch { throw .kernel(path: name, error) }
+        let isELF = image.count >= 4 && image[0] == 0x7F && image[1] == 0x45 && image[2] == 0x4C && image[3] == 0x46
+        // Multiboot2, then Multiboot: an ELF with the header, or any file whose header has the a.out kludge.
+        if Multiboot2.hasHeader(image) {
+            do { _ = try Multiboot2.findHeader(in: image); return .multiboot } catch { throw .kernel(path: name, error) }
+        }
+        do {
+            let header = try Multiboot.findHeader(in: image)
+            if isELF || header.flags & Multiboot.flagAddressFields != 0 { return .multiboot }
+            throw VMMError.kernel(path: name, .badAddressFields("a kernel that is not ELF needs the a.out kludge (multiboot header flag 16) to say where it loads"))
+        } catch KernelImageError.noMultibootHeader {
+            // Not multiboot: a vmlinux with a PVH note, or a bzImage?
+        } catch let error as VMMError { throw error } catch let error as KernelImageError { throw .kernel(path: name, error) } catch {
+            throw .invalidOption("kernel \(name): \(error)")
+        }
+        if isELF {
             do { _ = try PVHKernel(image); return .pvh } catch .noPVHNote {
                 throw .invalidOption("kernel \(name): an ELF file with neither a multiboot header nor a PVH note (XEN_ELFNOTE_PHYS32_ENTRY); give a multiboot kernel, a vmlinux built with CONFIG_PVH=y, or a bzImage")
             } catch { throw .invalidOption("kernel \(name): \(error)") }
@@ -68,7 +79,7 @@ extension Machine {
             return .bzImage
         }
         if image.isEmpty { throw .kernel(path: name, .empty) }
-        throw .invalidOption("kernel \(name): not a kernel Swiftlet can boot: neither an ELF file (multiboot or PVH vmlinux) nor a Linux bzImage (no \"HdrS\" at offset 0x202)")
+        throw .invalidOption("kernel \(name): not a kernel Swiftlet can boot: neither an ELF file (multiboot or PVH vmlinux), a multiboot kernel with the a.out kludge, nor a Linux bzImage (no \"HdrS\" at offset 0x202)")
     }
 
     /// The recipe's unpacking step: with `--decompress`, or on kvm_pvm with the backend profile (whose
@@ -121,15 +132,6 @@ extension Machine {
         return n == seed.count ? seed : nil
     }
 
-    /// KVM_CREATE_IRQCHIP (8259 PICs, IOAPIC, a LAPIC per vCPU) and KVM_CREATE_PIT2, before any vCPU exists.
-    func createInterruptControllers() throws(VMMError) {
-        do {
-            try vm.createIRQChip()
-            try vm.createPIT()
-        } catch { throw .kvm(error) }
-        note("in-kernel irqchip: two 8259 PICs, IOAPIC at 0xfec00000, a LAPIC per vCPU at 0xfee00000; i8254 PIT")
-    }
-
     /// The command line the kernel gets: the VMM's parameters, the backend profile, then the user's. The
     /// command after `--` does not go here: it travels in the initramfs (`initCommandArchive()`).
     func composeCommandLine() -> String {
@@ -178,13 +180,7 @@ extension Machine {
         let name = configuration.kernel.displayName
         do {
             try memory.write(bytes: BootGDT.bytes, at: X86Layout.gdt)
-            let pciBus = mpTablePCIBus()
-            let mp = try MPTable.write(cpus: configuration.cpus, into: memory, routing: .identity, pciBus: pciBus)
-            note("MP table: \(mp)")
-            // The same machine for kernels built with ACPI (Debian's have no MP table parser).
-            let acpi = try ACPITables.write(cpus: configuration.cpus, into: memory, routing: .identity, pciBus: pciBus)
-            note("\(acpi.placement)")
-            let rsdp = acpi.layout.rsdp
+            let rsdp = try writePlatformTables()
             switch format {
             case .bzImage:
                 let kernel = try LinuxBzImage(image)
@@ -208,10 +204,8 @@ extension Machine {
             }
         } catch let error as LinuxBootError {
             throw .invalidOption("kernel \(name): \(error)")
-        } catch let error as MPTableError {
-            throw .invalidOption("\(error)")
-        } catch let error as ACPITablesError {
-            throw .invalidOption("\(error)")
+        } catch let error as VMMError {
+            throw error
         } catch let error as GuestMemoryError {
             throw .memory(error)
         } catch {

@@ -84,7 +84,22 @@ extension Machine {
         let tickMs = [ripSampleInterval(), tickInterval()].compactMap { $0 }.min()
         // At least every 50 ms: a partial console line (a prompt) is written once the guest has gone quiet.
         let consolePollMs: Int32 = 50
+        // The PC: every haltCheckMilliseconds, all vCPUs are kicked and report whether they are parked
+        // (HLT with interrupts off never leaves KVM_RUN when the LAPIC is in the kernel; Machine+Platform.swift).
+        let checksHalt = hasInterruptControllers
+        var nextHaltCheck = ckvm_monotonic_ns() + Self.haltCheckMilliseconds * 1_000_000
+        exitCounts.withLock { $0 = Array(repeating: 0, count: vcpus.count) }
+        var lastExitCounts = Array(repeating: -1, count: vcpus.count)
         while !stopRequested.load(ordering: .acquiring) {
+            if checksHalt, ckvm_monotonic_ns() >= nextHaltCheck {
+                if everyVCPUParked() { finish(.halted(vcpu: 0)); break }
+                let counts = exitCounts.withLock { $0 }
+                for (index, thread) in threads.enumerated() where index >= counts.count || counts[index] == lastExitCounts[index] {
+                    _ = ckvm_kick_thread(UInt(thread), kickSignal)
+                }
+                lastExitCounts = counts + Array(repeating: -1, count: max(0, threads.count - counts.count))
+                nextHaltCheck = ckvm_monotonic_ns() + Self.haltCheckMilliseconds * 1_000_000
+            }
             var timeoutMs: Int32 = min(tickMs ?? consolePollMs, consolePollMs)
             if let deadline {
                 let now = ckvm_monotonic_ns()
@@ -183,6 +198,8 @@ extension Machine {
     /// The run loop of one vCPU, on its own thread.
     func vcpuLoop(_ vcpu: VCPU) {
         let tracing = tracer.printing
+        let checksHalt = hasInterruptControllers
+        let index = vcpus.firstIndex { $0 === vcpu } ?? 0
         let stub = gdbStub // --gdb: stops, steps and breakpoints (GDBStub.swift)
         stub?.vcpuStarted(vcpu)
         if vcpu.id == 0 { mark("first KVM_RUN") }
@@ -202,6 +219,7 @@ extension Machine {
                 continue
             }
             let reason = handle(exit, on: vcpu, tracing: tracing)
+            if checksHalt, reason != .interrupted { exitCounts.withLock { if index < $0.count { $0[index] += 1 } } }
             tracer.record(reason, guestNanoseconds: exited - entered, vmmNanoseconds: ckvm_monotonic_ns() - exited)
             stub?.afterExit(exit, reason: reason, on: vcpu)
         }
@@ -247,6 +265,7 @@ extension Machine {
             return .unknown
         case .interrupted:
             vcpu.setImmediateExit(false)
+            reportParkedState(vcpu)
             if ripSamplingEnabled, let rip = try? vcpu.registers().rip { ripSamples.withLock { $0[vcpu.id, default: [:]][rip, default: 0] += 1 } }
             if finishesHypercalls, let name = finishPendingHypercall(vcpu) {
                 finishedInstructions.withLock { $0[name, default: 0] += 1 }

@@ -146,12 +146,6 @@ extension Machine {
         }
     }
 
-    /// The in-kernel irqchip for a multiboot guest with a virtio device (Linux guests have it already).
-    func createIRQChipForVirtio() throws(VMMError) {
-        do { try vm.createIRQChip() } catch { throw .kvm(error) }
-        note("in-kernel irqchip (PICs, IOAPIC, LAPIC) so the virtio console's interrupts have somewhere to go")
-    }
-
     /// The recipe step: the console device, its transport on the bus, and its notification paths.
     func attachVirtioConsole() throws(VMMError) {
         let console = self.console
@@ -485,7 +479,7 @@ extension Machine {
             return { device.enqueueInput(port: 0, $0) }
         }
         // A restored init's command goes first (Machine+Restore.swift): typed input waits until it is in.
-        if format.isLinux, let serial { return { [unowned self] in pendingConsoleInput.withLock { $0.isEmpty } ? serial.enqueueInput($0) : 0 } }
+        if hasInterruptControllers, let serial { return { [unowned self] in pendingConsoleInput.withLock { $0.isEmpty } ? serial.enqueueInput($0) : 0 } }
         return nil
     }
 

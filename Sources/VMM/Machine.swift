@@ -1,6 +1,7 @@
 // Machine: a virtual machine built by a recipe that reads top to bottom, returned ready but not running.
 //
-// build(): open /dev/kvm → create the VM → guest RAM (and the firmware ROM) → memory slots → load the
+// build(): open /dev/kvm → create the VM → guest RAM (and the firmware ROM) → memory slots → the PC's
+// interrupt controllers and PIT (Machine+Platform.swift) → load the
 // kernel → boot information (multiboot info, GDT, firmware handoff) → devices on the port bus → vCPUs
 // with CPUID and the entry registers. Each step is a small method that throws a VMMError naming what failed.
 // Running the machine (vCPU threads, exit dispatch) is in Machine+Run.swift.
@@ -53,6 +54,11 @@ public final class Machine: @unchecked Sendable {
     let stopRequested = Atomic<Bool>(false)
     var entryPoint: UInt32 = 0
     var multibootInfoAddress: UInt32 = 0
+    /// The kernel carries a Multiboot2 header (EAX = 0x36d76289 at entry) rather than a Multiboot one.
+    var multiboot2 = false
+    var multibootMagic: UInt32 { multiboot2 ? Multiboot2.bootloaderMagic : Multiboot.bootloaderMagic }
+    /// The modules placed after a multiboot kernel (`--initrd` first, then each `--module`).
+    public internal(set) var modules: [Multiboot.Module] = []
     let unmappedReports = Atomic<Int>(0)
     /// The first accesses to guest-physical addresses with neither RAM nor a device (for the run report).
     public let unmappedAccesses = Mutex<[UnbackedAccess]>([])
@@ -66,6 +72,12 @@ public final class Machine: @unchecked Sendable {
     let wakeFD = Atomic<Int32>(-1)
     let ripSamples = Mutex<[UInt32: [UInt64: Int]]>([:])
     let ripSamplingOn = Atomic<Bool>(false)
+    /// Halt detection on the PC (Machine+Platform.swift): the current round, and each vCPU's last report.
+    let haltRound = Atomic<Int>(0)
+    let parkReports = Mutex<[UInt32: (round: Int, parkedSince: Int?)]>([:])
+    /// VM exits per vCPU index, so the halt check kicks only vCPUs that have been quiet (a vCPU that keeps
+    /// exiting is not parked, and an extra exit would only cost it time).
+    let exitCounts = Mutex<[Int]>([])
     /// `--gdb`: the stub that stops and resumes the vCPUs for gdb (Machine+GDB.swift).
     var gdbStub: GDBStub?
     /// The keyboard controller (its state is saved in snapshots).
@@ -96,8 +108,10 @@ public final class Machine: @unchecked Sendable {
         if let unpackNote { machine.note(unpackNote) }
         machine.unpackedKernel = unpacked
         try machine.setArchitectureAddresses()
-        if format.isLinux { try machine.createInterruptControllers() } else if configuration.console == .virtio { try machine.createIRQChipForVirtio() }
+        // Memory slots before the irqchip: KVM_SET_USER_MEMORY_REGION on a VM that already has an in-kernel
+        // irqchip waits for an SRCU grace period (measured on kvm_pvm: 8-12 ms per boot; 0.04 ms this way round).
         try machine.registerMemorySlots()
+        try machine.createInterruptControllers()
         switch format {
         case .multiboot:
             try machine.loadMultibootKernel(image)
@@ -140,13 +154,17 @@ public final class Machine: @unchecked Sendable {
             guard c.initArguments.isEmpty else {
                 throw .invalidOption("a command after -- needs a Linux kernel: give --kernel bzImage --initrd initramfs.cpio (\(c.kernel.displayName) is a multiboot guest and runs no commands)")
             }
-            guard c.cpus == 1 else { throw .invalidOption("--cpus \(c.cpus): multiboot guests run on one vCPU (give --cpus 1)") }
-            guard c.initrd == nil else { throw .invalidOption("--initrd is for Linux kernels; this is a multiboot kernel") }
-        } else {
-            guard c.cpus >= 1, c.cpus <= MachineConfiguration.maximumCPUs else {
-                throw .invalidOption("--cpus \(c.cpus): give 1 to \(MachineConfiguration.maximumCPUs)")
-            }
+        }
+        guard c.cpus >= 1, c.cpus <= MachineConfiguration.maximumCPUs else {
+            throw .invalidOption("--cpus \(c.cpus): give 1 to \(MachineConfiguration.maximumCPUs)")
+        }
+        if c.machine == .bare {
+            guard format == .multiboot else { throw .invalidOption("--machine bare is for multiboot kernels: Linux needs the PC's interrupt controllers (drop --machine bare)") }
+            guard c.cpus == 1 else { throw .invalidOption("--cpus \(c.cpus): a bare machine has no LAPICs to start more vCPUs with (drop --machine bare)") }
+        }
+        if format != .multiboot {
             guard c.bootMode == .direct else { throw .invalidOption("--boot firmware boots multiboot kernels; Linux is booted directly") }
+            guard c.modules.isEmpty else { throw .invalidOption("--module is for multiboot kernels; give Linux its initramfs with --initrd") }
         }
         if c.snapshotPath != nil, let refusal = snapshotRefusal(c) { throw .invalidOption("--snapshot: \(refusal)") }
         if let t = c.timeout, !(t > 0) { throw .invalidOption("--timeout must be a positive number of seconds") }
@@ -215,26 +233,66 @@ public final class Machine: @unchecked Sendable {
         if configuration.bootMode == .firmware {
             reserved.append((AddressRange(base: X86Layout.firmwareBase, length: X86Layout.firmwareSize)!, "the firmware ROM at 0xffff0000"))
         }
+        if let tables = platformTableRange { reserved.append((tables, "the ACPI and MP tables at 0xe0000-0xfffff")) }
         let kernel: Multiboot.Kernel
-        do { kernel = try Multiboot.validate(image: image, memory: memory, reserved: reserved) } catch {
-            throw .kernel(path: configuration.kernel.displayName, error)
-        }
+        do throws(KernelImageError) {
+            if Multiboot2.hasHeader(image) {
+                guard configuration.bootMode == .direct else {
+                    throw KernelImageError.multiboot2("--boot firmware hands over with the Multiboot (v1) magic; boot a Multiboot2 kernel directly")
+                }
+                kernel = try Multiboot2.validate(image: image, memory: memory, reserved: reserved).kernel
+                multiboot2 = true
+            } else {
+                kernel = try Multiboot.validate(image: image, memory: memory, reserved: reserved)
+            }
+        } catch { throw .kernel(path: configuration.kernel.displayName, error) }
         do { try Multiboot.load(kernel, image: image, into: memory) } catch { throw .memory(error) }
         entryPoint = kernel.entry
         for r in kernel.loadedRanges {
-            note("kernel segment: guest-physical \(rangeText(base: r.start, length: r.end &- r.start)) from the ELF's program headers")
+            note("kernel segment: guest-physical \(rangeText(base: r.start, length: r.end &- r.start)) from \(kernel.header.flags & Multiboot.flagAddressFields != 0 ? "the header's a.out kludge address fields" : "the ELF's program headers")")
         }
-        note("multiboot header at file offset 0x\(hex(kernel.header.offset)), flags 0x\(hex(kernel.header.flags)); entry point 0x\(hex(kernel.entry))")
+        note("\(multiboot2 ? "multiboot2" : "multiboot") header at file offset 0x\(hex(kernel.header.offset))\(multiboot2 ? "" : ", flags 0x\(hex(kernel.header.flags))"); entry point 0x\(hex(kernel.entry))")
+        try loadModules(after: kernel.end, reserved: reserved)
+    }
+
+    /// `--initrd` (module 0, as QEMU's -initrd does for multiboot kernels) and each `--module`, page-aligned
+    /// after the kernel.
+    func loadModules(after kernelEnd: UInt64, reserved: [(range: AddressRange, what: String)]) throws(VMMError) {
+        let sources = (configuration.initrd.map { [ModuleSource(path: $0)] } ?? []) + configuration.modules
+        guard !sources.isEmpty else { return }
+        var files: [(name: String, bytes: [UInt8], commandLine: String)] = []
+        for source in sources {
+            switch FileBytes.read(source.path) {
+            case let .success(bytes): files.append((source.path, bytes, source.commandLine.isEmpty ? source.path : source.commandLine))
+            case let .failure(failure): throw .invalidOption("cannot read module \(source.path): \(failure.reason)")
+            }
+        }
+        do {
+            modules = try Multiboot.placeModules(sizes: files.map { ($0.name, UInt64($0.bytes.count), $0.commandLine) }, after: kernelEnd,
+                                                 memory: memory, reserved: reserved)
+        } catch { throw .kernel(path: configuration.kernel.displayName, error) }
+        for (module, file) in zip(modules, files) {
+            do { try memory.write(bytes: file.bytes, at: GuestAddress(module.start)) } catch { throw .memory(error) }
+            note("module \(file.name): guest-physical \(rangeText(base: module.start, length: module.end &- module.start)), string \"\(module.commandLine)\"")
+        }
     }
 
     func writeBootInformation() throws(VMMError) {
+        let rsdp = try writePlatformTables()
         let base = X86Layout.multibootInfo
         // The virtio console is announced on the command line, in Linux's syntax, for the guest to parse.
         let commandLine = (virtioKernelParameters() + (configuration.commandLine.isEmpty ? [] : [configuration.commandLine])).joined(separator: " ")
-        let info = Multiboot.encodeInfo(base: base, memoryMap: Multiboot.memoryMap(for: memory), commandLine: commandLine)
+        let map = Multiboot.memoryMap(for: memory)
+        let info: [UInt8]
+        if multiboot2 {
+            let rsdpBytes = rsdp.flatMap { try? memory.readBytes(at: $0, count: 36) }
+            info = Multiboot2.encodeInfo(base: base, memoryMap: map, commandLine: commandLine, modules: modules, acpiRSDP: rsdpBytes)
+        } else {
+            info = Multiboot.encodeInfo(base: base, memoryMap: map, commandLine: commandLine, modules: modules)
+        }
         do {
             guard base.rawValue + UInt64(info.count) <= X86Layout.multibootInfoEnd.rawValue else {
-                throw VMMError.invalidOption("the kernel command line is too long for the multiboot information area")
+                throw VMMError.invalidOption("the kernel command line and module strings are too long for the multiboot information area (\(info.count) bytes; at most \(X86Layout.multibootInfoEnd.rawValue - base.rawValue))")
             }
             try memory.write(bytes: info, at: base)
             try memory.write(bytes: BootGDT.bytes, at: X86Layout.gdt)
@@ -252,16 +310,21 @@ public final class Machine: @unchecked Sendable {
             throw .invalidOption("\(error)")
         }
         multibootInfoAddress = UInt32(base.rawValue)
-        note("multiboot information at \(base) (\(info.count) bytes): memory map, command line, loader name")
+        note("\(multiboot2 ? "multiboot2 boot information" : "multiboot information") at \(base) (\(info.count) bytes): memory map, command line, loader name\(modules.isEmpty ? "" : ", \(modules.count) module\(modules.count == 1 ? "" : "s")")\(multiboot2 && rsdp != nil ? ", ACPI old and new RSDP" : "")")
         note("GDT at \(X86Layout.gdt): null, code32 0x08, data32 0x10, code64 0x18, data64 0x20, TSS 0x28")
     }
 
     func attachDevices() throws(VMMError) {
         let console = self.console
         let vm = self.vm
-        let irqchip = format.isLinux
+        let irqchip = hasInterruptControllers
+        let tracer = self.tracer
         let serial = Serial8250(output: { console.put($0) }, interruptLine: { level in
-            if irqchip { try? vm.setIRQLine(4, level: level) }
+            guard irqchip else { return }
+            try? vm.setIRQLine(4, level: level)
+            if tracer.printing {
+                tracer.printEvent(source: "COM1", kind: "IRQ", detail: "IRQ 4 line \(level ? "raised" : "lowered") (KVM_IRQ_LINE): IOAPIC pin 4 and PIC input 4 see it; the guest's redirection entry picks the vector")
+            }
         })
         self.serial = serial
         // A Linux guest's init writes its command's exit status there: the VM ends with that status.
@@ -282,6 +345,11 @@ public final class Machine: @unchecked Sendable {
             try portBus.insert(debugExit, name: "debug-exit", base: DebugExit.defaultPort, length: 4)
             try portBus.insert(i8042, name: "i8042 (reset)", base: I8042.basePort, length: 5)
             try portBus.insert(lab, name: "lab ports", base: LabPorts.basePort, length: LabPorts.length)
+            if configuration.machine == .pc {
+                try portBus.insert(makeRTC(), name: "RTC/CMOS (MC146818)", base: RTC.basePort, length: RTC.length)
+                try portBus.insert(IRQTestDevice { gsi, level in try? vm.setIRQLine(gsi, level: level) },
+                                   name: "IRQ test lines (QEMU pc-testdev)", base: IRQTestDevice.basePort, length: IRQTestDevice.length)
+            }
             if !memory.contains(X86Layout.labMMIO, length: 0x20) {
                 try mmioBus.insert(lab, name: "lab MMIO marker", base: X86Layout.labMMIO.rawValue, length: 4)
                 try mmioBus.insert(debugExit, name: "lab MMIO debug-exit", base: X86Layout.labMMIO.rawValue + 0x10, length: 4)
@@ -304,12 +372,12 @@ public final class Machine: @unchecked Sendable {
                 let table = CPUIDPolicy.forVCPU(UInt32(id), cpuid)
                 try vcpu.setCPUID(table)
                 if id == 0 { vcpu0CPUID = table }
+                if configuration.machine == .pc { try configureLocalInterrupts(vcpu) }
                 if format.isLinux {
                     setBootMSRs(vcpu)
-                    try configureLocalInterrupts(vcpu)
                     // Only the bootstrap processor gets entry registers; the others wait for INIT/SIPI.
                     if id == 0, let entry = linuxEntry { try setLinuxEntryState(vcpu, entry) }
-                } else if configuration.bootMode == .direct {
+                } else if configuration.bootMode == .direct && id == 0 {
                     try setMultibootEntryState(vcpu)
                 }
                 vcpus.append(vcpu)
@@ -319,9 +387,12 @@ public final class Machine: @unchecked Sendable {
             note("vCPU 0: \(entry.summary)")
             if configuration.cpus > 1 { note("vCPUs 1-\(configuration.cpus - 1): waiting for INIT/SIPI from the kernel (in-kernel LAPIC)") }
         } else if configuration.bootMode == .direct {
-            note("vCPU 0: 32-bit protected mode, paging off, EIP=0x\(hex(entryPoint)), EAX=0x2badb002, EBX=0x\(hex(multibootInfoAddress)) (Multiboot §3.2)")
+            note("vCPU 0: 32-bit protected mode, paging off, EIP=0x\(hex(entryPoint)), EAX=0x\(hex(multibootMagic)), EBX=0x\(hex(multibootInfoAddress)) (\(multiboot2 ? "Multiboot2 §3.3" : "Multiboot §3.2"))")
         } else {
             note("vCPU 0: reset state, real mode, CS:IP = f000:fff0 (physical 0xfffffff0, the firmware's reset vector)")
+        }
+        if linuxEntry == nil && configuration.cpus > 1 {
+            note("vCPUs 1-\(configuration.cpus - 1): waiting for INIT/SIPI from the guest's LAPIC (KVM_MP_STATE_UNINITIALIZED)")
         }
     }
 
@@ -340,7 +411,7 @@ public final class Machine: @unchecked Sendable {
         try vcpu.setSpecialRegisters(sregs)
         var regs = Registers()
         regs.rip = UInt64(entryPoint)
-        regs.rax = UInt64(Multiboot.bootloaderMagic)
+        regs.rax = UInt64(multibootMagic)
         regs.rbx = UInt64(multibootInfoAddress)
         regs.rflags = 0x2
         try vcpu.setRegisters(regs)

@@ -24,6 +24,31 @@ public enum KernelFormat: String, Sendable {
     public var isLinux: Bool { self != .multiboot }
 }
 
+/// Which machine the guest gets.
+public enum MachineModel: String, Sendable, CaseIterable {
+    /// The standard PC every boot path gets: KVM's in-kernel irqchip (two 8259 PICs, the IOAPIC, a LAPIC
+    /// per vCPU) and 8254 PIT, the 8250 on IRQ 4, the MC146818 RTC/CMOS, the i8042, and MP and ACPI tables.
+    case pc
+    /// Multiboot only: no interrupt controllers, no PIT, no RTC, no MP or ACPI tables, one vCPU (the machine
+    /// multiboot guests had before the PC: the APIC page reads all ones). For measuring what the PC costs.
+    case bare
+}
+
+/// A multiboot module (`--module FILE[,CMDLINE]`): a file the loader places in guest memory, and its string.
+public struct ModuleSource: Sendable, Equatable {
+    public var path: String
+    public var commandLine: String
+    public init(path: String, commandLine: String = "") { self.path = path; self.commandLine = commandLine }
+
+    /// Parses `FILE[,CMDLINE]`: the string is everything after the first comma (it may hold more commas).
+    public static func parse(_ text: String) throws(VMMError) -> ModuleSource {
+        let path: Substring, line: Substring
+        if let comma = text.firstIndex(of: ",") { path = text[..<comma]; line = text[text.index(after: comma)...] } else { path = Substring(text); line = "" }
+        guard !path.isEmpty else { throw .invalidOption("--module \(text): give a file, optionally followed by ,CMDLINE") }
+        return ModuleSource(path: String(path), commandLine: String(line))
+    }
+}
+
 /// Which device is the guest's console.
 public enum ConsoleKind: String, Sendable, CaseIterable {
     /// The 8250 UART on COM1 (Linux: console=ttyS0).
@@ -67,6 +92,10 @@ public struct MachineConfiguration: Sendable {
     public var kernel: KernelSource = .embedded("hello")
     public var memorySize: UInt64 = 64 << 20
     public var cpus: Int = 1
+    /// The machine model (`--machine`): the PC, or the bare machine for multiboot speed measurements.
+    public var machine: MachineModel = .pc
+    /// Multiboot modules in order (`--module`, repeatable); a multiboot kernel's `--initrd` goes before them.
+    public var modules: [ModuleSource] = []
     public var bootMode: BootMode = .direct
     /// Seconds before a still-running guest is stopped; nil for no limit.
     public var timeout: Double? = nil

@@ -159,6 +159,8 @@ extension MachineExplanation {
             FieldSpec(4, "mem_lower", 4) { "\($0) KiB of conventional memory from address 0" },
             FieldSpec(8, "mem_upper", 4) { "\($0) KiB of memory from 1 MiB on" },
             FieldSpec(16, "cmdline", 4) { "0x\(hex($0)): the command line" },
+            FieldSpec(20, "mods_count", 4) { "\($0) module\($0 == 1 ? "" : "s") (--initrd, then each --module)" },
+            FieldSpec(24, "mods_addr", 4) { "0x\(hex($0)): the module list (each: mod_start, mod_end, string, reserved)" },
             FieldSpec(44, "mmap_length", 4) { "\($0) bytes of memory map" },
             FieldSpec(48, "mmap_addr", 4) { "0x\(hex($0)): the memory map (each entry: size, base_addr, length, type)" },
             FieldSpec(64, "boot_loader_name", 4) { "0x\(hex($0))" },
@@ -178,9 +180,57 @@ extension MachineExplanation {
                                           type: try memory.read(UInt32.self, at: GuestAddress(at + 20))))
             offset += size + 4
         }
+        var modules: [AddressRange] = []
+        for i in 0..<min(value("mods_count"), 64) {
+            let entry = GuestAddress(value("mods_addr") + 16 * i)
+            let start = UInt64(try memory.read(UInt32.self, at: entry))
+            let end = UInt64(try memory.read(UInt32.self, at: GuestAddress(entry.rawValue + 4)))
+            if end > start, let range = AddressRange(base: GuestAddress(start), length: end - start) { modules.append(range) }
+        }
         let info = BootInformation(title: "multiboot information", address: base, register: "EBX",
-                                   specification: "Multiboot Specification 0.6.96 §3.3", fields: fields, modules: [])
+                                   specification: "Multiboot Specification 0.6.96 §3.3", fields: fields, modules: modules)
         return (info, MemoryMap(source: "multiboot memory map (mmap_addr = 0x\(hex(value("mmap_addr"))))", entries: entries))
+    }
+
+    /// The Multiboot2 boot information (§3.6): total_size, then one field per tag, in the order the VMM wrote them.
+    static func multiboot2Information(memory: GuestMemory, at base: GuestAddress) throws(GuestMemoryError) -> (BootInformation, MemoryMap) {
+        let names: [UInt32: String] = [0: "end", 1: "command line", 2: "boot loader name", 3: "module", 4: "basic memory information",
+                                       6: "memory map", 14: "ACPI old RSDP (ACPI 1.0)", 15: "ACPI new RSDP (ACPI 2.0)"]
+        let total = UInt64(try memory.read(UInt32.self, at: base))
+        var fields = [Field(offset: 0, name: "total_size", value: total, width: 4, meaning: "\(total) bytes of tags")]
+        var entries: [MemoryMapEntry] = []
+        var modules: [AddressRange] = []
+        var offset: UInt64 = 8
+        while offset + 8 <= min(total, 8192), fields.count < 64 {
+            let at = base.rawValue + offset
+            let type = try memory.read(UInt32.self, at: GuestAddress(at))
+            let size = UInt64(try memory.read(UInt32.self, at: GuestAddress(at + 4)))
+            var meaning = "\(names[type] ?? "type \(type)"), \(size) bytes"
+            switch type {
+            case 1, 2: meaning += ": \"\(try cString(memory, at: GuestAddress(at + 8), limit: 128))\""
+            case 3:
+                let start = UInt64(try memory.read(UInt32.self, at: GuestAddress(at + 8)))
+                let end = UInt64(try memory.read(UInt32.self, at: GuestAddress(at + 12)))
+                meaning += ": [0x\(hex(start)), 0x\(hex(end))) \"\(try cString(memory, at: GuestAddress(at + 16), limit: 64))\""
+                if end > start, let range = AddressRange(base: GuestAddress(start), length: end - start) { modules.append(range) }
+            case 6:
+                var e: UInt64 = 16
+                while e + 24 <= size, entries.count < 128 {
+                    entries.append(MemoryMapEntry(base: try memory.read(UInt64.self, at: GuestAddress(at + e)),
+                                                  length: try memory.read(UInt64.self, at: GuestAddress(at + e + 8)),
+                                                  type: try memory.read(UInt32.self, at: GuestAddress(at + e + 16))))
+                    e += 24
+                }
+            default: break
+            }
+            // The command line's address, where `cmdline` is for Multiboot, so the command-line section finds it.
+            fields.append(Field(offset: Int(offset), name: type == 1 ? "cmdline" : "tag", value: type == 1 ? at + 8 : UInt64(type), width: 8, meaning: meaning))
+            if type == 0 || size < 8 { break }
+            offset += (size + 7) & ~7
+        }
+        let info = BootInformation(title: "multiboot2 boot information", address: base, register: "EBX",
+                                   specification: "Multiboot2 Specification §3.6", fields: fields, modules: modules)
+        return (info, MemoryMap(source: "multiboot2 memory map tag (type 6)", entries: entries))
     }
 
     // MARK: The command line

@@ -139,12 +139,14 @@ extension MachineExplanation {
             switch format {
             case .bzImage: info = try Self.zeroPage(memory: memory, at: GuestAddress(entry.rsi))
             case .pvh: info = try Self.hvmStartInfo(memory: memory, at: GuestAddress(entry.rbx & 0xFFFF_FFFF))
+            case .multiboot where machine.multiboot2: info = try Self.multiboot2Information(memory: memory, at: GuestAddress(UInt64(machine.multibootInfoAddress)))
             case .multiboot: info = try Self.multibootInformation(memory: memory, at: GuestAddress(UInt64(machine.multibootInfoAddress)))
             }
             (bootInformation, memoryMap) = info
-            mpTable = format.isLinux ? try MPTableSummary(memory: memory) : nil
+            let pc = machine.configuration.machine == .pc
+            mpTable = pc ? try MPTableSummary(memory: memory) : nil
             let handedOver = bootInformation.field("rsdp_paddr")?.value ?? bootInformation.field("acpi_rsdp_addr")?.value ?? 0
-            acpi = format.isLinux ? try ACPISummary(memory: memory, rsdp: handedOver != 0 ? GuestAddress(handedOver) : X86Layout.acpi) : nil
+            acpi = pc ? try ACPISummary(memory: memory, rsdp: handedOver != 0 ? GuestAddress(handedOver) : X86Layout.acpi) : nil
             if format == .multiboot && bootMode == .firmware {
                 bootInformation.register = "EBX, set by the firmware from the handoff block"
                 firmwareHandoff = try Self.readFields([
@@ -168,7 +170,8 @@ extension MachineExplanation {
     // MARK: Devices
 
     static func devices(_ machine: Machine, commandLine: String, mpTable: MPTableSummary?) -> [Device] {
-        let irqchip = machine.format.isLinux
+        let irqchip = machine.hasInterruptControllers
+        let pit = machine.configuration.machine == .pc
         func isa(_ irq: UInt8) -> String {
             let pin = mpTable?.pin(forISAIRQ: irq).map { "IOAPIC pin \($0)" } ?? "no IOAPIC pin in the MP table"
             return "ISA IRQ \(irq) → \(pin), PIC input \(irq)"
@@ -185,6 +188,8 @@ extension MachineExplanation {
                     } else {
                         note = "no interrupt controller in this machine: the guest polls the Line Status Register"
                     }
+                } else if e.device is RTC {
+                    note = "time of day from the host's clock, the NMI mask (port 0x70 bit 7), CMOS memory sizes; raises no IRQ 8"
                 } else if space == .mmio, let irq = virtioIRQs.first(where: { $0.base == e.base })?.irq {
                     interrupt = "IRQ \(irq) (from virtio_mmio.device= on the command line)"
                 }
@@ -198,8 +203,6 @@ extension MachineExplanation {
             list += [
                 Device(name: "8259 PIC (master)", space: .port, base: 0x20, length: 2, handledBy: inKernel, interrupt: nil,
                        note: "KVM_CREATE_IRQCHIP; ISA IRQs 0-7, output to LAPIC LINT0 (ExtINT)"),
-                Device(name: "i8254 PIT", space: .port, base: 0x40, length: 4, handledBy: inKernel, interrupt: isa(0),
-                       note: "KVM_CREATE_PIT2; the timer Linux calibrates against"),
                 Device(name: "8259 PIC (slave)", space: .port, base: 0xA0, length: 2, handledBy: inKernel, interrupt: nil,
                        note: "ISA IRQs 8-15, cascaded on IRQ 2"),
                 Device(name: "8259 ELCR", space: .port, base: 0x4D0, length: 2, handledBy: inKernel, interrupt: nil,
@@ -209,6 +212,10 @@ extension MachineExplanation {
                 Device(name: "local APIC (one per vCPU)", space: .mmio, base: X86Layout.localAPIC.rawValue, length: 0x1000,
                        handledBy: inKernel, interrupt: nil, note: "timer, IPIs; LINT0 ExtINT, LINT1 NMI"),
             ]
+            if pit {
+                list.append(Device(name: "i8254 PIT", space: .port, base: 0x40, length: 4, handledBy: inKernel, interrupt: isa(0),
+                                   note: "KVM_CREATE_PIT2; the timer Linux calibrates against"))
+            }
         }
         return list.sorted { ($0.space == .port ? 0 : 1, $0.base) < ($1.space == .port ? 0 : 1, $1.base) }
     }

@@ -20,6 +20,10 @@ public enum KernelImageError: Error, Equatable, Sendable, CustomStringConvertibl
     case segmentOutsideMemory(index: Int, start: UInt64, end: UInt64, ramSize: UInt64)
     case segmentOverlapsReserved(index: Int, start: UInt64, end: UInt64, what: String)
     case entryNotLoaded(UInt64)
+    case badAddressFields(String)
+    case moduleDoesNotFit(name: String, size: UInt64, start: UInt64, ramSize: UInt64)
+    case moduleOverlapsReserved(name: String, start: UInt64, end: UInt64, what: String)
+    case multiboot2(String)
 
     public var description: String {
         switch self {
@@ -34,12 +38,18 @@ public enum KernelImageError: Error, Equatable, Sendable, CustomStringConvertibl
         case let .segmentFileSizeExceedsMemorySize(i): "segment \(i) has a file size larger than its memory size"
         case .noMultibootHeader: "no multiboot header (magic 0x1BADB002) in the first 8 KiB"
         case .badMultibootChecksum: "the multiboot header's checksum is wrong (magic + flags + checksum must be 0)"
-        case let .unsupportedMultibootFlags(f): "the multiboot header asks for unsupported features (flags 0x\(String(f, radix: 16)): video mode or module alignment)"
+        case let .unsupportedMultibootFlags(f): "the multiboot header asks for unsupported features (flags 0x\(String(f, radix: 16)); Swiftlet has no video mode (bit 2))"
         case let .segmentOutsideMemory(i, start, end, ram):
             "segment \(i) [0x\(String(start, radix: 16)), 0x\(String(end, radix: 16))) lies outside guest RAM (\(ram >> 20) MiB); give the VM more --memory"
         case let .segmentOverlapsReserved(i, start, end, what):
             "segment \(i) [0x\(String(start, radix: 16)), 0x\(String(end, radix: 16))) overlaps \(what)"
         case let .entryNotLoaded(e): "the entry point 0x\(String(e, radix: 16)) is not inside a loaded segment"
+        case let .badAddressFields(why): "the multiboot header's address fields are inconsistent: \(why)"
+        case let .moduleDoesNotFit(name, size, start, ram):
+            "module \(name) (\(size) bytes) does not fit in guest RAM (\(ram >> 20) MiB) at 0x\(String(start, radix: 16)), after the kernel and the modules before it; give the VM more --memory"
+        case let .moduleOverlapsReserved(name, start, end, what):
+            "module \(name) at [0x\(String(start, radix: 16)), 0x\(String(end, radix: 16))) would overlap \(what)"
+        case let .multiboot2(why): "multiboot2: \(why)"
         }
     }
 }

@@ -128,7 +128,10 @@ enum ExplainText {
         for f in b.fields {
             line("  +0x\(pad(hex(f.offset), 3)) \(pad(f.name, 18)) 0x\(pad(hex(f.value), 10)) \(f.meaning)")
         }
-        for m in b.modules { line("  initrd: \(rangeText(base: m.base.rawValue, length: m.length)) (\(m.length) bytes)") }
+        let multiboot = b.title.hasPrefix("multiboot")
+        for (i, m) in b.modules.enumerated() {
+            line("  \(multiboot ? "module \(i)" : "initrd"): \(rangeText(base: m.base.rawValue, length: m.length)) (\(m.length) bytes)")
+        }
 
         section("CPUID: the table vCPU 0 was given (KVM_SET_CPUID2) vs this host's CPUID")
         line("  leaf           vCPU table: eax      ebx      ecx      edx       host: eax      ebx      ecx      edx")

@@ -148,11 +148,13 @@ struct ExplainMultibootTests {
         #expect(e.commandLine.parts.allSatisfy { $0.origin == .user })
         #expect(e.commandLine.address.rawValue == UInt64(try machine.memory.read(UInt32.self, at: GuestAddress(info + 16))))
 
-        // No irqchip: the UART has no interrupt line, and KVM emulates no devices.
+        // The PC: the UART on ISA IRQ 4, the PICs, PIT, IOAPIC and LAPIC inside KVM, the RTC in the VMM, and
+        // an MP table with the one CPU.
         let com1 = try #require(e.devices.first { $0.base == 0x3F8 && $0.space == .port })
-        #expect(com1.length == 8 && com1.interrupt == nil && com1.handledBy == "VMM")
-        #expect(!e.devices.contains { $0.handledBy != "VMM" })
-        #expect(e.mpTable == nil)
+        #expect(com1.length == 8 && com1.interrupt?.contains("ISA IRQ 4") == true && com1.handledBy == "VMM")
+        #expect(e.devices.contains { $0.name == "i8254 PIT" && $0.handledBy == "KVM" })
+        #expect(e.devices.contains { $0.base == 0x70 && $0.name.contains("RTC") && $0.handledBy == "VMM" })
+        #expect(e.mpTable?.processors.count == 1)
 
         // CPUID: the table the vCPU got, read back from KVM (KVM_GET_CPUID2), with the VMM's hypervisor bit
         // and CPU count. kvm_pvm rewrites leaf 1's ECX and EDX with the host's features in the table it holds

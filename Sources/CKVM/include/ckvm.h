@@ -167,4 +167,12 @@ uint64_t ckvm_monotonic_ns(void);
 /* getrusage(RUSAGE_SELF).ru_maxrss in KiB. */
 long ckvm_max_rss_kib(void);
 
+/* ckvm_defer_teardown: for a process about to exit. Starts a lingering child that shares the address space
+ * (CLONE_VM) and holds copies of the `count` file descriptors in `keep` (it closes every other descriptor at
+ * once, so pipes see EOF when this process exits). When the calling thread exits, the child gets SIGKILL
+ * (PR_SET_PDEATHSIG) and its exit drops the last references: KVM destroys the VM (with an in-kernel irqchip,
+ * RCU grace periods of tens of ms on a loaded host) and the address space is unmapped in the child, after
+ * this process's parent has seen it exit. Returns the child's pid, or -errno. */
+int ckvm_defer_teardown(const int *keep, int count);
+
 #endif
