@@ -57,7 +57,7 @@ public final class RTC: BusDevice, Sendable {
         public var offsetSeconds: Int64 = 0
     }
 
-    private let state: Mutex<State>
+    let state: Mutex<State>
     /// Seconds since 1970-01-01 00:00 UTC (the host's clock; tests give their own).
     private let now: @Sendable () -> Int64
 

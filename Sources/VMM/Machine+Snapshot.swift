@@ -119,6 +119,7 @@ extension Machine {
         var list: [any PersistentState] = []
         if let serial { list.append(serial) }
         if let i8042 { list.append(i8042) }
+        if let rtc { list.append(rtc) }
         return list
     }
 

@@ -82,6 +82,8 @@ public final class Machine: @unchecked Sendable {
     var gdbStub: GDBStub?
     /// The keyboard controller (its state is saved in snapshots).
     var i8042: I8042?
+    /// The MC146818 RTC/CMOS of the PC machine (nil on `--machine bare`), kept for snapshots.
+    var rtc: RTC?
     /// Pause and resume (PauseGate.swift); the vCPU threads, so a pause can kick them.
     let pauseGate = PauseGate()
     let vcpuThreads = Mutex<[pthread_t]>([])
@@ -346,7 +348,9 @@ public final class Machine: @unchecked Sendable {
             try portBus.insert(i8042, name: "i8042 (reset)", base: I8042.basePort, length: 5)
             try portBus.insert(lab, name: "lab ports", base: LabPorts.basePort, length: LabPorts.length)
             if configuration.machine == .pc {
-                try portBus.insert(makeRTC(), name: "RTC/CMOS (MC146818)", base: RTC.basePort, length: RTC.length)
+                let rtc = makeRTC()
+                self.rtc = rtc
+                try portBus.insert(rtc, name: "RTC/CMOS (MC146818)", base: RTC.basePort, length: RTC.length)
                 try portBus.insert(IRQTestDevice { gsi, level in try? vm.setIRQLine(gsi, level: level) },
                                    name: "IRQ test lines (QEMU pc-testdev)", base: IRQTestDevice.basePort, length: IRQTestDevice.length)
             }
