@@ -2,6 +2,7 @@
 // Swiftlet implements, plus its two extensions (`--init`, seccomp on/off). Both front ends produce
 // one: `RunOptions` from CLI flags on top of `ContainerSpec.standard`, and `ContainerSpec(oci:)`
 // from a bundle's config.json. The launcher only ever sees a ContainerSpec.
+import Seccomp
 
 public struct ContainerSpec: Equatable, Sendable {
     public struct User: Equatable, Sendable {
@@ -77,8 +78,10 @@ public struct ContainerSpec: Equatable, Sendable {
 
     /// Swiftlet extension: run a reaper as PID 1 with the command as its child (`--init`).
     public var initProcess = false
-    /// Swiftlet extension: install the built-in seccomp filter (on unless a test turns it off).
+    /// Swiftlet extension: install a seccomp filter (on unless a test turns it off).
     public var seccomp = true
+    /// config.json's `linux.seccomp`; nil: Docker's default profile (SeccompFilter.swift).
+    public var seccompProfile: SeccompProfile? = nil
 
     public init(rootPath: String) {
         self.rootPath = rootPath

@@ -43,6 +43,8 @@ public struct RunResult: Sendable {
     public var startedNanoseconds: UInt64 = 0
     /// The container's PID 1 as the host sees it.
     public var pid: Int32 = 0
+    /// The seccomp program the container ran under (measured for the run report).
+    public var seccompProgram: [sock_filter]? = nil
 }
 
 /// One setup step and its duration.
@@ -122,7 +124,10 @@ public enum Launcher {
         // plan
         let mounts = try MountPlan.make(for: spec, baseDirectory: options.baseDirectory ?? FileSystem.currentDirectory(),
                                         cgroupV2Only: layout?.isUnifiedOnly ?? false, warn: options.warn)
-        let seccomp = spec.seccomp ? SeccompPolicy.default(capabilities: spec.process.capabilities.bounding).program() : nil
+        var seccomp: [sock_filter]? = nil
+        if let profile = spec.effectiveSeccompProfile {
+            do { seccomp = try profile.compile() } catch { throw ContainerError(step: "seccomp", error.description) }
+        }
 
         // terminal
         var terminal: Terminal?
@@ -232,7 +237,8 @@ public enum Launcher {
         let warnings = cleanup.finish()
         timeline.mark("cleanup")
         return RunResult(exitStatus: exitStatus, signal: signal == 0 ? nil : signal, cgroup: report, notices: notices,
-                         warnings: warnings, timings: timeline.steps(), startedNanoseconds: timeline.start, pid: process.pid)
+                         warnings: warnings, timings: timeline.steps(), startedNanoseconds: timeline.start, pid: process.pid,
+                         seccompProgram: seccomp)
     }
 
     /// Step end times, the launcher's from here and the child's from a shared page it writes into.

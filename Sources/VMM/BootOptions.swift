@@ -67,6 +67,8 @@ public enum BootOptions {
         OptionDefinition("--report", value: "FILE", help: "Write a JSON run report (milestones, markers, VM exits, memory, how the run ended) to FILE.", completion: .file, scope: .runOnly),
         OptionDefinition("--gdb", value: "ADDRESS", help: "Wait for gdb on ADDRESS before the first instruction: 127.0.0.1:PORT (:PORT, PORT; 0 picks a free port) or a Unix socket path. Loopback only.", scope: .runOnly),
         OptionDefinition("--qemu-exit-status", help: "End with QEMU's isa-debug-exit status, (v << 1) | 1 for a guest that wrote v, instead of v itself.", scope: .runOnly),
+        OptionDefinition("--no-confine", help: "Do not confine the VMM (per-thread seccomp allowlists, no capabilities, no_new_privs): for debugging under strace or gdb. See docs/hardening.md.", scope: .runOnly),
+        OptionDefinition("--jail", help: "Run the VMM jailed: PID 1 of new PID, mount, network, IPC and UTS namespaces, its root an empty tmpfs once the machine is built, as uid 65534 with /dev/kvm's group. Needs root.", scope: .runOnly),
         OptionDefinition("--verbose", short: "-v", help: "Print what the VMM set up (the recipe's notes); after the run, exit counts and the boot timeline."),
     ]
 
@@ -91,7 +93,8 @@ public enum BootOptions {
         0 the guest ended well (it wrote 0 to the debug-exit port, halted, or reset; a Linux guest's command \
         exited 0); 1-255 a multiboot guest's debug-exit value, or a Linux guest's command's status; \
         2 bad input; 4 KVM unavailable or failed; 6 the guest crashed (triple fault, emulation failure, \
-        kernel panic); 8 timeout; 128+N stopped by signal N. --qemu-exit-status gives QEMU's (v << 1) | 1 \
+        kernel panic); 8 timeout; 128+N stopped by signal N (159: a VMM thread made a system call outside its \
+        seccomp allowlist, named on the line before). --qemu-exit-status gives QEMU's (v << 1) | 1 \
         for a debug-exit value v instead. One line on stderr always says how the guest ended.
         """
 
