@@ -54,8 +54,8 @@ for ((i = 1; i <= N; i++)); do
     wait $vm; vs=$?; wait $ct; cs=$?
     if (( vs == hello_status )); then vm_ok=$((vm_ok + 1)); elif (( killing && vs == 137 )); then vm_killed=$((vm_killed + 1)); else vm_bad=$((vm_bad + 1)); echo "boot $i: status $vs: $(head -c 300 /tmp/soak-vm.err)"; fi
     if (( cs == 0 )); then ct_ok=$((ct_ok + 1)); elif (( killing && cs == 137 )); then ct_killed=$((ct_killed + 1)); else ct_bad=$((ct_bad + 1)); echo "container $i: status $cs: $(head -c 300 /tmp/soak-ct.err)"; fi
-    r=$(awk '/^ram_resident_bytes/ { print int($2 / 1024) }' /tmp/soak-vm.report 2>/dev/null); [ -n "$r" ] && (( r > max_vm_rss )) && max_vm_rss=$r
-    r=$(awk '/^maxrss_launcher_kib/ { print $2 }' /tmp/soak-ct.report 2>/dev/null); [ -n "$r" ] && (( r > max_ct_rss )) && max_ct_rss=$r
+    r=$(sed -n 's/.*"ram_resident_bytes": *\([0-9]*\).*/\1/p' /tmp/soak-vm.report 2>/dev/null | head -1); [ -n "$r" ] && r=$((r / 1024)) && (( r > max_vm_rss )) && max_vm_rss=$r
+    r=$(sed -n 's/.*"maxrss_launcher_kib": *\([0-9]*\).*/\1/p' /tmp/soak-ct.report 2>/dev/null | head -1); [ -n "$r" ] && (( r > max_ct_rss )) && max_ct_rss=$r
 done
 # One clean run of each sweeps what a killed launcher left (ContainerCgroup.sweepStale).
 $SWIFTLET container run --rootfs "$ROOTFS" --memory 32M -- true >/dev/null 2>&1
