@@ -33,7 +33,7 @@ public func fuzzOne(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     }
     for mapping in spec.uidMappings + spec.gidMappings { require(mapping.size >= 1, "an empty id mapping was read") }
     _ = IDMapping.mapFileText(spec.uidMappings)
-    _ = SeccompPolicy.default(capabilities: spec.process.capabilities.bounding).program()
+    _ = try? spec.effectiveSeccompProfile?.compile()
     for rule in DeviceRule.effective(spec.deviceRules) {
         require(rule.access.allSatisfy { "rwm".contains($0) }, "a device rule with access \(rule.access)")
         _ = rule.cgroupV1Line

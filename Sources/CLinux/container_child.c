@@ -699,6 +699,14 @@ __attribute__((noreturn)) void sl_child_main(const sl_plan *p, int sync_fd, int 
     }
     if (p->cgroup_tasks_fd_count > 0) MARK(SL_STEP_CGROUP_JOIN);
 
+    /* In a new user namespace, become its root (when the maps have one): until then the child still has
+     * the launcher's host ids, which a remapped namespace (--userns subuid) does not map, and creating
+     * anything (a mount point in /dev) fails with EOVERFLOW. Identity and rootless maps are unaffected. */
+    if (p->clone_flags & CLONE_NEWUSER) {
+        if (setresgid(0, 0, 0) != 0 && errno != EINVAL) fail(error_fd, SL_STEP_SYNC, errno, -1, "setresgid(0) in the user namespace", 125);
+        if (setresuid(0, 0, 0) != 0 && errno != EINVAL) fail(error_fd, SL_STEP_SYNC, errno, -1, "setresuid(0) in the user namespace", 125);
+    }
+
     /* cgroup namespace: after the cgroup join, so the container's cgroup becomes the namespace's
      * root ("/" in /proc/self/cgroup). */
     if (p->unshare_cgroup) STEP(SL_STEP_CGROUP_NS, errno_result(unshare(CLONE_NEWCGROUP)), NULL);

@@ -1,6 +1,6 @@
 /*
  * syscalls.c: the facts about this architecture that Swift cannot import: system call numbers by
- * name (for the seccomp filter), the AUDIT_ARCH value a filter checks, the kernel's last capability,
+ * name in each x86 ABI and names by number (for the seccomp compiler, Sources/Seccomp), the AUDIT_ARCH value a filter checks, the kernel's last capability,
  * and the CLONE_* and MS_* flags as real constants.
  */
 #define _GNU_SOURCE
@@ -17,253 +17,50 @@
 #include <unistd.h>
 #include <linux/audit.h>
 
+#if !defined(__x86_64__)
+#error "the system call table (syscall_table.h) is x86_64's: i386, x86_64 and x32 numbers"
+#endif
+
 struct syscall_entry {
     const char *name;
-    long number;
+    long number[3]; /* SL_ABI_X86_64, SL_ABI_I386, SL_ABI_X32; -1 where absent */
 };
 
-/* The calls the seccomp policy names, and a few it must never deny (checked by the tests). */
+/* Every call of the x86 family, from linux-libc-dev's headers (syscall_table.sh writes it). */
 static const struct syscall_entry syscall_table[] = {
-#ifdef __NR_kexec_load
-    { "kexec_load", __NR_kexec_load },
-#endif
-#ifdef __NR_kexec_file_load
-    { "kexec_file_load", __NR_kexec_file_load },
-#endif
-#ifdef __NR_init_module
-    { "init_module", __NR_init_module },
-#endif
-#ifdef __NR_finit_module
-    { "finit_module", __NR_finit_module },
-#endif
-#ifdef __NR_delete_module
-    { "delete_module", __NR_delete_module },
-#endif
-#ifdef __NR_create_module
-    { "create_module", __NR_create_module },
-#endif
-#ifdef __NR_get_kernel_syms
-    { "get_kernel_syms", __NR_get_kernel_syms },
-#endif
-#ifdef __NR_query_module
-    { "query_module", __NR_query_module },
-#endif
-#ifdef __NR_reboot
-    { "reboot", __NR_reboot },
-#endif
-#ifdef __NR_swapon
-    { "swapon", __NR_swapon },
-#endif
-#ifdef __NR_swapoff
-    { "swapoff", __NR_swapoff },
-#endif
-#ifdef __NR_acct
-    { "acct", __NR_acct },
-#endif
-#ifdef __NR_mount
-    { "mount", __NR_mount },
-#endif
-#ifdef __NR_umount
-    { "umount", __NR_umount },
-#endif
-#ifdef __NR_umount2
-    { "umount2", __NR_umount2 },
-#endif
-#ifdef __NR_pivot_root
-    { "pivot_root", __NR_pivot_root },
-#endif
-#ifdef __NR_fsopen
-    { "fsopen", __NR_fsopen },
-#endif
-#ifdef __NR_fsconfig
-    { "fsconfig", __NR_fsconfig },
-#endif
-#ifdef __NR_fsmount
-    { "fsmount", __NR_fsmount },
-#endif
-#ifdef __NR_fspick
-    { "fspick", __NR_fspick },
-#endif
-#ifdef __NR_move_mount
-    { "move_mount", __NR_move_mount },
-#endif
-#ifdef __NR_open_tree
-    { "open_tree", __NR_open_tree },
-#endif
-#ifdef __NR_mount_setattr
-    { "mount_setattr", __NR_mount_setattr },
-#endif
-#ifdef __NR_unshare
-    { "unshare", __NR_unshare },
-#endif
-#ifdef __NR_setns
-    { "setns", __NR_setns },
-#endif
-#ifdef __NR_clone
-    { "clone", __NR_clone },
-#endif
-#ifdef __NR_clone3
-    { "clone3", __NR_clone3 },
-#endif
-#ifdef __NR_settimeofday
-    { "settimeofday", __NR_settimeofday },
-#endif
-#ifdef __NR_stime
-    { "stime", __NR_stime },
-#endif
-#ifdef __NR_clock_settime
-    { "clock_settime", __NR_clock_settime },
-#endif
-#ifdef __NR_clock_adjtime
-    { "clock_adjtime", __NR_clock_adjtime },
-#endif
-#ifdef __NR_adjtimex
-    { "adjtimex", __NR_adjtimex },
-#endif
-#ifdef __NR_bpf
-    { "bpf", __NR_bpf },
-#endif
-#ifdef __NR_perf_event_open
-    { "perf_event_open", __NR_perf_event_open },
-#endif
-#ifdef __NR_add_key
-    { "add_key", __NR_add_key },
-#endif
-#ifdef __NR_keyctl
-    { "keyctl", __NR_keyctl },
-#endif
-#ifdef __NR_request_key
-    { "request_key", __NR_request_key },
-#endif
-#ifdef __NR_lookup_dcookie
-    { "lookup_dcookie", __NR_lookup_dcookie },
-#endif
-#ifdef __NR_nfsservctl
-    { "nfsservctl", __NR_nfsservctl },
-#endif
-#ifdef __NR_open_by_handle_at
-    { "open_by_handle_at", __NR_open_by_handle_at },
-#endif
-#ifdef __NR_name_to_handle_at
-    { "name_to_handle_at", __NR_name_to_handle_at },
-#endif
-#ifdef __NR_quotactl
-    { "quotactl", __NR_quotactl },
-#endif
-#ifdef __NR_quotactl_fd
-    { "quotactl_fd", __NR_quotactl_fd },
-#endif
-#ifdef __NR_uselib
-    { "uselib", __NR_uselib },
-#endif
-#ifdef __NR_userfaultfd
-    { "userfaultfd", __NR_userfaultfd },
-#endif
-#ifdef __NR_ustat
-    { "ustat", __NR_ustat },
-#endif
-#ifdef __NR_sysfs
-    { "sysfs", __NR_sysfs },
-#endif
-#ifdef __NR__sysctl
-    { "_sysctl", __NR__sysctl },
-#endif
-#ifdef __NR_vm86
-    { "vm86", __NR_vm86 },
-#endif
-#ifdef __NR_vm86old
-    { "vm86old", __NR_vm86old },
-#endif
-#ifdef __NR_iopl
-    { "iopl", __NR_iopl },
-#endif
-#ifdef __NR_ioperm
-    { "ioperm", __NR_ioperm },
-#endif
-#ifdef __NR_syslog
-    { "syslog", __NR_syslog },
-#endif
-#ifdef __NR_kcmp
-    { "kcmp", __NR_kcmp },
-#endif
-#ifdef __NR_io_uring_setup
-    { "io_uring_setup", __NR_io_uring_setup },
-#endif
-#ifdef __NR_io_uring_enter
-    { "io_uring_enter", __NR_io_uring_enter },
-#endif
-#ifdef __NR_io_uring_register
-    { "io_uring_register", __NR_io_uring_register },
-#endif
-#ifdef __NR_personality
-    { "personality", __NR_personality },
-#endif
-#ifdef __NR_ptrace
-    { "ptrace", __NR_ptrace },
-#endif
-#ifdef __NR_process_vm_readv
-    { "process_vm_readv", __NR_process_vm_readv },
-#endif
-#ifdef __NR_process_vm_writev
-    { "process_vm_writev", __NR_process_vm_writev },
-#endif
-#ifdef __NR_fanotify_init
-    { "fanotify_init", __NR_fanotify_init },
-#endif
-#ifdef __NR_mbind
-    { "mbind", __NR_mbind },
-#endif
-#ifdef __NR_set_mempolicy
-    { "set_mempolicy", __NR_set_mempolicy },
-#endif
-#ifdef __NR_get_mempolicy
-    { "get_mempolicy", __NR_get_mempolicy },
-#endif
-#ifdef __NR_move_pages
-    { "move_pages", __NR_move_pages },
-#endif
-#ifdef __NR_execve
-    { "execve", __NR_execve },
-#endif
-#ifdef __NR_capset
-    { "capset", __NR_capset },
-#endif
-#ifdef __NR_prctl
-    { "prctl", __NR_prctl },
-#endif
-#ifdef __NR_setresuid
-    { "setresuid", __NR_setresuid },
-#endif
-#ifdef __NR_setresgid
-    { "setresgid", __NR_setresgid },
-#endif
-#ifdef __NR_setgroups
-    { "setgroups", __NR_setgroups },
-#endif
-#ifdef __NR_close_range
-    { "close_range", __NR_close_range },
-#endif
-#ifdef __NR_seccomp
-    { "seccomp", __NR_seccomp },
-#endif
-#ifdef __NR_getpid
-    { "getpid", __NR_getpid },
-#endif
-#ifdef __NR_write
-    { "write", __NR_write },
-#endif
-#ifdef __NR_exit_group
-    { "exit_group", __NR_exit_group },
-#endif
+#include "syscall_table.h"
 };
 
-long sl_syscall_number(const char *name)
+static const size_t syscall_table_count = sizeof syscall_table / sizeof syscall_table[0];
+
+long sl_syscall_number_in(const char *name, int abi)
 {
-    for (size_t i = 0; i < sizeof syscall_table / sizeof syscall_table[0]; i++) {
-        if (strcmp(syscall_table[i].name, name) == 0) return syscall_table[i].number;
+    if (abi < 0 || abi > 2) return -1;
+    for (size_t i = 0; i < syscall_table_count; i++) {
+        if (strcmp(syscall_table[i].name, name) == 0) return syscall_table[i].number[abi];
     }
     return -1;
 }
+
+long sl_syscall_number(const char *name) { return sl_syscall_number_in(name, SL_ABI_X86_64); }
+
+const char *sl_syscall_name_in(long number, int abi)
+{
+    if (abi < 0 || abi > 2) return NULL;
+    for (size_t i = 0; i < syscall_table_count; i++) {
+        if (syscall_table[i].number[abi] == number) return syscall_table[i].name;
+    }
+    return NULL;
+}
+
+size_t sl_syscall_count(void) { return syscall_table_count; }
+
+long sl_syscall_number_at(size_t index, int abi)
+{
+    return index < syscall_table_count && abi >= 0 && abi <= 2 ? syscall_table[index].number[abi] : -1;
+}
+
+const char *sl_syscall_name_at(size_t index) { return index < syscall_table_count ? syscall_table[index].name : NULL; }
 
 uint32_t sl_audit_arch(void)
 {

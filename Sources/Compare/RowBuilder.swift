@@ -27,7 +27,7 @@ struct RowBuilder {
             cpus(), memoryVisible(),
             processes(), hostname(), devKVM(), mounts(), modules(),
             cpuVendor(), hypervisor(), privilege(),
-            readPastEnd(), portIO(), syscallsAndExits(), exitStatus(),
+            readPastEnd(), portIO(), syscallsAndExits(), hostKernelSurface(), exitStatus(),
         ]
     }
 
@@ -457,6 +457,42 @@ struct RowBuilder {
                                source: "the VMM's exit counters (every KVM_RUN return), for the whole run\(tinyVM ? "" : ", boot included")")
         }
         return row("syscalls_or_exits", "what reaches the host kernel: system calls vs VM exits", .boundary, container: containerCell, vm: vmCell)
+    }
+
+    /// What the host-side process may ask of the host kernel: the container's seccomp filter vs the VMM's
+    /// per-thread allowlists, both measured by running the installed programs over every call (the reports'
+    /// seccomp_surface and seccomp_thread lines), not taken from the profiles.
+    func hostKernelSurface() -> Row {
+        var containerCell = Cell.unavailable(containerColumn.failure ?? "the container wrote no report")
+        if let surface = container.timedReport?.first("seccomp_surface") {
+            let words = surface.split(separator: " ")
+            if surface == "none" {
+                containerCell = .measured("no seccomp filter: every system call", source: "the launcher's run report")
+            } else if words.count >= 6, let native = Double(words[1]) {
+                containerCell = .measured("\(words[1]) system calls (x86_64), plus \(words[3]) through int 0x80 (i386) and \(words[5]) x32; ioctl with any request",
+                                          number: native, unit: "count",
+                                          source: "the container's seccomp program run over every call of the x86 tables (Docker's default profile unless config.json has one)")
+            }
+        }
+        var vmCell = Cell.unavailable(vmColumn.failure ?? "the VM did not run")
+        if let report = vm.report {
+            var union = Set<String>(), parts: [String] = [], ioctls = 0
+            for line in report.all("seccomp_thread") {
+                let words = line.split(separator: " ")
+                guard words.count == 3, let requests = Int(words[2]) else { continue }
+                let calls = words[1].split(separator: ",").map(String.init)
+                union.formUnion(calls)
+                ioctls = max(ioctls, requests)
+                parts.append("\(words[0]) \(calls.count)")
+            }
+            vmCell = parts.isEmpty
+                ? .measured("not confined (--no-confine): every system call", source: "the VMM's run report")
+                : .measured("\(union.count) system calls across its threads (\(parts.joined(separator: ", "))), ioctl only with listed requests (at most \(ioctls) per thread); no capabilities",
+                            number: Double(union.count), unit: "count",
+                            source: "each VMM thread's seccomp program run over every x86_64 call (Confinement.swift); i386 and x32 calls end the VMM")
+        }
+        return row("host_kernel_surface", "what the host-side process may ask of the host kernel (seccomp, measured)", .boundary,
+                   container: containerCell, vm: vmCell)
     }
 
     func exitStatus() -> Row {

@@ -14,6 +14,8 @@
 //                                         (getrusage RUSAGE_CHILDREN: a maximum, not a sum)
 //   cgroup_memory_peak_bytes N            the container cgroup's memory peak, when it had one
 //   error TEXT / error_step NAME          why the container could not run its command
+//   seccomp_surface x86_64 N i386 M x32 K  the calls its seccomp filter lets through (measured), or "none"
+import Seccomp
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Musl)
@@ -34,6 +36,8 @@ public enum ContainerReport {
         if let signal = result.signal { lines.append("signal \(signal)") }
         lines += usageLines()
         if let peak = result.cgroup?.memoryPeakBytes { lines.append("cgroup_memory_peak_bytes \(peak)") }
+        // The calls the container's filter lets through, per ABI, measured by running it over every call.
+        lines.append("seccomp_surface " + (result.seccompProgram.map { BPFInterpreter(program: $0).surfaceLine } ?? "none"))
         return document(lines)
     }
 

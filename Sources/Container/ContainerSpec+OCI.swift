@@ -1,7 +1,7 @@
 // ContainerSpec+OCI: reading and writing an OCI runtime bundle's config.json (runtime-spec
 // config.md and config-linux.md), for the subset Swiftlet implements: process (args, env, cwd,
 // terminal, user, capabilities, rlimits, noNewPrivileges), root (path, readonly), hostname, mounts,
-// linux (namespaces, uid/gid mappings, resources memory/pids/cpu, masked and read-only paths).
+// linux (namespaces, uid/gid mappings, resources memory/pids/cpu, masked and read-only paths, seccomp).
 // Unknown fields are ignored with a warning; fields the spec defines but Swiftlet does not implement
 // are ignored with a warning that says so; a value of the wrong type is an error naming the field.
 
@@ -42,16 +42,16 @@ extension ContainerSpec {
 struct OCIReader {
     var warnings: [String] = []
 
-    private func fail(_ field: String, _ message: String) -> ContainerError {
+    func fail(_ field: String, _ message: String) -> ContainerError {
         ContainerError(step: "config.json", "\(field): \(message)")
     }
 
-    private func expected(_ what: String, _ value: JSONValue, _ field: String) -> ContainerError {
+    func expected(_ what: String, _ value: JSONValue, _ field: String) -> ContainerError {
         fail(field, "expected \(what), found \(value.kind)")
     }
 
     /// An object's members; members not in `known` or `unsupported` are warned about.
-    private mutating func object(_ value: JSONValue, _ field: String, known: Set<String>,
+    mutating func object(_ value: JSONValue, _ field: String, known: Set<String>,
                                  unsupported: Set<String> = [], silent: Set<String> = []) throws(ContainerError) -> [String: JSONValue] {
         guard case .object(let members) = value else { throw expected("an object", value, field) }
         var result: [String: JSONValue] = [:]
@@ -70,7 +70,7 @@ struct OCIReader {
         return result
     }
 
-    private func string(_ value: JSONValue, _ field: String) throws(ContainerError) -> String {
+    func string(_ value: JSONValue, _ field: String) throws(ContainerError) -> String {
         guard case .string(let text) = value else { throw expected("a string", value, field) }
         return text
     }
@@ -80,7 +80,7 @@ struct OCIReader {
         return flag
     }
 
-    private func integer<T: FixedWidthInteger>(_ value: JSONValue, _ field: String, as: T.Type) throws(ContainerError) -> T {
+    func integer<T: FixedWidthInteger>(_ value: JSONValue, _ field: String, as: T.Type) throws(ContainerError) -> T {
         guard case .number(let number) = value else { throw expected("a number", value, field) }
         guard number == number.rounded() else { throw fail(field, "\(number) is not a whole number") }
         guard let result = T(exactly: number) else {
@@ -90,12 +90,12 @@ struct OCIReader {
         return result
     }
 
-    private func array(_ value: JSONValue, _ field: String) throws(ContainerError) -> [JSONValue] {
+    func array(_ value: JSONValue, _ field: String) throws(ContainerError) -> [JSONValue] {
         guard case .array(let elements) = value else { throw expected("an array", value, field) }
         return elements
     }
 
-    private func strings(_ value: JSONValue, _ field: String) throws(ContainerError) -> [String] {
+    func strings(_ value: JSONValue, _ field: String) throws(ContainerError) -> [String] {
         var result: [String] = []
         for (i, element) in try array(value, field).enumerated() { result.append(try string(element, "\(field)[\(i)]")) }
         return result
@@ -211,8 +211,8 @@ struct OCIReader {
     private mutating func readLinux(_ value: JSONValue, into spec: inout ContainerSpec) throws(ContainerError) {
         let linux = try object(value, "linux",
                                known: ["namespaces", "uidMappings", "gidMappings", "resources", "maskedPaths", "readonlyPaths",
-                                       "cgroupsPath", "sysctl"],
-                               unsupported: ["seccomp", "devices", "rootfsPropagation", "mountLabel",
+                                       "cgroupsPath", "sysctl", "seccomp"],
+                               unsupported: ["devices", "rootfsPropagation", "mountLabel",
                                              "intelRdt", "personality", "timeOffsets", "memoryPolicy", "netDevices"])
         if let namespaces = linux["namespaces"] {
             for (i, element) in try array(namespaces, "linux.namespaces").enumerated() {
@@ -253,6 +253,7 @@ struct OCIReader {
             }
             try OCIRuntime.checkSysctls(spec)
         }
+        if let seccomp = linux["seccomp"] { spec.seccompProfile = try seccompProfile(seccomp) }  // ContainerSpec+Seccomp.swift
     }
 
     private mutating func readResources(_ value: JSONValue, into spec: inout ContainerSpec) throws(ContainerError) {

@@ -2,6 +2,7 @@
 // Swiftlet implements, plus its two extensions (`--init`, seccomp on/off). Both front ends produce
 // one: `RunOptions` from CLI flags on top of `ContainerSpec.standard`, and `ContainerSpec(oci:)`
 // from a bundle's config.json. The launcher only ever sees a ContainerSpec.
+import Seccomp
 
 public struct ContainerSpec: Equatable, Sendable {
     public struct User: Equatable, Sendable {
@@ -86,8 +87,10 @@ public struct ContainerSpec: Equatable, Sendable {
     /// default); `.directory(D)`: an overlay whose upper layer is D/upper, kept (`--upper D`).
     public enum Overlay: Equatable, Sendable { case temporary, directory(String) }
     public var overlay: Overlay?
-    /// Swiftlet extension: install the built-in seccomp filter (on unless a test turns it off).
+    /// Swiftlet extension: install a seccomp filter (on unless a test turns it off).
     public var seccomp = true
+    /// config.json's `linux.seccomp`; nil: Docker's default profile (SeccompFilter.swift).
+    public var seccompProfile: SeccompProfile? = nil
 
     public init(rootPath: String) {
         self.rootPath = rootPath

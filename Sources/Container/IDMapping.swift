@@ -31,4 +31,19 @@ public struct IDMapping: Equatable, Sendable, CustomStringConvertible {
     static func mapFileText(_ mappings: [IDMapping]) -> String {
         mappings.map { $0.description + "\n" }.joined()
     }
+
+    /// The user's subordinate range from an /etc/subuid or /etc/subgid text (subuid(5): `name:start:count`,
+    /// the name or the numeric id), mapped to container ids 0...count-1: container root is `start` on the host.
+    public static func subordinate(user: String, id: UInt32, in text: String, file: String) throws(ContainerError) -> IDMapping {
+        for line in text.split(separator: "\n") {
+            let fields = line.split(separator: ":", omittingEmptySubsequences: false)
+            guard fields.count == 3, fields[0] == user || fields[0] == String(id),
+                  let start = UInt32(fields[1]), let count = UInt32(fields[2]), count > 0,
+                  UInt64(start) + UInt64(count) <= UInt64(UInt32.max) else { continue }
+            return IDMapping(containerID: 0, hostID: start, size: count)
+        }
+        throw ContainerError.invalid("--userns subuid: no subordinate ids for \(user) in \(file)",
+                                     hint: "add a line such as \(user):100000:65536 (usermod --add-subuids 100000-165535 --add-subgids 100000-165535 \(user)), or give --userns HOSTID:SIZE")
+    }
 }
+

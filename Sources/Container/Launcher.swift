@@ -45,6 +45,8 @@ public struct RunResult: Sendable {
     public var pid: Int32 = 0
     /// With `LaunchOptions.startFD` (OCI `create`): the cgroup directories left for `delete` to remove.
     public var cgroupDirectories: [String] = []
+    /// The seccomp program the container ran under (measured for the run report).
+    public var seccompProgram: [sock_filter]? = nil
 }
 
 /// One setup step and its duration.
@@ -133,7 +135,10 @@ public enum Launcher {
         // plan
         let mounts = try MountPlan.make(for: spec, baseDirectory: options.baseDirectory ?? FileSystem.currentDirectory(),
                                         cgroupV2Only: layout?.isUnifiedOnly ?? false, warn: options.warn)
-        let seccomp = spec.seccomp ? SeccompPolicy.default(capabilities: spec.process.capabilities.bounding).program() : nil
+        var seccomp: [sock_filter]? = nil
+        if let profile = spec.effectiveSeccompProfile {
+            do { seccomp = try profile.compile() } catch { throw ContainerError(step: "seccomp", error.description) }
+        }
 
         // terminal
         var terminal: Terminal?
@@ -262,7 +267,8 @@ public enum Launcher {
         let warnings = cleanup.finish()
         timeline.mark("cleanup")
         return RunResult(exitStatus: exitStatus, signal: signal == 0 ? nil : signal, cgroup: report, notices: notices,
-                         warnings: warnings, timings: timeline.steps(), startedNanoseconds: timeline.start, pid: process.pid)
+                         warnings: warnings, timings: timeline.steps(), startedNanoseconds: timeline.start, pid: process.pid,
+                         seccompProgram: seccomp)
     }
 
     /// Step end times, the launcher's from here and the child's from a shared page it writes into.

@@ -347,22 +347,11 @@ public enum OCIRuntime {
         }
         let document: JSONValue
         do { document = try JSONParser.parse(bytes) } catch { throw ContainerError(step: "config.json", error.description) }
-        try refuseUnsupported(document)
         var spec = try ContainerSpec(oci: document, bundle: bundle, warn: context.warn)
-        // A spec's own seccomp profile is refused above; swiftlet's built-in filter is not what the
-        // bundle asked for, so the container runs without one (runc does the same without linux.seccomp).
-        spec.seccomp = false
+        // The bundle's linux.seccomp profile is compiled and installed (ContainerSpec+Seccomp.swift); a bundle
+        // without one runs without a filter, as under runc and crun: the client (podman) decides.
+        spec.seccomp = spec.seccompProfile != nil
         return (spec, document)
-    }
-
-    /// What the runtime must not ignore. linux.seccomp: until a profile can be turned into BPF
-    /// (issue 14 replaces this check), a container that asks for one is refused rather than run unconfined.
-    static func refuseUnsupported(_ document: JSONValue) throws(ContainerError) {
-        guard case .object(let top) = document, case .object(let linux)? = top.first(where: { $0.0 == "linux" })?.1 else { return }
-        if linux.contains(where: { $0.0 == "seccomp" }) {
-            throw ContainerError(step: "config.json", "linux.seccomp: seccomp profiles are not supported yet",
-                                 hint: "run podman with --security-opt seccomp=unconfined")
-        }
     }
 
     static func annotations(_ document: JSONValue) -> [(String, String)] {
@@ -595,7 +584,13 @@ public enum OCIRuntime {
                 ("namespaces", strings(NamespaceKind.allCases.map(\.rawValue))),
                 ("capabilities", strings(Capability.names)),
                 ("cgroup", .object([("v1", .bool(true)), ("v2", .bool(true)), ("systemd", .bool(false)), ("systemdUser", .bool(false))])),
-                ("seccomp", .object([("enabled", .bool(false))])),
+                ("seccomp", .object([
+                    ("enabled", .bool(true)),
+                    ("actions", strings(["SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD",
+                                         "SCMP_ACT_LOG", "SCMP_ACT_TRACE", "SCMP_ACT_TRAP"])),
+                    ("operators", strings(["SCMP_CMP_EQ", "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_LE", "SCMP_CMP_LT", "SCMP_CMP_MASKED_EQ", "SCMP_CMP_NE"])),
+                    ("archs", strings(["SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32"])),
+                ])),
                 ("apparmor", .object([("enabled", .bool(false))])),
                 ("selinux", .object([("enabled", .bool(false))])),
             ])),

@@ -25,6 +25,9 @@ public struct RunOptions: Equatable, Sendable {
     public var timings = false
     /// Write a machine-readable run report to this file (`--report FILE`; see ContainerReport.swift).
     public var report: String?
+    /// `--userns identity|subuid|HOSTID:SIZE`: how container ids map to the host's (default identity for
+    /// root: container root owns host-root files, the busybox rootfs works as is; docs/05, "User namespaces").
+    public var userns: String?
     /// Bind mounts (`--bind HOST_PATH:CONTAINER_PATH[:ro|rw]`, read-only unless :rw), in order.
     public var binds: [(host: String, container: String, readOnly: Bool)] = []
     /// `-e NAME=VALUE` (or `-e NAME`: the host's value), added to the environment in order.
@@ -80,7 +83,7 @@ public struct RunOptions: Equatable, Sendable {
     /// The usage line, for errors and help.
     public static let usage = "swiftlet container run [--rootfs DIR | --bundle DIR] [--memory 64M] [--pids N] [--cpus 0.5] "
         + "[--hostname NAME] [--network none|host] [--read-only] [--init] [-t] [--timings] [--report FILE] [--bind HOST:PATH[:ro|rw]] "
-        + "[-e NAME=VALUE] [-w DIR] [-u UID[:GID]] [--upper DIR] -- COMMAND [ARGS...]"
+        + "[-e NAME=VALUE] [-w DIR] [-u UID[:GID]] [--upper DIR] [--userns identity|subuid|HOSTID:SIZE] -- COMMAND [ARGS...]"
 
     /// Parses the arguments after `container run`. Options end at "--" or at the first word that is
     /// not an option; everything after is the command.
@@ -129,6 +132,7 @@ public struct RunOptions: Equatable, Sendable {
             case "--timings": options.timings = true
             case "--report": options.report = try value(name, inline)
             case "--bind": options.binds.append(try parseBind(try value(name, inline)))
+            case "--userns": options.userns = try value(name, inline)
             default: throw ContainerError.invalid("unknown option \(argument)", hint: usage)
             }
             i += 1
@@ -198,6 +202,7 @@ public struct RunOptions: Equatable, Sendable {
         }
         // Writes go to an overlay's upper layer, not into the image (unless the root is read-only anyway).
         if !spec.rootReadonly { spec.overlay = upper.map { .directory($0) } ?? .temporary }
+        if let userns { try applyUserNamespace(userns, to: &spec, host: host) }
         if let memory { spec.resources.memoryBytes = try ResourceLimits.parseMemory(memory) }
         if let pids { spec.resources.pids = try ResourceLimits.parsePids(pids) }
         if let cpus {
@@ -205,6 +210,42 @@ public struct RunOptions: Equatable, Sendable {
             spec.resources.cpuPeriodMicroseconds = ResourceLimits.defaultCPUPeriod
         }
         return spec
+    }
+
+    /// `--userns`: identity (every id is itself), subuid (the caller's ranges in /etc/subuid and
+    /// /etc/subgid), or HOSTID:SIZE (container ids 0...SIZE-1 are host ids HOSTID...).
+    func applyUserNamespace(_ value: String, to spec: inout ContainerSpec, host: HostIdentity,
+                            subuid: String = "/etc/subuid", subgid: String = "/etc/subgid") throws(ContainerError) {
+        if host.isRootless && value != "identity" {
+            throw ContainerError.invalid("--userns \(value): without root only your own id can be mapped", hint: "run as root, or leave --userns out")
+        }
+        let uids: IDMapping, gids: IDMapping
+        switch value {
+        case "identity":
+            if host.isRootless { return }
+            uids = .identity; gids = .identity
+        case "subuid":
+            // Only root gets here (rootless was refused above); its lines are "root:..." or "0:...".
+            let name = "root"
+            func read(_ path: String) throws(ContainerError) -> String {
+                guard let bytes = try? FileSystem.readRegularFile(path, limit: 1 << 20) else {
+                    throw ContainerError.invalid("--userns subuid: cannot read \(path)", hint: "add a line such as \(name):100000:65536, or give --userns HOSTID:SIZE")
+                }
+                return String(decoding: bytes, as: UTF8.self)
+            }
+            uids = try IDMapping.subordinate(user: name, id: host.uid, in: try read(subuid), file: subuid)
+            gids = try IDMapping.subordinate(user: name, id: host.uid, in: try read(subgid), file: subgid)
+        default:
+            let parts = value.split(separator: ":")
+            guard parts.count == 2, let start = UInt32(parts[0]), let size = UInt32(parts[1]), size > 0,
+                  UInt64(start) + UInt64(size) <= UInt64(UInt32.max) else {
+                throw ContainerError.invalid("--userns \(value): expected identity, subuid or HOSTID:SIZE (e.g. 100000:65536)")
+            }
+            uids = IDMapping(containerID: 0, hostID: start, size: size); gids = uids
+        }
+        if !spec.namespaces.contains(.user) { spec.namespaces.insert(.user, at: 0) }
+        spec.uidMappings = [uids]
+        spec.gidMappings = [gids]
     }
 
     /// The directory relative bind sources in the spec are resolved against.

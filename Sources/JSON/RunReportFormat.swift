@@ -31,6 +31,8 @@ public enum RunReportFormat {
         Record(key: "port_unassigned", array: "unassigned_port_accesses", leading: ["access", "port", "size", "value"], restField: nil, trailing: []),
         Record(key: "finished", array: "finished_instructions", leading: ["mnemonic", "count"], restField: nil, trailing: []),
         Record(key: "step", array: "steps", leading: ["side"], restField: "name", trailing: ["at_ns"]),
+        // A confined VMM thread's filter, measured: the calls it lets through (comma-separated) and how many ioctl requests.
+        Record(key: "seccomp_thread", array: "seccomp_threads", leading: ["thread", "calls", "ioctl_requests"], restField: nil, trailing: []),
     ]
 
     /// Keys whose value may span several entries (one per line), written as one string.

@@ -71,6 +71,8 @@ public enum BootOptions {
         OptionDefinition("--snapshot", value: "FILE", help: "Write a snapshot to FILE when the guest writes the snapshot marker (the minimal Linux's init: when it is ready for a command), then stop. Restore it with `swiftlet restore FILE`.", completion: .file, scope: .runOnly),
         OptionDefinition("--control-socket", value: "PATH", help: "Take one-line commands on a Unix socket at PATH: pause, resume, snapshot FILE, status, stop. SIGUSR1 pauses, SIGUSR2 resumes.", completion: .file, scope: .runOnly),
         OptionDefinition("--qemu-exit-status", help: "End with QEMU's isa-debug-exit status, (v << 1) | 1 for a guest that wrote v, instead of v itself.", scope: .runOnly),
+        OptionDefinition("--no-confine", help: "Do not confine the VMM (per-thread seccomp allowlists, no capabilities, no_new_privs): for debugging under strace or gdb. See docs/hardening.md.", scope: .runOnly),
+        OptionDefinition("--jail", help: "Run the VMM jailed: PID 1 of new PID, mount, network, IPC and UTS namespaces, its root an empty tmpfs once the machine is built, as uid 65534 with /dev/kvm's group. Needs root.", scope: .runOnly),
         OptionDefinition("--verbose", short: "-v", help: "Print what the VMM set up (the recipe's notes); after the run, exit counts and the boot timeline."),
     ]
 
@@ -95,7 +97,8 @@ public enum BootOptions {
         0 the guest ended well (it wrote 0 to the debug-exit port, halted, or reset; a Linux guest's command \
         exited 0); 1-255 a multiboot guest's debug-exit value, or a Linux guest's command's status; \
         2 bad input; 4 KVM unavailable or failed; 6 the guest crashed (triple fault, emulation failure, \
-        kernel panic); 8 timeout; 128+N stopped by signal N. --qemu-exit-status gives QEMU's (v << 1) | 1 \
+        kernel panic); 8 timeout; 128+N stopped by signal N (159: a VMM thread made a system call outside its \
+        seccomp allowlist, named on the line before). --qemu-exit-status gives QEMU's (v << 1) | 1 \
         for a debug-exit value v instead. One line on stderr always says how the guest ended.
         """
 

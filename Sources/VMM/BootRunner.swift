@@ -4,6 +4,8 @@
 // BootArguments.parse reads the options BootOptions defines (the one table that also drives --help, the
 // suggestions for typos, the man page and the shell completion); anything else is a one-line usage error
 // (status 2) that names the word and, for a likely typo, the option meant.
+import CLinux
+import Glibc
 
 public struct BootArguments: Sendable {
     public var configuration = MachineConfiguration()
@@ -109,6 +111,11 @@ public struct BootArguments: Sendable {
         if let words = raw["--trace-exits"], !words.isEmpty { configuration.exitTrace = try ExitTraceSettings.parse(words) }
         configuration.backendProfile = !flag("--no-backend-profile")
         configuration.decompressKernel = flag("--decompress")
+        configuration.confine = !flag("--no-confine")
+        // A snapshot is a file written while the VM runs, and a confined VMM opens no files: a machine that may
+        // be snapshotted (--snapshot, or the control socket's snapshot command) runs unconfined (docs/hardening.md).
+        if configuration.snapshotPath != nil || configuration.controlSocket != nil { configuration.confine = false }
+        configuration.jail = flag("--jail")
         if flag("--qemu-exit-status") { configuration.debugExitRule = .qemu }
         verbose = flag("--verbose")
         try Self.applyConsoleOptions(console: raw["--console"], virtioTransport: raw["--virtio-transport"],
@@ -158,6 +165,15 @@ public struct BootArguments: Sendable {
 public enum BootRunner {
     /// Builds and runs the machine, prints what the user should know on stderr, and returns the exit status.
     public static func run(_ arguments: BootArguments) -> Int32 {
+        if arguments.configuration.jail {
+            // The fork comes before anything KVM: a VM belongs to the process that created it.
+            let forked = sl_jail_fork()
+            if forked >= 0 { return forked }       // the launcher: the jailed VMM's status
+            if forked < -1 {
+                printError("swiftlet: --jail: cannot create the namespaces: \(String(cString: strerror(-(forked + 1000)))) (needs root or CAP_SYS_ADMIN)")
+                return ExitStatus.kvmUnavailable
+            }
+        }
         let machine: Machine
         do { machine = try Machine.build(arguments.configuration) } catch {
             printError("swiftlet: \(error)")
@@ -165,6 +181,13 @@ public enum BootRunner {
             return error.exitStatus
         }
         if arguments.verbose { for line in machine.bootNotes { printError("swiftlet: \(line)") } }
+        // Opened before the run: a confined VMM opens no files.
+        let reportFD = arguments.reportPath.map { open($0, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644) }
+        let reportError = errno
+        if arguments.configuration.jail, let failure = Jail.enter() {
+            printError("swiftlet: --jail: \(failure)")
+            return ExitStatus.kvmUnavailable
+        }
         let outcome = machine.run()
         if arguments.configuration.traceExits { printError(machine.tracer.summary()) }
         if arguments.configuration.traceExits || arguments.verbose, let virtio = machine.virtioSummary() { printError("swiftlet: " + virtio) }
@@ -175,7 +198,10 @@ public enum BootRunner {
         if let loss = machine.virtioConsole?.file?.lossReport() { printError("swiftlet: \(loss)") }
         if let message = outcome.message { printError("swiftlet: \(message)") }
         if let diagnosis = machine.diagnosis() { printError("swiftlet: \(diagnosis)") }
-        if let path = arguments.reportPath { writeReport(machine.runReport(outcome: outcome), to: path) }
+        if let path = arguments.reportPath, let fd = reportFD {
+            if fd >= 0 { machine.runReport(outcome: outcome).write(toDescriptor: fd); close(fd) }
+            else { printError("swiftlet: cannot write the run report \(path): \(String(cString: strerror(reportError)))") }
+        }
         if arguments.deferTeardown { machine.deferTeardown() }
         return outcome.exitStatus
     }

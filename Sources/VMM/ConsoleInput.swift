@@ -34,6 +34,7 @@ public final class ConsoleInput: @unchecked Sendable {
         var t = pthread_t()
         if pthread_create(&t, nil, { raw in
             let me = Unmanaged<ConsoleInput>.fromOpaque(raw!).takeRetainedValue()
+            Confinement.enter(.consoleInput, name: "console-input")
             me.readLoop()
             return nil
         }, context.toOpaque()) == 0 {

@@ -99,6 +99,7 @@ final class GDBServer: @unchecked Sendable {
             let server = Unmanaged<GDBServer>.fromOpaque(raw!).takeRetainedValue()
             // The vCPU kick signal is for vCPU threads; the stop signals are for the run loop.
             _ = ckvm_thread_signal_mask(kickSignal, 1)
+            Confinement.enter(.gdb, name: "gdb")
             server.serve()
             return nil
         }, context.toOpaque())

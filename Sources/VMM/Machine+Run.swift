@@ -18,6 +18,10 @@ let kickSignal = ckvm_sigrtmin(1)
 extension Machine {
     /// Runs the guest until it ends or `configuration.timeout` expires; returns how it ended.
     public func run() -> MachineOutcome {
+        // The machine is built: from here on the VMM handles what the guest gives it, so it gives up what
+        // it no longer needs before starting any thread (each thread inherits no capabilities and installs
+        // its own seccomp allowlist as it starts; this thread installs its own below, after the last start).
+        if configuration.confine, let failure = Confinement.prepareProcess() { return .vmmFailure(failure) }
         _ = ckvm_install_kick_handler(kickSignal)
         var pipeFDs: [Int32] = [-1, -1]
         guard pipe(&pipeFDs) == 0 else { return .vmmFailure("cannot create a pipe: \(String(cString: strerror(errno)))") }
@@ -60,6 +64,7 @@ extension Machine {
                 let context = Unmanaged<VCPUThreadContext>.fromOpaque(raw!).takeRetainedValue()
                 // The kick must get through even if whoever started us blocked real-time signals.
                 _ = ckvm_thread_signal_mask(kickSignal, 0)
+                Confinement.enter(.vcpu, name: "vcpu\(context.vcpu.id)")
                 context.machine.vcpuLoop(context.vcpu)
                 // A vCPU that leaves its loop ends the run (normally it leaves because the run ended).
                 context.machine.finish(.halted(vcpu: context.vcpu.id))
@@ -78,6 +83,7 @@ extension Machine {
         vcpuThreads.withLock { $0 = threads }
         wakeFD.store(doneFD, ordering: .releasing)
         var markerSnapshotTaken = false
+        Confinement.enter(.main, name: "swiftlet")
         let deadline = configuration.timeout.map { Self.deadline(after: $0, from: ckvm_monotonic_ns()) }
         if threads.isEmpty { finish(.vmmFailure("no vCPU could be started")) }
         // Periodic kicks: for RIP sampling, and on kvm_pvm to get pending interrupts delivered (see tickInterval()).

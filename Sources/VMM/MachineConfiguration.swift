@@ -132,6 +132,13 @@ public struct MachineConfiguration: Sendable {
     public var snapshotPath: String? = nil
     /// `--control-socket PATH`: a Unix socket taking one-line commands (pause, resume, snapshot PATH, ...).
     public var controlSocket: String? = nil
+    /// Confine the VMM once the machine is built: no_new_privs, no capabilities, a seccomp allowlist per
+    /// thread (Confinement.swift). On for `swiftlet boot` (BootArguments, BootCommand) unless --no-confine;
+    /// off for a Machine run in code, whose process (a test runner) must not lose its capabilities.
+    public var confine = false
+    /// `--jail`: run the VMM as PID 1 of new PID, mount, network, IPC and UTS namespaces, pivoted into an
+    /// empty tmpfs once the machine is built, as an unprivileged uid (BootRunner, CLinux confine.c).
+    public var jail = false
 
     public init() {}
 

@@ -42,6 +42,8 @@ public struct MachineExplanation: Sendable {
     public var commandLine: CommandLineExplanation
     /// The recipe's own notes (`swiftlet boot -v`): what each step put where.
     public var recipe: [String]
+    /// Each thread the run would start, with the seccomp allowlist it confines itself to (Confinement.swift).
+    public var confinement: [ThreadAllowlist]
 
     public struct MemorySlot: Sendable, Equatable {
         public var slot: Int
@@ -127,6 +129,7 @@ extension MachineExplanation {
         backend = machine.backend
         memorySlots = machine.memory.regions.enumerated().map { MemorySlot(slot: $0.offset, range: $0.element.range) }
         recipe = machine.bootNotes
+        confinement = machine.threadAllowlists
         guard let vcpu = machine.vcpus.first else { throw .invalidOption("the machine has no vCPU to explain") }
         do {
             entry = EntryState(registers: try vcpu.registers(), special: try vcpu.specialRegisters(), format: format, bootMode: bootMode)

@@ -21,6 +21,7 @@
 //   exit_status                                   the status `swiftlet boot` exits with
 import Glibc
 import JSON
+import Seccomp
 import GuestMemory
 import KVM
 
@@ -50,6 +51,9 @@ public struct RunReport: Sendable {
     public var text: String { RunReportFormat.json(entries).formatted() }
 
     /// Writes the report to `path` (created or truncated, mode 0644). Returns the errno text on failure.
+    /// Writes the report to an open file (one opened before the VMM confined itself).
+    public func write(toDescriptor fd: Int32) { ConsoleOutput.writeAll(fd, Array(text.utf8)) }
+
     public func write(to path: String) -> String? {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { return String(cString: strerror(errno)) }
@@ -81,6 +85,12 @@ extension Machine {
         if let restored = restoredFrom {
             report.add("restored_from", restored.path)
             report.add("restore_ns", String(restored.nanoseconds))
+        }
+        // Each confined thread's filter, measured: the calls it lets through and the ioctl requests it allows.
+        let running = Set(threadAllowlists.map(\.kind))
+        for (kind, program) in (Confinement.programs ?? [:]).sorted(by: { $0.key.rawValue < $1.key.rawValue }) where running.contains(kind) {
+            let bpf = BPFInterpreter(program: program)
+            report.add("seccomp_thread", "\(kind.rawValue) \(bpf.reachableCalls().joined(separator: ",")) \(bpf.allowedValues(of: "ioctl", argument: 1).count)")
         }
         for m in milestones.withLock({ $0 }) { report.add("milestone", "\(m.nanoseconds) \(m.name)") }
         for m in markers.withLock({ $0 }) { report.add("marker", "\(m.code) \(m.nanoseconds)") }

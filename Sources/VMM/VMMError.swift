@@ -22,6 +22,8 @@ public enum ExitStatus {
     public static let guestCrashed: Int32 = 6
     /// The guest was still running when --timeout expired.
     public static let timeout: Int32 = 8
+    /// A VMM thread made a system call outside its seccomp allowlist (128 + SIGSYS; Confinement.swift).
+    public static let seccompViolation: Int32 = 159
 
     /// The process exit status for a guest that wrote `value` to the debug-exit port. Tests compare
     /// against this rather than a literal, so that the convention has one definition.

@@ -61,6 +61,7 @@ final class VirtioDeviceThread: @unchecked Sendable {
         var t = pthread_t()
         let result = pthread_create(&t, nil, { raw in
             let me = Unmanaged<VirtioDeviceThread>.fromOpaque(raw!).takeRetainedValue()
+            Confinement.enter(.virtio, name: "virtio")
             me.loop()
             return nil
         }, context.toOpaque())

@@ -74,6 +74,9 @@ struct ContainerRunCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Bind a host file or directory into the container, read-only unless :rw (repeatable).", valueName: "HOST:PATH[:ro|rw]"))
     var bind: [String] = []
 
+    @Option(help: ArgumentHelp("How container ids map to the host's: identity (the default as root: container root owns host-root files, so the rootfs works as is), subuid (your ranges in /etc/subuid and /etc/subgid: container root is an unprivileged host uid), or HOSTID:SIZE. See docs/05-containers.md.", valueName: "identity|subuid|HOSTID:SIZE"))
+    var userns: String?
+
     @Argument(parsing: .captureForPassthrough, help: ArgumentHelp("The command and its arguments, after --.", valueName: "COMMAND"))
     var command: [String] = []
 
@@ -97,6 +100,7 @@ struct ContainerRunCommand: ParsableCommand {
         options.user = user
         options.upper = upper
         do {
+            options.userns = userns
             options.binds = try bind.map { (text: String) throws(ContainerError) in try RunOptions.parseBind(text) }
         } catch {
             ContainerCLI.printError(error.description)

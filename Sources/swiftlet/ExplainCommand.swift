@@ -193,6 +193,12 @@ enum ExplainText {
             section("The recipe's notes (swiftlet boot -v)")
             for note in e.recipe { line("  \(note)") }
         }
+        section(e.confinement.isEmpty ? "Confinement" : "Confinement once the guest runs (swiftlet boot without --no-confine): no capabilities, no_new_privs, one seccomp allowlist per thread; any other call is reported and ends the VMM (status 159)")
+        for t in e.confinement {
+            line("  \(t.threads.joined(separator: ", ")) (\(t.kind.rawValue)): \(t.kind.role)")
+            line("    \(t.calls.count) system calls, \(t.instructions) BPF instructions: \(t.calls.joined(separator: " "))")
+            if !t.ioctls.isEmpty { line("    ioctl only with: \(t.ioctls.joined(separator: " "))") }
+        }
         return out
     }
 

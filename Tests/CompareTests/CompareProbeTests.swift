@@ -99,6 +99,11 @@ struct CompareProbeTests {
         #expect(exits.contains("VM exits") && exits.contains("IO ×"), "\(exits)")
         let calls = document.value("syscalls_or_exits", "container") ?? document.cell("syscalls_or_exits", "container")?["unavailable"]?.string ?? ""
         if ChildProcess.which("strace") != nil { #expect(calls.contains("host system calls"), "\(calls)") }
+        // Both sides' seccomp surfaces are measured from the installed programs: the confined VMM allows a
+        // small fraction of what a container's default profile does.
+        let containerSurface = document.cell("host_kernel_surface", "container")?["number"]?.number ?? 0
+        let vmSurface = document.cell("host_kernel_surface", "vm")?["number"]?.number ?? 0
+        #expect(containerSurface > 200 && vmSurface > 10 && vmSurface * 4 < containerSurface, "\(containerSurface) vs \(vmSurface)")
     }
 
     @Test(.enabled(if: Prerequisite.available(ChildProcess.which("chromium") != nil || ChildProcess.which("chromium-browser") != nil),

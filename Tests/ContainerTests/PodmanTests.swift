@@ -3,8 +3,8 @@
 // (no registry). Each test has its own podman storage (--root, --runroot, --tmpdir in a temporary
 // directory), so nothing leaks into the host's podman. Flags every run needs on this kind of host:
 // --network none (no CNI/netavark setup in the sandbox), --ulimit nofile/nproc (podman's defaults exceed
-// the sandbox's hard limits) and --security-opt seccomp=unconfined (a linux.seccomp profile is refused
-// until the runtime can turn it into BPF), --cgroup-manager cgroupfs (no systemd).
+// the sandbox's hard limits), --cgroup-manager cgroupfs (no systemd). podman's own default seccomp profile
+// arrives as config.json's linux.seccomp and is compiled and installed by the runtime (Sources/Seccomp).
 @testable import Container
 import Testing
 import TestSupport
@@ -20,7 +20,7 @@ final class PodmanFixture {
 
     let directory: TemporaryDirectory
     var runtime: String { directory.path + "/swiftlet-runtime" }
-    static let runFlags = "--network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 --security-opt seccomp=unconfined"
+    static let runFlags = "--network none --ulimit nofile=1024:1024 --ulimit nproc=1024:1024"
 
     /// podman --runtime .../swiftlet-vm: the same bundles in a microVM booted from guest/linux/out.
     var vmRuntime: String { directory.path + "/swiftlet-vm" }

@@ -219,10 +219,50 @@ uint64_t sl_monotonic_ns(void);
 uint64_t *sl_shared_timings(size_t count);
 void sl_free_shared_timings(uint64_t *timings, size_t count);
 
-/* The syscall number of `name` on this architecture, or -1 when it does not exist here. */
+/* System call ABIs a filter on an x86_64 kernel meets (syscall_table.h has a number for each). */
+enum { SL_ABI_X86_64 = 0, SL_ABI_I386 = 1, SL_ABI_X32 = 2 };
+/* The syscall number of `name` in `abi` (x32 numbers include __X32_SYSCALL_BIT), or -1 when absent there. */
+long sl_syscall_number_in(const char *name, int abi);
+/* The syscall number of `name` on this architecture (x86_64), or -1 when it does not exist here. */
 long sl_syscall_number(const char *name);
+/* The name of call `number` in `abi`, or NULL. */
+const char *sl_syscall_name_in(long number, int abi);
+/* The table's size, and its names in order (NULL past the end). */
+size_t sl_syscall_count(void);
+const char *sl_syscall_name_at(size_t index);
+long sl_syscall_number_at(size_t index, int abi);
 /* AUDIT_ARCH_* of this build, for the seccomp filter's architecture check. */
 uint32_t sl_audit_arch(void);
+
+/*
+ * Self-confinement (confine.c): what a process does to itself before it handles untrusted input.
+ * Each returns 0 or -errno.
+ */
+/* prctl(PR_SET_NO_NEW_PRIVS, 1): execve can never gain privileges again (inherited by new threads). */
+int sl_set_no_new_privs(void);
+/* Empties the bounding set (PR_CAPBSET_DROP for 0...cap_last_cap) and then the permitted, effective and
+ * inheritable sets and the ambient set, for the calling thread (threads it creates later inherit that). */
+int sl_drop_all_capabilities(void);
+/* The calling thread's effective capability mask (capget), or 0 with errno set. */
+uint64_t sl_effective_capabilities(void);
+/* seccomp(SECCOMP_SET_MODE_FILTER) for the calling thread only (no TSYNC). */
+int sl_seccomp_install(const struct sock_filter *filter, unsigned short length);
+/* Installs (once per process) a SIGSYS handler that reports a SECCOMP_RET_TRAP in one line naming the
+ * thread and the call: "<prefix>: thread <name> made system call <n> (<name>), outside its seccomp
+ * allowlist; stopping" on stderr, then exit_group(159) (128 + SIGSYS). `thread_name` (copied, at most 31
+ * bytes) names the calling thread in that line. */
+int sl_seccomp_report_traps(const char *prefix, const char *thread_name);
+/* syscall(number, a0, a1, a2): the result or -errno (Swift cannot call the variadic syscall). */
+long sl_raw_syscall(long number, long a0, long a1, long a2);
+/* prctl(PR_SET_NAME): the calling thread's name (at most 15 bytes kept), as ps, /proc and strace show it. */
+int sl_set_thread_name(const char *name);
+/* The jail (confine.c): sl_jail_fork puts the caller's child in new PID, mount, network, IPC and UTS
+ * namespaces; the parent gets the child's final status (>= 0), the child -1, an error -errno - 1000.
+ * sl_jail_enter pivots into an empty tmpfs at `directory` and becomes uid/gid. 0 or -errno. */
+int sl_jail_fork(void);
+int sl_jail_enter(const char *directory, uint32_t uid, uint32_t gid);
+/* The status the SIGSYS reporter exits with. */
+#define SL_SECCOMP_TRAP_STATUS 159
 
 /* statfs(2)'s f_type for `path` (the filesystem's magic number), or -errno. */
 long sl_filesystem_type(const char *path);
