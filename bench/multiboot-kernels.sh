@@ -7,7 +7,7 @@
 # kvm-unit-tests reads QEMU's fw_cfg for the CPU count and memory size unless module 0 (QEMU's -initrd) holds
 # an environment that overrides them: NR_CPUS, MEMSIZE (MiB) and TEST_DEVICE=0 (QEMU's other test ports are absent); Swiftlet
 # passes the same file as --initrd, its multiboot module 0. A test exits through isa-debug-exit at 0xf4, so
-# status 1 is a pass on all three ((0 << 1) | 1). QEMU gets -device pc-testdev, as kvm-unit-tests' own x86/run gives it;
+# status 1 is a pass on all three ((0 << 1) | 1; Swiftlet runs with --qemu-exit-status for that). QEMU gets -device pc-testdev, as kvm-unit-tests' own x86/run gives it;
 # Swiftlet's PC has its interrupt lines (ports 0x2000-0x2017, Sources/Devices/IRQTestDevice.swift).
 # Build first: (cd DIR && ./configure --arch=x86_64 && make x86/smptest.flat x86/ioapic.flat x86/apic.flat ...).
 set -uo pipefail
@@ -36,7 +36,7 @@ run() {   # run TEST NAME CMD...
 for t in "${tests[@]}"; do
     k=$dir/x86/$t.flat
     [ -f "$k" ] || { echo "$k: not built" >&2; continue; }
-    run "$t" "swiftlet (pc)" "$swiftlet" boot --kernel "$k" --cpus "$cpus" --memory 64M --initrd "$env" --timeout 300
+    run "$t" "swiftlet (pc)" "$swiftlet" boot --kernel "$k" --cpus "$cpus" --memory 64M --initrd "$env" --timeout 300 --qemu-exit-status
     run "$t" "qemu -M microvm" qemu-system-x86_64 -M microvm,x-option-roms=off,rtc=off -accel kvm -m 64M -smp "$cpus" \
         -nodefaults -no-user-config -nographic -no-reboot -display none -monitor none -serial stdio \
         -device isa-debug-exit,iobase=0xf4,iosize=4 -device pc-testdev -kernel "$k" -initrd "$env"
