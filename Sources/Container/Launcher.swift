@@ -158,9 +158,12 @@ public enum Launcher {
             }
         }
 
-        let overlay = try spec.overlay.map { (kind) throws(ContainerError) in try RootOverlay(kind, lower: rootfs) }
-        cleanup.overlay = overlay
         let userNamespace = spec.namespaces.contains(.user)
+        let overlayOwner = userNamespace ? IDMapping.hostID(for: 0, in: spec.uidMappings).flatMap { uid in
+            IDMapping.hostID(for: 0, in: spec.gidMappings).map { (uid: uid, gid: $0) }
+        } : nil
+        let overlay = try spec.overlay.map { (kind) throws(ContainerError) in try RootOverlay(kind, lower: rootfs, owner: overlayOwner) }
+        cleanup.overlay = overlay
         let plan = ChildPlan(.init(spec: spec, rootfs: overlay?.merged ?? rootfs, mounts: mounts, seccomp: seccomp,
                                    terminal: spec.process.terminal, startFD: options.startFD ?? -1,
                                    preserveFDs: options.preserveFDs,

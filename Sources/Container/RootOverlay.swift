@@ -4,7 +4,9 @@
 // container layer away); `--upper DIR` keeps it in DIR/upper. The overlay itself is mounted by the child in
 // its own mount namespace (container_child.c, "rootfs"), so it disappears with the container; this type
 // owns the directories: upper, work (overlayfs's scratch space, on the upper's filesystem) and the empty
-// mount point.
+// mount point. In a user namespace the overlay is mounted by the container's root, which is some other host
+// user (`--userns`): the directories then belong to that user, or it could neither reach the mount point nor
+// copy files up into the upper layer.
 
 #if canImport(Glibc)
 import Glibc
@@ -25,7 +27,8 @@ final class RootOverlay {
     /// measured 15 to 20 ms of every run here; nobody reads those writes again.
     var options: String { "lowerdir=\(lower),upperdir=\(upper),workdir=\(work)" + (temporary ? ",volatile" : "") }
 
-    init(_ kind: ContainerSpec.Overlay, lower: String) throws(ContainerError) {
+    /// `owner`: the host uid and gid of the container's root when a user namespace maps it elsewhere.
+    init(_ kind: ContainerSpec.Overlay, lower: String, owner: (uid: UInt32, gid: UInt32)? = nil) throws(ContainerError) {
         self.lower = lower
         switch kind {
         case .temporary:
@@ -58,6 +61,13 @@ final class RootOverlay {
             let saved = errno
             remove()
             throw ContainerError(step: "overlay", "cannot create \(path)", errno: .init(rawValue: saved))
+        }
+        guard let owner else { return }
+        for path in (temporary ? [base] : []) + [upper, work, merged] where chown(path, owner.uid, owner.gid) != 0 {
+            let saved = errno
+            remove()
+            throw ContainerError(step: "overlay", "cannot give \(path) to the user namespace's root (host uid \(owner.uid))",
+                                 errno: .init(rawValue: saved))
         }
     }
 

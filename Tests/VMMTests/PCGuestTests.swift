@@ -23,13 +23,27 @@ func bootPC(_ guest: String, cpus: Int = 1, machine: MachineModel = .pc, timeout
     let console = ConsoleOutput(fd: -1, capture: true)
     let built = try Machine.build(c, console: console)
     if let onLine {
-        // Lines arrive while the UART holds its lock (its output callback): act from another thread.
+        // Lines arrive while the UART holds its lock (its output callback): act from another thread, a thread
+        // of its own: a Task could wait for a cooperative thread while every one of them runs a blocking boot.
         nonisolated(unsafe) let m = built
-        console.observeLines { line in Task.detached { onLine(line, m) } }
+        console.observeLines { line in runOnNewThread { onLine(line, m) } }
     }
     let outcome = built.run()
     if case let .file(path) = c.kernel { _ = unlink(path) }
     return (outcome, String(decoding: console.captured, as: UTF8.self), built)
+}
+
+/// Runs `body` on a detached POSIX thread.
+func runOnNewThread(_ body: @escaping @Sendable () -> Void) {
+    final class Box: @unchecked Sendable { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
+    var thread = pthread_t()
+    let context = Unmanaged.passRetained(Box(body)).toOpaque()
+    let made = pthread_create(&thread, nil, { raw in
+        let box = Unmanaged<Box>.fromOpaque(raw!).takeRetainedValue()
+        box.body()
+        return nil
+    }, context)
+    if made == 0 { pthread_detach(thread) } else { Unmanaged<Box>.fromOpaque(context).release(); body() }
 }
 
 @Suite(.enabled(if: KVMRequirement.available, Comment(rawValue: KVMRequirement.reason)))
