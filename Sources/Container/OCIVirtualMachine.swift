@@ -9,8 +9,9 @@
 //   resources.cpu quota/period the VM's vCPUs, rounded up
 //   the container's process    the VMM process: its pid is the container's, its exit status the command's
 //                              (the guest's init reports it through the debug-exit port)
-//   kill                       a signal to the VMM: SIGTERM, SIGINT, SIGHUP shut the VM down (status 128+N),
-//                              SIGKILL ends it at once; the command dies with its VM
+//   kill                       a signal to the VMM, which boots with --forward-signals: SIGTERM, SIGINT, SIGHUP,
+//                              SIGQUIT, SIGUSR1, SIGUSR2 go on to the command in the guest (init polls the
+//                              lab ports' signal mailbox); SIGKILL ends the VMM and the command with it
 // The kernel and initramfs: $SWIFTLET_VM_KERNEL and $SWIFTLET_VM_INITRD, else guest/linux/out/bzImage and
 // initramfs.cpio of the checkout the binary was built in (.build/<configuration>/swiftlet).
 // A terminal (podman -t): a pty, the master to --console-socket, the slave the VMM's stdio (its interactive
@@ -35,10 +36,7 @@ enum OCIVirtualMachine {
                        consoleSocket: String?, warn: (String) -> Void) throws(ContainerError) -> OCIState {
         let executable = selfExecutable()
         let (kernel, initrd) = try guestFiles(executable: executable)
-        let arguments = ["swiftlet", "oci-vm-boot", "--start-fd", "3", "--rootfs", spec.rootPath, "--base-initrd", initrd,
-                         "--initrd-out", directory + "/initrd.cpio", "boot", "--kernel", kernel, "--initrd", directory + "/initrd.cpio",
-                         "--memory", "\(memoryMiB(spec))M", "--cpus", String(cpus(spec)), "--cmdline", "quiet", "--"]
-            + guestCommand(spec.process)
+        let arguments = vmmArguments(spec: spec, kernel: kernel, initrd: initrd, directory: directory)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
@@ -67,6 +65,15 @@ enum OCIVirtualMachine {
         var state = OCIState(id: id, pid: pid, startTime: startTime, bundle: bundle, rootfs: spec.rootPath, created: OCIState.timestamp())
         state.mode = "vm"
         return state
+    }
+
+    /// The VMM's command line: `oci-vm-boot` waits for `start`, then boots the bundle's command with
+    /// --forward-signals, so that `kill` reaches the command in the guest rather than stopping the VM.
+    static func vmmArguments(spec: ContainerSpec, kernel: String, initrd: String, directory: String) -> [String] {
+        ["swiftlet", "oci-vm-boot", "--start-fd", "3", "--rootfs", spec.rootPath, "--base-initrd", initrd,
+         "--initrd-out", directory + "/initrd.cpio", "boot", "--kernel", kernel, "--initrd", directory + "/initrd.cpio",
+         "--memory", "\(memoryMiB(spec))M", "--cpus", String(cpus(spec)), "--cmdline", "quiet", "--forward-signals", "--"]
+            + guestCommand(spec.process)
     }
 
     /// A new pty: the master sent to `socket` (SCM_RIGHTS), the slave returned.

@@ -116,6 +116,7 @@ public struct BootArguments: Sendable {
         // be snapshotted (--snapshot, or the control socket's snapshot command) runs unconfined (docs/hardening.md).
         if configuration.snapshotPath != nil || configuration.controlSocket != nil { configuration.confine = false }
         configuration.jail = flag("--jail")
+        configuration.forwardSignals = flag("--forward-signals")
         if flag("--qemu-exit-status") { configuration.debugExitRule = .qemu }
         verbose = flag("--verbose")
         try Self.applyConsoleOptions(console: raw["--console"], virtioTransport: raw["--virtio-transport"],

@@ -69,9 +69,10 @@ final class PauseSignals {
     let pauseFD: Int32
     let resumeFD: Int32
 
-    init() {
-        pauseFD = ckvm_eventfd()
-        resumeFD = ckvm_eventfd()
+    /// `enabled` false (--forward-signals: SIGUSR1 and SIGUSR2 belong to the guest's command): no fds, no handlers.
+    init(enabled: Bool = true) {
+        pauseFD = enabled ? ckvm_eventfd() : -1
+        resumeFD = enabled ? ckvm_eventfd() : -1
         if pauseFD >= 0 { _ = ckvm_forward_signal_to_eventfd(SIGUSR1, pauseFD); _ = ckvm_thread_signal_mask(SIGUSR1, 0) }
         if resumeFD >= 0 { _ = ckvm_forward_signal_to_eventfd(SIGUSR2, resumeFD); _ = ckvm_thread_signal_mask(SIGUSR2, 0) }
     }

@@ -46,6 +46,9 @@ public enum BackendProfile {
     /// The parameter that turns on the minimal kernel's syscall-by-page-fault entry
     /// (guest/linux/patches/0001-x86-mm-run-syscalls-that-arrive-as-page-faults.patch).
     public static let pvmSyscallParameter = "swiftlet.pvm_syscall"
+    /// The kernel parameter that makes Swiftlet's init poll the signal mailbox (port 0x443) while its command
+    /// runs and send the command what it finds there (guest/linux/init.c; `--forward-signals`).
+    public static let signalsParameter = "swiftlet.signals"
 
     public static func parameters(for backend: Backend) -> [String] { backend == .pvm ? pvmParameters : [] }
 
@@ -144,6 +147,8 @@ extension Machine {
         // `--snapshot FILE`: Swiftlet's init stops before the command, marks the snapshot point and waits for
         // the command a restore types on the console (guest/linux/init.c, docs/10-snapshots.md).
         if configuration.snapshotPath != nil { parts.append(Self.snapshotParameter) }
+        // `--forward-signals`: init polls the lab ports' signal mailbox while the command runs.
+        if configuration.forwardSignals { parts.append(BackendProfile.signalsParameter) }
         if !configuration.commandLine.isEmpty { parts.append(configuration.commandLine) }
         return parts.joined(separator: " ")
     }

@@ -28,7 +28,9 @@ extension Machine {
         defer { close(pipeFDs[0]); close(pipeFDs[1]) }
         let doneFD = pipeFDs[1]
         // SIGTERM, SIGINT and SIGHUP end the run the orderly way, with status 128 + N (StopSignals.swift).
-        let stopSignals = StopSignals()
+        // With --forward-signals they (and SIGQUIT, SIGUSR1, SIGUSR2) go to the guest's command instead.
+        let forwardSignals = configuration.forwardSignals && format.isLinux
+        let stopSignals = StopSignals(forwarding: forwardSignals)
         defer { stopSignals.remove() }
 
         var input: ConsoleInput? = nil
@@ -52,7 +54,7 @@ extension Machine {
             do { control = try ControlSocket(path: path) } catch { return .vmmFailure("\(error)") }
         }
         defer { control?.close() }
-        let pauseSignals = PauseSignals()
+        let pauseSignals = PauseSignals(enabled: !forwardSignals)
         defer { pauseSignals.remove() }
 
         gdbStub?.start()
@@ -128,7 +130,11 @@ extension Machine {
                     var byte: UInt8 = 0
                     _ = read(pipeFDs[0], &byte, 1)
                 }
-                if fds[1].revents != 0, let signal = stopSignals.take() { finish(.stoppedBySignal(signal)); break }
+                if fds[1].revents != 0, let signal = stopSignals.take() {
+                    // Forwarded: init takes it from the mailbox within 0.1 s and sends it to the command.
+                    if forwardSignals, labPorts?.post(signal: signal) == true { continue }
+                    finish(.stoppedBySignal(signal)); break
+                }
                 if fds[2].revents != 0, ckvm_eventfd_drain(pauseSignals.pauseFD) > 0 { _ = pauseVCPUs() }
                 if fds[3].revents != 0, ckvm_eventfd_drain(pauseSignals.resumeFD) > 0 { resumeVCPUs() }
                 if let control {

@@ -82,6 +82,8 @@ public final class Machine: @unchecked Sendable {
     var gdbStub: GDBStub?
     /// The keyboard controller (its state is saved in snapshots).
     var i8042: I8042?
+    /// The lab ports: markers, parameters and the signal mailbox (`--forward-signals`).
+    var labPorts: LabPorts?
     /// The MC146818 RTC/CMOS of the PC machine (nil on `--machine bare`), kept for snapshots.
     var rtc: RTC?
     /// Pause and resume (PauseGate.swift); the vCPU threads, so a pause can kick them.
@@ -342,6 +344,7 @@ public final class Machine: @unchecked Sendable {
             self.markers.withLock { $0.append((code, now)) }
             if code == snapshotReadyMarker || (linux && code == Self.linuxSnapshotMarker) { self.snapshotMarkerSeen() }
         }
+        labPorts = lab
         do {
             try portBus.insert(serial, name: "COM1 (8250 UART)", base: 0x3F8, length: 8)
             try portBus.insert(debugExit, name: "debug-exit", base: DebugExit.defaultPort, length: 4)

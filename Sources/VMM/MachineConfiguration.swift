@@ -136,6 +136,11 @@ public struct MachineConfiguration: Sendable {
     /// thread (Confinement.swift). On for `swiftlet boot` (BootArguments, BootCommand) unless --no-confine;
     /// off for a Machine run in code, whose process (a test runner) must not lose its capabilities.
     public var confine = false
+    /// `--forward-signals`: SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1 and SIGUSR2 go to the guest's command
+    /// (the lab ports' signal mailbox, which the minimal Linux's init polls: kernel parameter
+    /// `swiftlet.signals`) instead of stopping the VM; a second one while the first waits stops it as usual.
+    /// `swiftlet-vm` boots with it, so that `kill` reaches the container's process.
+    public var forwardSignals = false
     /// `--jail`: run the VMM as PID 1 of new PID, mount, network, IPC and UTS namespaces, pivoted into an
     /// empty tmpfs once the machine is built, as an unprivileged uid (BootRunner, CLinux confine.c).
     public var jail = false

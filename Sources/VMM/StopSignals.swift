@@ -5,7 +5,8 @@
 // A C handler (ckvm_forward_signal_to_eventfd) turns each signal into a write to the eventfd, which the run
 // loop polls next to its wake-up pipe; no signal masks are needed beyond unblocking the three in the
 // thread that starts the others. A signal the VMM was started with ignored stays ignored (nohup's SIGHUP,
-// SIGINT in a shell's background job), as the shell that arranged it expects.
+// SIGINT in a shell's background job), as the shell that arranged it expects. With --forward-signals the same
+// eventfd also carries SIGQUIT, SIGUSR1 and SIGUSR2, and the run loop hands each to the guest's command.
 import CKVM
 import Glibc
 
@@ -15,9 +16,9 @@ final class StopSignals {
     let fd: Int32
     private let signals: [Int32]
 
-    init() {
+    init(forwarding: Bool = false) {
         fd = ckvm_eventfd()
-        signals = fd >= 0 ? [SIGTERM, SIGINT, SIGHUP].filter { ckvm_signal_is_ignored($0) == 0 } : []
+        signals = fd >= 0 ? ([SIGTERM, SIGINT, SIGHUP] + (forwarding ? [SIGQUIT, SIGUSR1, SIGUSR2] : [])).filter { ckvm_signal_is_ignored($0) == 0 } : []
         for signal in signals {
             // The handler first: a stop signal already pending (blocked by whoever started us) then arrives
             // as an orderly stop, not as the default action.

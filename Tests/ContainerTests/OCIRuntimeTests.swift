@@ -78,7 +78,7 @@ struct OCIRuntimePartsTests {
         #expect(timeout?.description.contains("did not finish within 1 s") == true)
     }
 
-    @Test func aBundleBecomesAMicroVMsCommandAndSize() {
+    @Test func aBundleBecomesAMicroVMsCommandAndSize() throws {
         var spec = ContainerSpec.standard(rootPath: "/r", args: ["echo", "a b"])
         spec.process.env = ["PATH=/bin", "X=1"]
         spec.process.cwd = "/tmp"
@@ -89,6 +89,10 @@ struct OCIRuntimePartsTests {
         #expect(OCIVirtualMachine.guestCommand(spec.process).starts(with: mounts + ["nsenter", "-S", "1000", "-G", "100", "env"]),
                 "the mounts as root, then the user switch")
         #expect(OCIVirtualMachine.memoryMiB(spec) == 128)
+        let vmm = OCIVirtualMachine.vmmArguments(spec: spec, kernel: "/k", initrd: "/i", directory: "/d")
+        let separator = try #require(vmm.firstIndex(of: "--"))
+        #expect(vmm[..<separator].contains("--forward-signals"), "kill reaches the command in the guest: \(vmm)")
+        #expect(Array(vmm[(separator + 1)...]) == OCIVirtualMachine.guestCommand(spec.process))
         spec.resources.memoryBytes = 32 << 20
         #expect(OCIVirtualMachine.memoryMiB(spec) == 64, "no less than the minimal kernel needs")
         spec.resources.memoryBytes = 300 << 20

@@ -170,4 +170,17 @@ final class Recorder: BusDevice, @unchecked Sendable {
         lab.write(offset: 0, size: 4, value: 2)
         #expect(markers.withLock { $0 } == [2])
     }
+
+    @Test func theSignalMailboxHoldsOneSignalUntilTheGuestReadsIt() {
+        let lab = LabPorts(parameters: []) { _ in }
+        #expect(lab.read(offset: LabPorts.signalMailboxOffset, size: 1) == 0, "empty")
+        #expect(lab.post(signal: 15))
+        #expect(!lab.post(signal: 2), "a second signal while the first waits is refused (the VMM then stops the VM)")
+        #expect(lab.register(at: 3, size: 1, isWrite: false)?.name == "SIGNAL")
+        #expect(lab.read(offset: LabPorts.signalMailboxOffset, size: 1) == 15)
+        #expect(lab.read(offset: LabPorts.signalMailboxOffset, size: 1) == 0, "reading took it")
+        #expect(!lab.post(signal: 0) && !lab.post(signal: 65), "not signals")
+        #expect(lab.waitingSignal == 0)
+        #expect(lab.post(signal: 10) && lab.waitingSignal == 10)
+    }
 }

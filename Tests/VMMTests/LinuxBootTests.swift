@@ -313,3 +313,25 @@ struct DebianKernelTests {
         #expect(r.status == 0, "the command's status: \(r.stderr)")
     }
 }
+
+extension LinuxBootTests {
+    /// `--forward-signals` (what swiftlet-vm boots with, so that `kill` reaches the container's process): a
+    /// SIGTERM to the VMM lands in the lab ports' signal mailbox, init takes it and sends it to the command,
+    /// whose own trap runs and picks the status; the VM is not stopped under it. One boot for the whole path.
+    @Test func aForwardedSIGTERMReachesTheCommandsOwnTrap() throws {
+        try LinuxBootLock.serialize {
+            let child = try #require(Spawned.start(ProcessRunner.swiftletPath, [
+                "boot", "--kernel", LinuxArtefacts.bzImage, "--initrd", LinuxArtefacts.initramfs, "--memory", "64M",
+                "--timeout", "300", "--forward-signals", "--",
+                "sh", "-c", "trap 'echo the command caught TERM; exit 3' TERM; echo ready for a signal; while :; do :; done",
+            ]))
+            #expect(child.awaitOutput("ready for a signal", timeout: 280), "\(child.stdoutSoFar().suffix(2000)) \(child.stderrSoFar())")
+            kill(child.pid, SIGTERM)
+            let r = child.wait()
+            #expect(r.stdout.contains("the command caught TERM"), "\(r.stdout.suffix(2000))")
+            #expect(r.stdout.contains("swiftlet-init: exit status 3"), "\(r.stdout.suffix(2000))")
+            #expect(r.status == 3, "the command's own status, not 143 for a stopped VM: \(r.stderr)")
+            #expect(!r.stderr.contains("stopped by SIGTERM"), "\(r.stderr)")
+        }
+    }
+}

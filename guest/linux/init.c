@@ -34,6 +34,10 @@
  * there. A restore of that snapshot (`swiftlet restore FILE -- COMMAND`) types the command on the console as
  * "N:" and N bytes of NUL-ended words; the child reads it, puts the terminal back and runs it (no words: a
  * shell). So everything up to here is paid once, at snapshot time.
+ * Signals (the kernel command line has swiftlet.signals: `swiftlet boot --forward-signals`, which swiftlet-vm
+ * uses): while the command runs, init looks every 100 ms at the VMM's signal mailbox (lab port 0x443, a read
+ * takes what is there) and sends the command the signal it finds: how `swiftlet-vm kill` reaches a process in
+ * the VM. A poll is three system calls; without the parameter init just blocks in waitpid.
  * Ports are written through /dev/port (the file offset is the port number); kernels without /dev/port
  * (Debian's: DEVPORT off) reach the same two lab devices through their MMIO twins, which Swiftlet maps at
  * 0x3ffff000 (marker) and 0x3ffff010 (debug-exit) when RAM ends below them, through /dev/mem.
@@ -138,6 +142,15 @@ static void outb(unsigned port, unsigned char value)
 		munmap((void *)page, 4096);
 	}
 	close(fd);
+}
+
+/* The signal the VMM left in its mailbox (lab port 0x443; reading takes it), 0 when none. */
+static int take_signal(int port_fd)
+{
+	unsigned char value = 0;
+	if (lseek(port_fd, 0x443, SEEK_SET) != 0x443 || read(port_fd, &value, 1) != 1)
+		return 0;
+	return value;
 }
 
 static int online_cpus(void)
@@ -390,9 +403,18 @@ int main(int argc, char **argv)
 		say("cannot fork", "", "");
 		status = 126;
 	}
+	int mailbox = child > 0 && find(cmdline, "swiftlet.signals") ? open("/dev/port", O_RDONLY, 0) : -1;
 	while (child > 0) {
 		int wstatus = 0;
-		pid_t pid = waitpid(-1, &wstatus, 0);
+		pid_t pid = waitpid(-1, &wstatus, mailbox >= 0 ? WNOHANG : 0);
+		if (pid == 0) {
+			int signal = take_signal(mailbox);
+			if (signal)
+				kill(child, signal);
+			else
+				usleep(100000);
+			continue;
+		}
 		if (pid < 0 && errno == EINTR)
 			continue;
 		if (pid < 0)
