@@ -138,3 +138,32 @@ struct PodmanTests {
         #expect(lines.contains { $0.hasPrefix("shells=") && $0 != "shells=0" }, "ps found the shell: /proc is mounted in the container: \(r.stdout)")
     }
 }
+
+extension PodmanTests {
+    /// `podman stop` on a swiftlet-vm container: its SIGTERM reaches the command's own trap inside the
+    /// guest (the VMM's --forward-signals and init's signal mailbox), whose status podman then reports.
+    @Test(.enabled(if: PodmanFixture.vmAvailable, "needs /dev/kvm and guest/linux/out (guest/linux/build.sh) besides podman"))
+    func stopReachesTheCommandInsideTheMicroVM() throws {
+        let podman = try PodmanFixture()
+        let kernel = PodmanFixture.kernelFiles
+        let vm = "SWIFTLET_VM_KERNEL=\(kernel[0]) SWIFTLET_VM_INITRD=\(kernel[1]) \(podman.base) --runtime \(podman.vmRuntime)"
+        try LinuxBootLock.serialize {
+            let started = podman.run("\(vm) run -d --name vmbox \(flags) \(image) sh -c 'trap \"echo caught TERM in the VM; exit 5\" TERM; echo trap-set; while :; do :; done'",
+                                     raw: true)
+            try #require(started.status == 0, "\(started.stderr)")
+            var logs = ""
+            // (A SIGTERM sent before the command set its trap would, rightly, end it with 143.)
+            for _ in 0..<600 where !logs.contains("trap-set") {
+                logs = podman.run("logs vmbox").stdout
+                if !logs.contains("trap-set") { usleep(500_000) }
+            }
+            try #require(logs.contains("trap-set"), "the command started in the VM: \(logs)")
+            let stop = podman.run("\(vm) stop -t 60 vmbox", raw: true)
+            #expect(stop.status == 0, "\(stop.stderr)")
+            #expect(!stop.stderr.contains("resorting to SIGKILL"), "SIGTERM reached the trap: \(stop.stderr)")
+            #expect(podman.run("logs vmbox").stdout.contains("caught TERM in the VM"))
+            #expect(podman.run("inspect --format '{{.State.ExitCode}}' vmbox").stdout == "5\n", "the trap's status, not 143")
+            #expect(podman.run("\(vm) rm vmbox", raw: true).status == 0)
+        }
+    }
+}
