@@ -372,7 +372,8 @@ extension Machine {
     /// what the instruction would do. Vector 2 (NMI), or an event already in flight, is not finished.
     func finishSoftwareInterrupt(_ vcpu: VCPU, _ regs: Registers, vector: UInt8) throws(KVMError) -> String? {
         let sregs = try vcpu.specialRegisters()
-        guard sregs.cr0 & 1 == 1, sregs.cs.selector & 3 == 0, vector != 2 else { return nil }
+        let virtual8086: UInt64 = 1 << 17 // RFLAGS.VM: CS holds a real-mode segment there, not a selector with an RPL
+        guard sregs.cr0 & 1 == 1, regs.rflags & virtual8086 == 0, sregs.cs.selector & 3 == 0, vector != 2 else { return nil }
         var events = try vcpu.events()
         guard events.exception.injected == 0, events.exception.pending == 0, events.interrupt.injected == 0 else { return nil }
         var regs = regs
