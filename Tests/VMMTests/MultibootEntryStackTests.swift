@@ -73,8 +73,11 @@ struct MultibootEntryStackTests {
             0x0B, 0x8D, 0x41, 0x02, 0xE7, 0xF4, 0x83, 0xC1, 0x28, 0x83, 0x04, 0x24,
             0x02, 0xCF, 0xFF, 0x07, 0x00, 0x00, 0x02, 0x00,
         ]
-        let (outcome, _) = try bootFile(SyntheticELF.multiboot(code: code))
+        let (outcome, machine) = try bootFile(SyntheticELF.multiboot(code: code))
         #expect(outcome == .debugExit(value: 42, status: ExitStatus.guestExit(42)), "\(outcome)")
+        if machine.backend == .pvm {
+            #expect(machine.finishedInstructions.withLock { $0["iret"] } == 1)
+        }
     }
 
     @Test func aRingZeroIntNReachesItsGateAndComesBack() throws {
@@ -90,7 +93,10 @@ struct MultibootEntryStackTests {
             0x40, 0x8D, 0x41, 0x02, 0xE7, 0xF4, 0x83, 0xC1, 0x28, 0xCF, 0xFF, 0x07,
             0x00, 0x00, 0x02, 0x00,
         ]
-        let (outcome, _) = try bootFile(SyntheticELF.multiboot(code: code))
+        let (outcome, machine) = try bootFile(SyntheticELF.multiboot(code: code))
         #expect(outcome == .debugExit(value: 42, status: ExitStatus.guestExit(42)), "\(outcome)")
+        if machine.backend == .pvm {
+            #expect(machine.finishedInstructions.withLock { $0 } == ["int 0x40": 1, "iret": 1])
+        }
     }
 }
