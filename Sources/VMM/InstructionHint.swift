@@ -22,6 +22,7 @@ public enum InstructionHint {
         case (0xCC, _, _): return "int3"
         case (0xCD, let n?, _): return "int 0x\(hex(n, width: 2))"
         case (0xF4, _, _): return "hlt"
+        case (0xCF, _, _): return "iret"
         case (0xFA, _, _): return "cli"
         case (0xFB, _, _): return "sti"
         case (0x0F, 0x0B, _): return "ud2"

@@ -281,7 +281,8 @@ extension Machine {
     // MARK: Finishing instructions for KVM's emulator
 
     /// On an emulation failure, finishes the few instructions that are safe to complete in the VMM:
-    /// `int3` (advance RIP, inject #BP), `clac`/`stac` (flip RFLAGS.AC, advance RIP) and `fwait` (SDM
+    /// `int3` (advance RIP, inject #BP), `int n` in ring 0 (advance RIP, deliver vector n), a 32-bit
+    /// protected-mode `iret` to the same privilege level (ProtectedModeIRET), `clac`/`stac` (flip RFLAGS.AC, advance RIP) and `fwait` (SDM
     /// vol. 2A "WAIT/FWAIT": #NM if CR0.MP and CR0.TS are both set, #MF if an unmasked x87 exception is
     /// pending (FSW.ES), else nothing: advance RIP; only that last case is finished here). Returns the
     /// mnemonic when it did, nil when the failure must stop the VM.
@@ -314,6 +315,8 @@ extension Machine {
                 try vcpu.setRegisters(regs)
                 return "fwait"
             }
+            if bytes[0] == 0xCF { return try finishProtectedModeIRET(vcpu, regs) }
+            if bytes[0] == 0xCD, bytes.count >= 2 { return try finishSoftwareInterrupt(vcpu, regs, vector: bytes[1]) }
             if bytes.count >= 3, bytes[0] == 0x0F, bytes[1] == 0x01, bytes[2] == 0xCA || bytes[2] == 0xCB {
                 let stac = bytes[2] == 0xCB
                 regs.rflags = stac ? regs.rflags | ac : regs.rflags & ~ac
@@ -323,5 +326,75 @@ extension Machine {
             }
         } catch { return nil }
         return nil
+    }
+
+    /// Finishes `iret` in 32-bit protected mode (paging on or off) when ProtectedModeIRET accepts it: reads
+    /// the frame at SS:ESP and the CS descriptor through the vCPU's own translation, loads EIP, CS, EFLAGS
+    /// and ESP, and ends NMI blocking as IRET does. Returns "iret", or nil to let the failure stop the VM.
+    func finishProtectedModeIRET(_ vcpu: VCPU, _ regs: Registers) throws(KVMError) -> String? {
+        var sregs = try vcpu.specialRegisters()
+        let longMode: UInt64 = 1 << 10
+        guard sregs.cr0 & 1 == 1, sregs.efer & longMode == 0 else { return nil }
+        func linearDword(_ linear: UInt64) -> UInt32? {
+            guard let physical = try? vcpu.translate(linear) ?? nil else { return nil }
+            return try? memory.read(UInt32.self, at: GuestAddress(physical))
+        }
+        let before = ProtectedModeIRET.Before(cpl: UInt8(sregs.cs.selector & 3), eflags: UInt32(truncatingIfNeeded: regs.rflags),
+                                              esp: UInt32(truncatingIfNeeded: regs.rsp), codeIs32Bit: sregs.cs.db == 1)
+        let stackBase = UInt32(truncatingIfNeeded: sregs.ss.base)
+        let ldt = sregs.ldt
+        let after = ProtectedModeIRET.returnState(before, stack: { offset in
+            linearDword(UInt64(stackBase &+ before.esp &+ offset))
+        }, descriptor: { selector in
+            let inLDT = selector & 4 != 0
+            let (base, limit) = inLDT ? (ldt.base, UInt64(ldt.limit)) : (sregs.gdt.base, UInt64(sregs.gdt.limit))
+            let offset = UInt64(selector & ~7)
+            guard offset + 7 <= limit, !(inLDT && ldt.unusable == 1),
+                  let low = linearDword(base &+ offset), let high = linearDword(base &+ offset &+ 4) else { return nil }
+            return SegmentDescriptor(encoded: UInt64(high) << 32 | UInt64(low))
+        })
+        guard let after else { return nil }
+        sregs.cs = Self.segment(after.csDescriptor, selector: after.cs)
+        try vcpu.setSpecialRegisters(sregs)
+        var regs = regs
+        regs.rip = UInt64(after.eip)
+        regs.rflags = UInt64(after.eflags)
+        regs.rsp = UInt64(after.esp)
+        try vcpu.setRegisters(regs)
+        var events = try vcpu.events()
+        if events.nmi.masked != 0 {
+            events.nmi.masked = 0
+            try vcpu.setEvents(events)
+        }
+        return "iret"
+    }
+
+    /// Finishes `int n` (CD ib) executed in ring 0 (the only place KVM's emulator meets it here: user mode
+    /// runs natively), outside real mode: RIP moves past the two bytes, then vector n is delivered through the
+    /// guest's IDT. Vectors below 32 go in as an exception without an error code (INT n pushes none; #BP is
+    /// the int3 case above), the others as an interrupt KVM delivers at the next entry, IF regardless. At
+    /// CPL 0 the gate's DPL check of INT n (SDM Vol. 3A §6.12.1.1) always passes, so both deliveries are
+    /// what the instruction would do. Vector 2 (NMI), or an event already in flight, is not finished.
+    func finishSoftwareInterrupt(_ vcpu: VCPU, _ regs: Registers, vector: UInt8) throws(KVMError) -> String? {
+        let sregs = try vcpu.specialRegisters()
+        let virtual8086: UInt64 = 1 << 17 // RFLAGS.VM: CS holds a real-mode segment there, not a selector with an RPL
+        guard sregs.cr0 & 1 == 1, regs.rflags & virtual8086 == 0, sregs.cs.selector & 3 == 0, vector != 2 else { return nil }
+        var events = try vcpu.events()
+        guard events.exception.injected == 0, events.exception.pending == 0, events.interrupt.injected == 0 else { return nil }
+        var regs = regs
+        regs.rip &+= 2 // wrapping: a guest RIP at the top of the address space must not trap the VMM
+        try vcpu.setRegisters(regs)
+        if vector < 32 {
+            events.exception.injected = 1
+            events.exception.nr = vector
+            events.exception.has_error_code = 0
+            events.exception.pending = 0
+        } else {
+            events.interrupt.injected = 1
+            events.interrupt.nr = vector
+            events.interrupt.soft = 0
+        }
+        try vcpu.setEvents(events)
+        return "int 0x\(hex(vector, width: 2))"
     }
 }

@@ -394,7 +394,7 @@ public final class Machine: @unchecked Sendable {
             note("vCPU 0: \(entry.summary)")
             if configuration.cpus > 1 { note("vCPUs 1-\(configuration.cpus - 1): waiting for INIT/SIPI from the kernel (in-kernel LAPIC)") }
         } else if configuration.bootMode == .direct {
-            note("vCPU 0: 32-bit protected mode, paging off, EIP=0x\(hex(entryPoint)), EAX=0x\(hex(multibootMagic)), EBX=0x\(hex(multibootInfoAddress)) (\(multiboot2 ? "Multiboot2 §3.3" : "Multiboot §3.2"))")
+            note("vCPU 0: 32-bit protected mode, paging off, EIP=0x\(hex(entryPoint)), EAX=0x\(hex(multibootMagic)), EBX=0x\(hex(multibootInfoAddress)), ESP=0x\(hex(X86Layout.multibootStackTop.rawValue)) (\(multiboot2 ? "Multiboot2 §3.3" : "Multiboot §3.2"))")
         } else {
             note("vCPU 0: reset state, real mode, CS:IP = f000:fff0 (physical 0xfffffff0, the firmware's reset vector)")
         }
@@ -420,6 +420,7 @@ public final class Machine: @unchecked Sendable {
         regs.rip = UInt64(entryPoint)
         regs.rax = UInt64(multibootMagic)
         regs.rbx = UInt64(multibootInfoAddress)
+        regs.rsp = X86Layout.multibootStackTop.rawValue // undefined by the spec; GRUB and QEMU leave a usable one
         regs.rflags = 0x2
         try vcpu.setRegisters(regs)
     }

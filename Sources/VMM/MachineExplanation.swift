@@ -290,7 +290,8 @@ extension MachineExplanation {
             case (.multiboot, .direct):
                 roles = [Role("EIP", r.rip, "the ELF entry point (e_entry)"),
                          Role("EAX", r.rax, "0x2badb002: the multiboot boot loader magic (Multiboot §3.2)"),
-                         Role("EBX", r.rbx, "the multiboot information structure")]
+                         Role("EBX", r.rbx, "the multiboot information structure"),
+                         Role("ESP", r.rsp, "a stack below the EBDA: Multiboot §3.2 leaves ESP undefined, GRUB and QEMU leave a usable one")]
             case (.multiboot, .firmware):
                 roles = [Role("CS:IP", (UInt64(s.cs.selector) << 16) | r.rip,
                           "f000:fff0 with CS base 0x\(hex(s.cs.base)): the first fetch is at 0x\(hex(s.cs.base &+ r.rip)), the reset vector in Swiftlet's firmware ROM")]

@@ -17,7 +17,8 @@
 //                                kernel unpacked on the host (UnpackedLinuxKernel.swift)
 //   [0x0000_9000, 0x0000_F000)   pageTables: PML4 0x9000, PDPT 0xA000, four PDs 0xB000-0xEFFF (2 MiB pages,
 //                                identity map of the first 4 GiB; see PageTables.swift)
-//   [0x0000_F000, 0x0009_FC00)   free conventional memory (e820 RAM; Linux reserves its first 64 KiB itself)
+//   [0x0000_F000, 0x0009_FC00)   free conventional memory (e820 RAM; Linux reserves its first 64 KiB itself);
+//                                a direct multiboot entry's ESP is multibootStackTop (0x9F000), below it
 //   [0x0009_FC00, 0x000A_0000)   extended BIOS data area: unused, e820 reserved
 //   [0x000A_0000, 0x000E_0000)   legacy VGA and option-ROM hole: e820 reserved
 //   [0x000E_0000, 0x000F_0000)   acpi: RSDP, XSDT, FADT, MADT, DSDT, each 16-byte aligned (BIOS area Linux scans
@@ -48,6 +49,12 @@ public enum X86Layout {
     /// setup_data entries (Documentation/arch/x86/boot.rst, "setup_data") for the 64-bit boot protocol.
     public static let setupData = GuestAddress(0x8000)
     public static let setupDataEnd = GuestAddress(0x9000)
+    /// ESP at a direct multiboot entry. Multiboot §3.2 leaves ESP undefined ("the OS image must create its own
+    /// stack"), but GRUB and QEMU's -kernel hand over with ESP in low memory and some kernels push before
+    /// they load their own (James Molloy's tutorial kernel pushes ESP and EBX first thing); with ESP 0 those
+    /// pushes land at 0xFFFFFFFC, no RAM. The top of free conventional memory, below the EBDA, is RAM the
+    /// memory map reports as available, as GRUB's stack is.
+    public static let multibootStackTop = GuestAddress(0x9_F000)
     /// Top of conventional memory (640 KiB): what `mem_lower` reports.
     public static let conventionalMemoryEnd = GuestAddress(0xA_0000)
     /// Where extended memory (and the kernel, for multiboot and Linux) starts.
