@@ -144,11 +144,13 @@ extension Machine {
         let machine = Machine(configuration: configuration, format: format, kvm: kvm, vm: vm, memory: memory, console: console, started: started)
         machine.kernelCommandLine = saved.commandLine
         try machine.setArchitectureAddresses()
+        // Memory slots first, as build() does: on a VM that already has an in-kernel irqchip,
+        // KVM_SET_USER_MEMORY_REGION waits for an SRCU grace period (7.5 ms of a 30 ms counter restore here).
+        try machine.registerMemorySlots()
         do {
             if saved.irqchip { try vm.createIRQChip() }
             if saved.pit { try vm.createPIT() }
         } catch { throw .kvm(error) }
-        try machine.registerMemorySlots()
         try machine.attachDevices()
         do {
             try machine.restoreState(file.contents)

@@ -97,6 +97,8 @@ public enum RestoreRunner {
         if let samples = machine.ripSampleReport() { printError(samples) }
         if let message = outcome.message { printError("swiftlet: \(message)") }
         if let path = arguments.reportPath { BootRunner.writeReport(machine.runReport(outcome: outcome), to: path) }
+        // As after a boot: the VM's destruction (RCU grace periods, 15 ms here) happens after we have exited.
+        machine.deferTeardown()
         return outcome.exitStatus
     }
 }
