@@ -9,7 +9,8 @@
 //   status           → ok running | ok paused
 //   stop             end the run (status 130, as Ctrl-A x)   → ok stopping
 //
-// Signals: SIGUSR1 pauses the VM, SIGUSR2 resumes it (each through its own eventfd, ckvm_forward_signal_to_eventfd).
+// Signals: SIGUSR1 pauses the VM, SIGUSR2 resumes it (each through its own eventfd, ckvm_forward_signal_to_eventfd);
+// with --snapshot FILE, SIGQUIT writes the snapshot now, as the guest's marker would, and stops the VM.
 import CKVM
 import Glibc
 
@@ -68,11 +69,15 @@ final class ControlSocket {
 final class PauseSignals {
     let pauseFD: Int32
     let resumeFD: Int32
+    /// With `--snapshot FILE`: SIGQUIT, "save the state and quit", takes the snapshot now (-1 otherwise).
+    let snapshotFD: Int32
 
     /// `enabled` false (--forward-signals: SIGUSR1 and SIGUSR2 belong to the guest's command): no fds, no handlers.
-    init(enabled: Bool = true) {
+    init(enabled: Bool = true, snapshotOnQuit: Bool = false) {
         pauseFD = enabled ? ckvm_eventfd() : -1
         resumeFD = enabled ? ckvm_eventfd() : -1
+        snapshotFD = snapshotOnQuit ? ckvm_eventfd() : -1
+        if snapshotFD >= 0 { _ = ckvm_forward_signal_to_eventfd(SIGQUIT, snapshotFD); _ = ckvm_thread_signal_mask(SIGQUIT, 0) }
         if pauseFD >= 0 { _ = ckvm_forward_signal_to_eventfd(SIGUSR1, pauseFD); _ = ckvm_thread_signal_mask(SIGUSR1, 0) }
         if resumeFD >= 0 { _ = ckvm_forward_signal_to_eventfd(SIGUSR2, resumeFD); _ = ckvm_thread_signal_mask(SIGUSR2, 0) }
     }
@@ -80,6 +85,7 @@ final class PauseSignals {
     func remove() {
         if pauseFD >= 0 { _ = ckvm_forward_signal_to_eventfd(SIGUSR1, -1); _ = ckvm_close(pauseFD) }
         if resumeFD >= 0 { _ = ckvm_forward_signal_to_eventfd(SIGUSR2, -1); _ = ckvm_close(resumeFD) }
+        if snapshotFD >= 0 { _ = ckvm_forward_signal_to_eventfd(SIGQUIT, -1); _ = ckvm_close(snapshotFD) }
     }
 }
 

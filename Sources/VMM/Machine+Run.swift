@@ -54,7 +54,7 @@ extension Machine {
             do { control = try ControlSocket(path: path) } catch { return .vmmFailure("\(error)") }
         }
         defer { control?.close() }
-        let pauseSignals = PauseSignals(enabled: !forwardSignals)
+        let pauseSignals = PauseSignals(enabled: !forwardSignals, snapshotOnQuit: configuration.snapshotPath != nil && !forwardSignals)
         defer { pauseSignals.remove() }
 
         gdbStub?.start()
@@ -122,8 +122,8 @@ extension Machine {
                 takeMarkerSnapshot()
                 continue
             }
-            // Slots: wake-up pipe, stop signals, pause and resume signals, then the control socket's fds.
-            var fds = ([pipeFDs[0], stopSignals.fd, pauseSignals.pauseFD, pauseSignals.resumeFD] + (control?.pollFDs ?? []))
+            // Slots: wake-up pipe, stop signals, pause, resume and snapshot signals, then the control socket's fds.
+            var fds = ([pipeFDs[0], stopSignals.fd, pauseSignals.pauseFD, pauseSignals.resumeFD, pauseSignals.snapshotFD] + (control?.pollFDs ?? []))
                 .map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
             if poll(&fds, nfds_t(fds.count), timeoutMs) > 0 {
                 if fds[0].revents != 0 {
@@ -137,9 +137,14 @@ extension Machine {
                 }
                 if fds[2].revents != 0, ckvm_eventfd_drain(pauseSignals.pauseFD) > 0 { _ = pauseVCPUs() }
                 if fds[3].revents != 0, ckvm_eventfd_drain(pauseSignals.resumeFD) > 0 { resumeVCPUs() }
+                if fds[4].revents != 0, ckvm_eventfd_drain(pauseSignals.snapshotFD) > 0, !markerSnapshotTaken {
+                    markerSnapshotTaken = true
+                    takeMarkerSnapshot()
+                    continue
+                }
                 if let control {
-                    if fds[4].revents != 0 { control.accept() }
-                    else if fds.count > 5, fds[5].revents != 0 {
+                    if fds[5].revents != 0 { control.accept() }
+                    else if fds.count > 6, fds[6].revents != 0 {
                         for line in control.readCommands() { control.reply(controlCommand(line)) }
                     }
                 }

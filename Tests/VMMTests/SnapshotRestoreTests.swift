@@ -207,4 +207,17 @@ struct SnapshotRestoreTests {
         #expect(restored.status == ExitStatus.timeout, "\(restored.stderr)")
         #expect(!restored.stdout.contains("looping forever"), "it was restored past its greeting: \(restored.stdout)")
     }
+
+    @Test func sigquitSnapshotsARunningVMWithSnapshotFile() throws {
+        defer { unlink(path) }
+        let child = try #require(Spawned.start(swiftlet, ["boot", "--guest", "loop", "--timeout", "60", "--snapshot", path]))
+        #expect(child.awaitOutput("looping forever", timeout: 60), "\(child.stderrSoFar())")
+        kill(child.pid, SIGQUIT)
+        let r = child.wait()
+        #expect(r.status == 0, "a snapshot taken on request is a run that ended well: \(r.stderr)")
+        #expect(r.stderr.contains("swiftlet: snapshot \(path): 1 vCPU"), "\(r.stderr)")
+        let restored = ProcessRunner.run(swiftlet, ["restore", path, "--timeout", "1"])
+        #expect(restored.status == ExitStatus.timeout, "the loop goes on from where SIGQUIT left it: \(restored.stderr)")
+        #expect(!restored.stdout.contains("looping forever"), "\(restored.stdout)")
+    }
 }
