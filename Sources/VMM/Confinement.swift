@@ -45,8 +45,9 @@ public enum Confinement {
     public static func allowlist(for kind: VMMThreadKind) -> (calls: [String], ioctls: [(name: String, request: UInt)]) {
         switch kind {
         case .main:
+            // KVM_IRQ_LINE: a restored Linux's command, typed on the 8250 by the run loop, raises IRQ 4.
             return (["poll", "ppoll", "close", "unlink", "rt_sigaction", "mincore", "getrusage", "sendto"],
-                    [("TCGETS", UInt(TCGETS)), ("TCSETS", UInt(TCSETS)), ("TIOCGWINSZ", UInt(TIOCGWINSZ))])
+                    [("TCGETS", UInt(TCGETS)), ("TCSETS", UInt(TCSETS)), ("TIOCGWINSZ", UInt(TIOCGWINSZ)), ("KVM_IRQ_LINE", CKVM_IRQ_LINE)])
         case .vcpu:
             return (["poll", "ppoll", "sendto"],
                     [("KVM_RUN", CKVM_RUN), ("KVM_GET_REGS", CKVM_GET_REGS), ("KVM_SET_REGS", CKVM_SET_REGS),

@@ -97,7 +97,7 @@ extension Machine {
     /// Rebuilds the machine saved in `path`, ready to run; throws (and creates no VM) when the file is refused.
     public static func restore(from path: String, expecting expected: RestoreExpectations = RestoreExpectations(),
                                timeout: Double? = nil, controlSocket: String? = nil, command: [String] = [],
-                               console: ConsoleOutput = ConsoleOutput()) throws(VMMError) -> Machine {
+                               confine: Bool = false, console: ConsoleOutput = ConsoleOutput()) throws(VMMError) -> Machine {
         let started = ckvm_monotonic_ns()
         let file = try SnapshotFileHandle(path: path)
         let saved = file.contents.machine
@@ -122,6 +122,8 @@ extension Machine {
         configuration.timeout = timeout
         configuration.controlSocket = controlSocket
         configuration.initArguments = command
+        // Confined as a boot is, unless the control socket may be asked to write a snapshot (a file).
+        configuration.confine = confine && controlSocket == nil
         let layout = X86Layout.ramLayout(size: saved.memorySize)
         let regions = file.contents.regions.sorted { $0.guestAddress < $1.guestAddress }
         guard layout.count == regions.count, zip(layout, regions).allSatisfy({ $0.base.rawValue == $1.guestAddress && $0.size == $1.length }) else {

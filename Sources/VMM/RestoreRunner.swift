@@ -79,7 +79,7 @@ public enum RestoreRunner {
         let machine: Machine
         do {
             machine = try Machine.restore(from: arguments.path, expecting: arguments.expected, timeout: arguments.timeout,
-                                          controlSocket: arguments.controlSocket, command: arguments.command)
+                                          controlSocket: arguments.controlSocket, command: arguments.command, confine: true)
         } catch {
             printError("swiftlet: \(error)")
             if let path = arguments.reportPath { BootRunner.writeReport(RunReport.buildFailure(error), to: path) }
