@@ -73,7 +73,7 @@ public struct CommandLineExplanation: Sendable {
         case "pci": return "pci=off: this machine has no PCI host bridge (no virtio-pci device), so the kernel need not probe for one"
         case "panic": return "panic=-1: reboot at once on a panic, so a crashed kernel ends the VM instead of waiting forever"
         case "virtio_mmio.device": return "announces a virtio-mmio device (SIZE@BASE:IRQ): no ACPI or device tree here (CONFIG_VIRTIO_MMIO_CMDLINE_DEVICES)"
-        case "swiftlet.snapshot": return "--snapshot: Swiftlet's init stops before the command, marks the snapshot point (lab marker 7) and waits for the command a restore types on the console"
+        case Machine.snapshotParameter: return "--snapshot: Swiftlet's init stops before the command, marks the snapshot point (lab marker 7) and waits for the command a restore types on the console"
         case BackendProfile.signalsParameter: return "--forward-signals: Swiftlet's init polls the signal mailbox (lab port 0x443) every 100 ms while the command runs and sends it what the VMM was sent"
         default: return "added by the VMM"
         }
